@@ -1,0 +1,47 @@
+//! The key-value store the security features keep their short-lived state in: counters for brute-force
+//! protection, denylisted token ids, rate-limit cells. Implemented by Redis (shared by every instance)
+//! and in-process (the embedded default and the fallback when Redis is down).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::gcra::{GcraDecision, Quota};
+
+/// A failure of the store itself, not of the request being checked.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("key-value store unavailable: {0}")]
+    Unavailable(String),
+    #[error("key-value store returned an unexpected reply: {0}")]
+    Protocol(String),
+}
+
+#[async_trait]
+pub trait KvStore: Send + Sync + 'static {
+    /// Adds one to the counter at `key` and returns the new value. The TTL starts when the counter is
+    /// created and is not extended by later increments, so a window of `ttl` is fixed.
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, KvError>;
+
+    /// Stores `value` at `key` for `ttl`, replacing what was there.
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), KvError>;
+
+    /// The value at `key` if it exists and has not expired.
+    async fn get(&self, key: &str) -> Result<Option<String>, KvError>;
+
+    async fn exists(&self, key: &str) -> Result<bool, KvError> {
+        Ok(self.get(key).await?.is_some())
+    }
+
+    /// Removes `key`; true if it existed.
+    async fn delete(&self, key: &str) -> Result<bool, KvError>;
+
+    /// One atomic rate-limit check of `cost` units against `quota` (see `crate::gcra`).
+    async fn gcra(&self, key: &str, quota: Quota, cost: u32) -> Result<GcraDecision, KvError>;
+
+    /// Checks that the store answers (readiness).
+    async fn ping(&self) -> Result<(), KvError>;
+
+    /// A short name for logs and readiness: `redis` or `memory`.
+    fn backend(&self) -> &'static str;
+}

@@ -1,0 +1,14 @@
+//! TradeSignal's hardening kit: the security logic that does not depend on HTTP, SQL or the product's
+//! domain. Adapters (Redis, databases, axum) live in other crates and plug in through the small traits
+//! defined here (`KvStore`, `Clock`).
+
+pub mod clock;
+pub mod gcra;
+pub mod keys;
+pub mod kv;
+pub mod random;
+pub mod redact;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use gcra::{GcraDecision, Quota};
+pub use kv::{KvError, KvStore};

@@ -1,0 +1,171 @@
+//! The Redis `KvStore`. One multiplexed `ConnectionManager` (it reconnects by itself) and one Lua script
+//! for the rate limiter, so a rate-limit decision is a single atomic round trip that uses Redis's own
+//! clock: instances with skewed clocks still share one exact quota. Every key is namespaced by a prefix.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use security::gcra::{GcraDecision, Quota};
+use security::{KvError, KvStore};
+
+use crate::url_redact::redact_url;
+
+/// GCRA over Redis: KEYS[1] the cell; ARGV: emission interval (µs), window (µs), cost.
+/// Returns {allowed (0/1), remaining, retry_after µs, reset_after µs}. Mirrors `security::gcra::decide`.
+const GCRA_LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval * cost
+local allow_at = new_tat - window
+if now < allow_at then
+  return {0, 0, allow_at - now, tat - now}
+end
+local ttl_ms = math.ceil((new_tat - now) / 1000)
+if ttl_ms < 1 then ttl_ms = 1 end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
+return {1, math.floor((window - (new_tat - now)) / interval), 0, new_tat - now}
+"#;
+
+/// Increment, and start the TTL only when the counter is new.
+const INCR_LUA: &str = r#"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"#;
+
+#[derive(Clone)]
+pub struct RedisKv {
+    conn: ConnectionManager,
+    prefix: String,
+    gcra: Script,
+    incr: Script,
+}
+
+fn unavailable(e: redis::RedisError) -> KvError {
+    KvError::Unavailable(e.to_string())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisKv {
+    /// Connects (with a bounded timeout) and checks the server answers. `prefix` namespaces every key.
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, KvError> {
+        let client = redis::Client::open(url).map_err(|e| {
+            KvError::Unavailable(format!("invalid Redis URL {}: {e}", redact_url(url)))
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| KvError::Unavailable(format!("Redis at {} did not answer", redact_url(url))))?
+        .map_err(|e| KvError::Unavailable(format!("Redis at {}: {e}", redact_url(url))))?;
+        let kv = Self {
+            conn,
+            prefix: prefix.to_string(),
+            gcra: Script::new(GCRA_LUA),
+            incr: Script::new(INCR_LUA),
+        };
+        kv.ping().await?;
+        Ok(kv)
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl KvStore for RedisKv {
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, KvError> {
+        let mut conn = self.conn.clone();
+        self.incr
+            .key(self.key(key))
+            .arg(millis(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), KvError> {
+        let mut conn = self.conn.clone();
+        let options = redis::SetOptions::default()
+            .with_expiration(redis::SetExpiry::PX(millis(ttl)));
+        conn.set_options::<_, _, ()>(self.key(key), value, options)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
+        let mut conn = self.conn.clone();
+        conn.get(self.key(key)).await.map_err(unavailable)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, KvError> {
+        let mut conn = self.conn.clone();
+        conn.exists(self.key(key)).await.map_err(unavailable)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, KvError> {
+        let mut conn = self.conn.clone();
+        let removed: u64 = conn.del(self.key(key)).await.map_err(unavailable)?;
+        Ok(removed > 0)
+    }
+
+    async fn gcra(&self, key: &str, quota: Quota, cost: u32) -> Result<GcraDecision, KvError> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<i64> = self
+            .gcra
+            .key(self.key(key))
+            .arg(quota.emission_interval_micros())
+            .arg(quota.period_micros())
+            .arg(cost)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let [allowed, remaining, retry_after, reset_after] = reply[..] else {
+            return Err(KvError::Protocol(format!(
+                "rate-limit script returned {} values",
+                reply.len()
+            )));
+        };
+        let non_negative = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(GcraDecision {
+            allowed: allowed == 1,
+            remaining: u32::try_from(non_negative(remaining)).unwrap_or(u32::MAX),
+            retry_after: Duration::from_micros(non_negative(retry_after)),
+            reset_after: Duration::from_micros(non_negative(reset_after)),
+        })
+    }
+
+    async fn ping(&self) -> Result<(), KvError> {
+        let mut conn = self.conn.clone();
+        let reply: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if reply == "PONG" {
+            Ok(())
+        } else {
+            Err(KvError::Protocol(format!("PING answered {reply:?}")))
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+}

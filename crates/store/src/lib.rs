@@ -1,0 +1,11 @@
+//! TradeSignal's adapters to the outside world: the SQL database (SQLite embedded, PostgreSQL in
+//! production) with its migrations and repositories, and the `KvStore` implementations (Redis and
+//! in-process).
+
+pub mod db;
+pub mod kv;
+pub mod ops;
+pub mod url_redact;
+
+pub use db::{Backend, Database, DbOptions, StoreError};
+pub use kv::{memory::MemoryKv, redis::RedisKv};

@@ -1,0 +1,45 @@
+//! Connection URLs carry passwords; this is the only form in which they are printed.
+
+/// The URL with any password replaced by `***`; unparseable input is hidden entirely.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() && url.set_password(Some("***")).is_err() {
+                return "[unprintable url]".to_string();
+            }
+            // Query parameters may hold passwords too (`?password=`, `sslpassword=`).
+            if url.query().is_some_and(|q| q.to_ascii_lowercase().contains("pass")) {
+                url.set_query(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "[unparseable url]".to_string(),
+    }
+}
+
+/// The host of a URL, if any.
+pub fn host_of(raw: &str) -> Option<String> {
+    url::Url::parse(raw)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_survive() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db.internal:5432/ts"),
+            "postgres://app:***@db.internal:5432/ts"
+        );
+        assert_eq!(
+            redact_url("rediss://:hunter2@cache:6380/0"),
+            "rediss://:***@cache:6380/0"
+        );
+        assert!(!redact_url("postgres://db/ts?password=hunter2").contains("hunter2"));
+        assert!(!redact_url("not a url hunter2").contains("hunter2"));
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

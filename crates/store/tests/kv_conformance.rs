@@ -1,0 +1,173 @@
+//! One behavioural suite for every `KvStore`: the in-process store always, Redis when
+//! `TRADESIGNAL_TEST_REDIS_URL` is set (CI sets it; a set but unreachable URL fails the test).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use security::{KvStore, ManualClock, Quota};
+use store::{MemoryKv, RedisKv};
+
+fn redis_url() -> Option<String> {
+    std::env::var("TRADESIGNAL_TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+async fn redis_store() -> Option<RedisKv> {
+    let url = redis_url()?;
+    let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4());
+    Some(
+        RedisKv::connect(&url, &prefix)
+            .await
+            .unwrap_or_else(|e| panic!("TRADESIGNAL_TEST_REDIS_URL is set but Redis is unusable: {e}")),
+    )
+}
+
+async fn counters_count_and_expire(kv: &dyn KvStore, wait: impl AsyncFn(Duration)) {
+    assert_eq!(kv.incr("c", Duration::from_millis(400)).await.ok(), Some(1));
+    assert_eq!(kv.incr("c", Duration::from_secs(60)).await.ok(), Some(2));
+    assert_eq!(kv.get("c").await.ok().flatten().as_deref(), Some("2"));
+    // The TTL is fixed at creation: the second increment's longer TTL must not extend it.
+    wait(Duration::from_millis(600)).await;
+    assert_eq!(kv.get("c").await.ok().flatten(), None);
+    assert_eq!(kv.incr("c", Duration::from_secs(60)).await.ok(), Some(1));
+}
+
+async fn values_set_exist_and_delete(kv: &dyn KvStore, wait: impl AsyncFn(Duration)) {
+    assert!(!kv.exists("v").await.expect("exists"));
+    kv.set("v", "one", Duration::from_millis(400)).await.expect("set");
+    assert!(kv.exists("v").await.expect("exists"));
+    kv.set("v", "two", Duration::from_millis(400)).await.expect("set");
+    assert_eq!(kv.get("v").await.expect("get").as_deref(), Some("two"));
+    assert!(kv.delete("v").await.expect("delete"));
+    assert!(!kv.delete("v").await.expect("delete"));
+    kv.set("w", "x", Duration::from_millis(300)).await.expect("set");
+    wait(Duration::from_millis(500)).await;
+    assert!(!kv.exists("w").await.expect("exists"));
+}
+
+async fn gcra_admits_exactly_the_burst(kv: &dyn KvStore) {
+    let quota = Quota::per_hour(10);
+    let mut admitted = 0;
+    let mut remaining = vec![];
+    for _ in 0..15 {
+        let d = kv.gcra("g", quota, 1).await.expect("gcra");
+        if d.allowed {
+            admitted += 1;
+            remaining.push(d.remaining);
+        } else {
+            assert!(d.retry_after > Duration::from_secs(300) && d.retry_after <= Duration::from_secs(360));
+        }
+    }
+    assert_eq!(admitted, 10);
+    assert_eq!(remaining, (0..10).rev().collect::<Vec<_>>());
+    // Another key is independent.
+    assert!(kv.gcra("other", quota, 1).await.expect("gcra").allowed);
+}
+
+async fn gcra_is_atomic_under_concurrency(kv: Arc<dyn KvStore>) {
+    let quota = Quota::per_hour(20);
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let kv = kv.clone();
+            tokio::spawn(async move { kv.gcra("race", quota, 1).await.expect("gcra").allowed })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        if t.await.expect("task") {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 20);
+}
+
+async fn counters_are_atomic_under_concurrency(kv: Arc<dyn KvStore>) {
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let kv = kv.clone();
+            tokio::spawn(async move { kv.incr("n", Duration::from_secs(60)).await.expect("incr") })
+        })
+        .collect();
+    let mut seen = vec![];
+    for t in tasks {
+        seen.push(t.await.expect("task"));
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=50).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn memory_store_conforms() {
+    let clock = ManualClock::new(1_700_000_000_000_000);
+    let kv = MemoryKv::with_clock(Arc::new(clock.clone()));
+    let advance = async |d: Duration| clock.advance(d);
+    counters_count_and_expire(&kv, advance).await;
+    values_set_exist_and_delete(&kv, advance).await;
+    gcra_admits_exactly_the_burst(&kv).await;
+    gcra_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
+    counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;
+    // Refill after the period.
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(kv.gcra("g", Quota::per_hour(10), 1).await.expect("gcra").remaining, 9);
+}
+
+#[tokio::test]
+async fn memory_store_forgets_expired_keys() {
+    let clock = ManualClock::new(1_000_000);
+    let kv = MemoryKv::with_clock(Arc::new(clock.clone()));
+    for i in 0..100 {
+        kv.set(&format!("k{i}"), "v", Duration::from_secs(1)).await.expect("set");
+    }
+    assert_eq!(kv.len(), 100);
+    clock.advance(Duration::from_secs(2));
+    assert!(kv.is_empty());
+}
+
+#[tokio::test]
+async fn redis_store_conforms() {
+    let Some(kv) = redis_store().await else {
+        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: Redis conformance not run");
+        return;
+    };
+    let sleep = async |d: Duration| tokio::time::sleep(d).await;
+    counters_count_and_expire(&kv, sleep).await;
+    values_set_exist_and_delete(&kv, sleep).await;
+    gcra_admits_exactly_the_burst(&kv).await;
+    gcra_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
+    counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;
+}
+
+#[tokio::test]
+async fn redis_gcra_matches_the_reference_arithmetic() {
+    let Some(kv) = redis_store().await else {
+        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: Redis GCRA check not run");
+        return;
+    };
+    // Same sequence, same answers as the pure function (times differ only by microseconds here).
+    let quota = Quota::per_minute(3);
+    let mut tat = None;
+    for _ in 0..5 {
+        let now = security::Clock::now_micros(&security::SystemClock);
+        let reference = security::gcra::decide(quota, tat, now, 1);
+        if reference.new_tat.is_some() {
+            tat = reference.new_tat;
+        }
+        let actual = kv.gcra("ref", quota, 1).await.expect("gcra");
+        assert_eq!(actual.allowed, reference.decision.allowed);
+        assert_eq!(actual.remaining, reference.decision.remaining);
+    }
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_one_clear_error() {
+    let started = std::time::Instant::now();
+    let err = RedisKv::connect("redis://:hunter2@127.0.0.1:1/", "x:")
+        .await
+        .err()
+        .expect("nothing listens on port 1");
+    let message = err.to_string();
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
