@@ -1,1 +1,29 @@
-fn main() {}
+//! The `tradesignal` binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use server::cli::{Cli, Command, ConfigAction, SecretsAction};
+use server::commands;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = commands::process_env();
+    let config_path = cli.config.as_deref();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Secrets {
+            action: SecretsAction::Generate,
+        } => commands::secrets_generate(),
+        Command::Config {
+            action: ConfigAction::Check,
+        } => commands::config_check(config_path, &env),
+        Command::Serve => match commands::load_valid(config_path, &env) {
+            Ok(settings) => commands::serve(settings),
+            Err(code) => code,
+        },
+        Command::Migrate => match commands::load_valid(config_path, &env) {
+            Ok(settings) => commands::migrate(settings),
+            Err(code) => code,
+        },
+    }
+}

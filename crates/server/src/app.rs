@@ -1,0 +1,229 @@
+//! Assembly: connecting to the database and key-value store, the router with its middleware stack, and
+//! serving. Layers run outermost first:
+//!
+//! request id → security headers (+ CSP nonce) → problem documents → panic catcher → trace → metrics →
+//! timeout → body limit → method guard → client IP / host / HTTPS redirect → CORS → routes.
+//!
+//! Security headers and problem normalisation sit outside the rest (DESIGN.md lists them later) so that
+//! responses produced by inner layers — 413 from the body limit, 503 from the timeout, 500 from a panic —
+//! carry the headers and the problem shape too.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use secrecy::ExposeSecret;
+use security::{KvError, KvStore};
+use store::{Database, DbOptions, MemoryKv, RedisKv, StoreError};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
+use tracing::Level;
+
+use crate::config::Settings;
+use crate::http::client::{self, EdgePolicy, ProxyTrust};
+use crate::http::headers::{self, HeaderPolicy};
+use crate::http::normalize::{self, ErrorPolicy};
+use crate::http::problem::ApiError;
+use crate::http::{methods, metrics, request_id};
+use crate::ops;
+use crate::openapi;
+use crate::state::AppState;
+
+/// Why the service could not start; each names the dependency and never a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] StoreError),
+    #[error("{0}")]
+    Redis(#[from] KvError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Connects to the configured database (applying migrations) and key-value store.
+pub async fn connect(settings: &Settings) -> Result<(Database, Arc<dyn KvStore>), StartupError> {
+    let db = Database::connect(settings.database_url.expose_secret(), &DbOptions::default()).await?;
+    db.migrate().await?;
+    let kv: Arc<dyn KvStore> = match &settings.redis_url {
+        Some(url) => Arc::new(RedisKv::connect(url.expose_secret(), &settings.redis_prefix).await?),
+        None => Arc::new(MemoryKv::new()),
+    };
+    Ok((db, kv))
+}
+
+fn allowed_hosts(settings: &Settings) -> Vec<String> {
+    let mut hosts = vec![];
+    if let Some(host) = settings.public_url.host_str() {
+        hosts.push(host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase());
+    }
+    if !settings.is_production() {
+        hosts.extend(["localhost", "127.0.0.1", "::1"].map(String::from));
+        hosts.push(settings.listen.ip().to_string());
+    }
+    hosts
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("non-string panic payload");
+    tracing::error!(panic = message, "handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal-error",
+        "An internal error occurred. Quote the request id when reporting it.",
+    )
+    .into_response()
+}
+
+fn cors(settings: &Settings) -> Option<CorsLayer> {
+    if settings.cors_origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = settings
+        .cors_origins
+        .iter()
+        .filter(|o| *o != "*")
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("x-csrf-token"),
+            ])
+            .expose_headers([
+                HeaderName::from_static("x-request-id"),
+                header::RETRY_AFTER,
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
+/// The application router with every layer.
+pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The application router with `extra` routes mounted under the same layers (tests mount probes such
+/// as a panicking or slow handler this way).
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
+    let settings = state.settings.clone();
+    let csp_reports = Router::new()
+        .route("/security/csp-report", post(ops::csp_report))
+        .layer(DefaultBodyLimit::max(ops::CSP_REPORT_BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(ops::CSP_REPORT_BODY_LIMIT));
+    let api = Router::new()
+        .route("/openapi.json", get(openapi::openapi_json))
+        .merge(csp_reports);
+    let mut router = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .nest("/api/v1", api)
+        .merge(extra)
+        .fallback(ops::not_found)
+        .with_state(state);
+    if let Some(cors) = cors(&settings) {
+        router = router.layer(cors);
+    }
+
+    let edge = Arc::new(EdgePolicy {
+        trust: ProxyTrust::new(settings.trusted_proxies.clone()),
+        production: settings.is_production(),
+        public_origin: settings.public_url.origin().ascii_serialization(),
+        allowed_hosts: allowed_hosts(&settings),
+    });
+    let header_policy = Arc::new(HeaderPolicy {
+        strict_transport: settings.is_production() && settings.public_is_https(),
+        report_uri: settings.public_link("/api/v1/security/csp-report"),
+    });
+    let error_policy = Arc::new(ErrorPolicy {
+        production: settings.is_production(),
+    });
+    let trace = TraceLayer::new_for_http()
+        .make_span_with(|request: &Request<_>| {
+            let id = request
+                .extensions()
+                .get::<request_id::RequestId>()
+                .map(|id| id.as_str().to_string())
+                .unwrap_or_default();
+            tracing::info_span!(
+                "request",
+                request_id = %id,
+                method = %request.method(),
+                path = %request.uri().path(),
+                client_ip = tracing::field::Empty,
+            )
+        })
+        .on_request(())
+        .on_response(
+            DefaultOnResponse::new()
+                .level(Level::INFO)
+                .latency_unit(LatencyUnit::Micros),
+        )
+        .on_failure(());
+
+    router
+        .layer(from_fn_with_state(edge, client::resolve))
+        .layer(from_fn(methods::refuse_unknown))
+        .layer(DefaultBodyLimit::max(settings.body_limit))
+        .layer(RequestBodyLimitLayer::new(settings.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .layer(from_fn(metrics::track))
+        .layer(trace)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn_with_state(error_policy, normalize::problems))
+        .layer(from_fn_with_state(header_policy, headers::apply))
+        .layer(from_fn(request_id::assign))
+}
+
+/// A router serving only `/metrics`, for `TRADESIGNAL_METRICS_LISTEN`.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(|axum::extract::State(state): axum::extract::State<AppState>| async move {
+            ops::render_metrics(&state)
+        }))
+        .with_state(state)
+}
+
+/// Binds `addr`, naming it in the error.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
+}
+
+/// Serves until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,46 @@
+//! The `tradesignal` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "tradesignal", version, about = "TradeSignal: insider-trading intelligence behind a hardened security platform")]
+pub struct Cli {
+    /// Configuration file (default: $TRADESIGNAL_CONFIG, else ./tradesignal.toml if present).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Work with secrets.
+    Secrets {
+        #[command(subcommand)]
+        action: SecretsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate the configuration for its environment and print it with secrets redacted.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsAction {
+    /// Print fresh values for every secret variable as NAME=value lines.
+    Generate,
+}

@@ -1,0 +1,201 @@
+//! What each subcommand does. Output for people goes to stdout/stderr as plain text; the server's own
+//! logs are JSON.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use security::{keys, random};
+
+use crate::app;
+use crate::config::{self, ConfigErrors, Settings};
+use crate::http::telemetry;
+use crate::state::AppState;
+
+/// The process environment as a map; variables that are not valid UTF-8 are skipped (none of ours can
+/// be).
+pub fn process_env() -> HashMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+fn load(config_path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, ConfigErrors> {
+    let file = config::config_file(config_path, env);
+    config::load(file.as_deref(), env)
+}
+
+/// Loads and validates; on failure prints every problem.
+pub fn load_valid(config_path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, ExitCode> {
+    let settings = load(config_path, env).map_err(|errors| {
+        eprintln!("tradesignal: refusing to start: {errors}");
+        ExitCode::from(2)
+    })?;
+    if let Err(errors) = settings.validate() {
+        eprintln!(
+            "tradesignal: refusing to start in {}: {errors}",
+            settings.environment.name()
+        );
+        return Err(ExitCode::from(2));
+    }
+    Ok(settings)
+}
+
+/// `config check`: the effective configuration, then every problem; non-zero if there are any.
+pub fn config_check(config_path: Option<&Path>, env: &HashMap<String, String>) -> ExitCode {
+    let settings = match load(config_path, env) {
+        Ok(settings) => settings,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(1);
+        }
+    };
+    println!("# effective configuration ({})", settings.environment.name());
+    for (name, value) in config::effective_report(&settings) {
+        println!("{name} = {value}");
+    }
+    match settings.validate() {
+        Ok(()) => {
+            println!("# ok: the configuration is valid for {}", settings.environment.name());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `secrets generate`: dotenv lines with fresh random values.
+pub fn secrets_generate() -> ExitCode {
+    let date = time::OffsetDateTime::now_utc().date();
+    let kid = format!(
+        "k{:04}{:02}{:02}-{}",
+        date.year(),
+        u8::from(date.month()),
+        date.day(),
+        &random::token(3)
+    );
+    println!("TRADESIGNAL_JWT_KEYS={}", keys::generate_ring_entry(&kid, 32));
+    println!("TRADESIGNAL_DATA_KEYS={}", keys::generate_ring_entry("v1", 32));
+    println!("TRADESIGNAL_METRICS_TOKEN={}", random::token(32));
+    ExitCode::SUCCESS
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("tradesignal: cannot start the async runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
+/// `migrate`.
+pub fn migrate(settings: Settings) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        match app::connect(&settings).await {
+            Ok((db, _)) => {
+                println!("migrations applied ({})", db.backend().name());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tradesignal: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// `serve`.
+pub fn serve(settings: Settings) -> ExitCode {
+    telemetry::init(&settings.log_filter);
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let settings = Arc::new(settings);
+        let (db, kv) = match app::connect(&settings).await {
+            Ok(connected) => connected,
+            Err(e) => {
+                eprintln!("tradesignal: cannot start: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let listener = match app::bind(settings.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("tradesignal: cannot start: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let state = AppState::new(settings.clone(), db.clone(), kv);
+        if let Some(addr) = settings.metrics_listen {
+            match app::bind(addr).await {
+                Ok(listener) => {
+                    let metrics = app::metrics_router(state.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = axum::serve(listener, metrics).await {
+                            tracing::error!(error = %e, "metrics listener stopped");
+                        }
+                    });
+                }
+                Err(e) => {
+                    eprintln!("tradesignal: cannot start: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(
+            environment = settings.environment.name(),
+            database = db.backend().name(),
+            kv = state.kv.backend(),
+            listen = %local,
+            "tradesignal started"
+        );
+        eprintln!(
+            "TradeSignal ({}) listening on http://{local} — public URL {}",
+            settings.environment.name(),
+            settings.public_url
+        );
+        let result = app::serve(listener, app::router(state), shutdown_signal()).await;
+        db.close().await;
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tradesignal: server error: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}

@@ -1,0 +1,166 @@
+//! Typed settings from `tradesignal.toml` and environment variables (the environment wins). Loading
+//! collects every problem instead of stopping at the first, so an operator fixes a configuration in one
+//! pass; `validate` adds the production rules.
+
+mod production;
+mod raw;
+mod report;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::SecretString;
+use security::keys::{self, KeyRing};
+
+pub use production::production_problems;
+pub use raw::{RawSettings, VARIABLES, Variable};
+pub use report::effective_report;
+
+/// Where the service runs; production turns on every strict rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+impl Environment {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        }
+    }
+}
+
+/// One thing wrong with the configuration, named by the variable an operator sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.variable, self.message)
+    }
+}
+
+/// Every problem found; shown together.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "the configuration has {} problem(s):", self.0.len())?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The effective, typed configuration.
+#[derive(Debug)]
+pub struct Settings {
+    pub environment: Environment,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub public_url: url::Url,
+    /// Whether `public_url` was set explicitly (production requires it).
+    pub public_url_configured: bool,
+    pub database_url: SecretString,
+    /// Whether `DATABASE_URL` was set (otherwise SQLite in the data directory).
+    pub database_configured: bool,
+    pub redis_url: Option<SecretString>,
+    pub redis_prefix: String,
+    pub jwt_keys: Option<KeyRing>,
+    pub data_keys: Option<KeyRing>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub cors_origins: Vec<String>,
+    pub smtp_url: Option<SecretString>,
+    pub metrics_token: Option<SecretString>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub request_timeout: Duration,
+    pub body_limit: usize,
+    pub log_filter: String,
+    /// Problems in secrets found while loading; reported by `validate` in production only, because
+    /// development runs with generated keys.
+    secret_problems: Vec<ConfigProblem>,
+}
+
+/// Reads variables from a map (the process environment in `main`, a fixture in tests).
+pub fn load(
+    file: Option<&Path>,
+    env: &HashMap<String, String>,
+) -> Result<Settings, ConfigErrors> {
+    let raw = RawSettings::from_sources(file, env).map_err(|p| ConfigErrors(vec![p]))?;
+    raw.resolve()
+}
+
+/// The configuration file to read: `--config`, else `TRADESIGNAL_CONFIG`, else `./tradesignal.toml`
+/// if it exists.
+pub fn config_file(explicit: Option<&Path>, env: &HashMap<String, String>) -> Option<PathBuf> {
+    if let Some(path) = explicit {
+        return Some(path.to_path_buf());
+    }
+    if let Some(path) = env.get("TRADESIGNAL_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    let default = PathBuf::from("tradesignal.toml");
+    default.exists().then_some(default)
+}
+
+impl Settings {
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    /// Every problem that forbids starting in this environment.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let problems = match self.environment {
+            Environment::Development => vec![],
+            Environment::Production => {
+                let mut p = self.secret_problems.clone();
+                p.extend(production_problems(self));
+                p
+            }
+        };
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(problems))
+        }
+    }
+
+    /// The public URL with a path appended (links in emails, redirects); never derived from a request.
+    pub fn public_link(&self, path_and_query: &str) -> String {
+        let base = self.public_url.as_str().trim_end_matches('/');
+        format!("{base}{path_and_query}")
+    }
+
+    /// Whether the public URL is https (cookies get `Secure` and the `__Host-` prefix, HSTS is sent).
+    pub fn public_is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// Settings for tests and tools: development defaults rooted at `data_dir`.
+    pub fn for_data_dir(data_dir: &Path) -> Result<Self, ConfigErrors> {
+        let mut env = HashMap::new();
+        env.insert(
+            "TRADESIGNAL_DATA_DIR".to_string(),
+            data_dir.display().to_string(),
+        );
+        load(None, &env)
+    }
+
+    /// Parses a ring the way loading does (used by tests that configure keys directly).
+    pub fn set_jwt_keys(&mut self, ring: &str) -> Result<(), Vec<String>> {
+        self.jwt_keys = Some(keys::parse_ring(ring, keys::JWT_RING)?);
+        Ok(())
+    }
+}

@@ -1,0 +1,134 @@
+//! The rules production adds: real infrastructure, TLS everywhere off loopback, strong secrets.
+
+use std::net::IpAddr;
+
+use secrecy::ExposeSecret;
+use store::url_redact::host_of;
+
+use super::{ConfigProblem, Settings};
+
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn query_value(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).ok().and_then(|u| {
+        u.query_pairs()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.to_ascii_lowercase())
+    })
+}
+
+/// Every reason the settings are not fit for production (secrets are checked while loading).
+pub fn production_problems(settings: &Settings) -> Vec<ConfigProblem> {
+    let mut problems = vec![];
+    let mut problem = |variable: &'static str, message: &str| {
+        problems.push(ConfigProblem {
+            variable,
+            message: message.to_string(),
+        });
+    };
+
+    if settings.jwt_keys.is_none() && !has_secret_problem(settings, "TRADESIGNAL_JWT_KEYS") {
+        problem(
+            "TRADESIGNAL_JWT_KEYS",
+            "is required in production (generate with `tradesignal secrets generate`)",
+        );
+    }
+    if settings.data_keys.is_none() && !has_secret_problem(settings, "TRADESIGNAL_DATA_KEYS") {
+        problem(
+            "TRADESIGNAL_DATA_KEYS",
+            "is required in production (generate with `tradesignal secrets generate`)",
+        );
+    }
+
+    let database = settings.database_url.expose_secret();
+    if !settings.database_configured || database.starts_with("sqlite:") {
+        problem(
+            "DATABASE_URL",
+            "production needs PostgreSQL (postgres://…), not the embedded SQLite database",
+        );
+    } else if let Some(host) = host_of(database)
+        && !is_loopback_host(&host)
+    {
+        let mode = query_value(database, "sslmode").unwrap_or_default();
+        if !matches!(mode.as_str(), "require" | "verify-ca" | "verify-full") {
+            problem(
+                "DATABASE_URL",
+                "connects to a non-loopback host without TLS: add sslmode=verify-full (or require)",
+            );
+        }
+    }
+
+    match &settings.redis_url {
+        None => problem(
+            "REDIS_URL",
+            "production needs Redis so that rate limits, lockouts and revocations hold across instances",
+        ),
+        Some(url) => {
+            let url = url.expose_secret();
+            if url.starts_with("redis://") && host_of(url).is_some_and(|h| !is_loopback_host(&h)) {
+                problem(
+                    "REDIS_URL",
+                    "connects to a non-loopback host without TLS: use rediss://",
+                );
+            }
+        }
+    }
+
+    if !settings.public_url_configured {
+        problem(
+            "TRADESIGNAL_PUBLIC_URL",
+            "is required in production (the https URL users reach)",
+        );
+    } else if settings.public_url.scheme() != "https" {
+        problem("TRADESIGNAL_PUBLIC_URL", "must be https in production");
+    }
+
+    for origin in &settings.cors_origins {
+        if origin == "*" {
+            problem(
+                "TRADESIGNAL_CORS_ORIGINS",
+                "`*` allows every site; list the allowed origins",
+            );
+        } else if origin.starts_with("http://") {
+            problem(
+                "TRADESIGNAL_CORS_ORIGINS",
+                "lists an http:// origin; only https origins are allowed in production",
+            );
+        }
+    }
+
+    match &settings.smtp_url {
+        None => problem(
+            "TRADESIGNAL_SMTP_URL",
+            "is required in production (verification, reset and security emails)",
+        ),
+        Some(url) => {
+            let url = url.expose_secret();
+            let tls = url.starts_with("smtps://")
+                || query_value(url, "tls").is_some_and(|v| v == "required");
+            if !tls && host_of(url).is_some_and(|h| !is_loopback_host(&h)) {
+                problem(
+                    "TRADESIGNAL_SMTP_URL",
+                    "sends mail to a non-loopback host without TLS: use smtps:// or ?tls=required",
+                );
+            }
+        }
+    }
+
+    if settings.metrics_listen.is_some_and(|a| !a.ip().is_loopback()) && settings.metrics_token.is_none() {
+        problem(
+            "TRADESIGNAL_METRICS_LISTEN",
+            "serves metrics without a token on a non-loopback address; bind it to loopback or a private interface behind a firewall and set TRADESIGNAL_METRICS_TOKEN",
+        );
+    }
+
+    problems
+}
+
+fn has_secret_problem(settings: &Settings, variable: &str) -> bool {
+    settings.secret_problems.iter().any(|p| p.variable == variable)
+}

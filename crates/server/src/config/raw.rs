@@ -1,0 +1,329 @@
+//! The configuration as written: every variable, its TOML key, default and meaning, read from the file
+//! and the environment, then resolved into typed `Settings`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use secrecy::SecretString;
+use security::keys;
+
+use super::{ConfigErrors, ConfigProblem, Environment, Settings};
+
+/// A configuration variable: environment name, default (as text) and meaning. `.env.example` and
+/// `config check` are checked against this list.
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    pub env: &'static str,
+    pub default: &'static str,
+    pub secret: bool,
+    pub meaning: &'static str,
+}
+
+impl Variable {
+    /// The key in `tradesignal.toml`: the variable name, lower-case, without `TRADESIGNAL_`.
+    pub fn toml_key(&self) -> String {
+        self.env
+            .trim_start_matches("TRADESIGNAL_")
+            .to_ascii_lowercase()
+    }
+}
+
+const fn var(env: &'static str, default: &'static str, secret: bool, meaning: &'static str) -> Variable {
+    Variable {
+        env,
+        default,
+        secret,
+        meaning,
+    }
+}
+
+pub const VARIABLES: &[Variable] = &[
+    var("TRADESIGNAL_ENV", "development", false, "development | production; production refuses unsafe settings"),
+    var("TRADESIGNAL_LISTEN", "127.0.0.1:8080", false, "address and port the HTTP server listens on"),
+    var("TRADESIGNAL_DATA_DIR", "./data", false, "directory for the SQLite database and the development mail outbox"),
+    var("TRADESIGNAL_PUBLIC_URL", "http://<listen address>", false, "the URL users reach the service at; links in emails and redirects are built from it (https in production)"),
+    var("DATABASE_URL", "sqlite://<data dir>/tradesignal.db", true, "postgres://… (production, with sslmode=require off loopback) or sqlite://…"),
+    var("REDIS_URL", "(in-process store)", true, "redis:// or rediss:// (TLS, required off loopback in production); shared state for rate limits, lockouts and revocation"),
+    var("TRADESIGNAL_REDIS_PREFIX", "ts:", false, "prefix of every Redis key, to share one Redis between deployments"),
+    var("TRADESIGNAL_JWT_KEYS", "(generated per run in development)", true, "JWT signing key ring `kid:base64,…` (first signs, all verify), each ≥256 random bits"),
+    var("TRADESIGNAL_DATA_KEYS", "(generated per run in development)", true, "field-encryption key ring `v2:base64,v1:base64` (first encrypts), each exactly 256 random bits"),
+    var("TRADESIGNAL_TRUSTED_PROXIES", "(none)", false, "comma-separated CIDRs whose X-Forwarded-For/-Proto are trusted"),
+    var("TRADESIGNAL_CORS_ORIGINS", "(none: same-origin only)", false, "comma-separated https origins allowed to call the API from a browser"),
+    var("TRADESIGNAL_SMTP_URL", "(development: files in <data dir>/outbox)", true, "smtps://user:pass@host:465 or smtp://host:587?tls=required (required in production)"),
+    var("TRADESIGNAL_METRICS_TOKEN", "(none: /metrics closed)", true, "bearer token that opens /metrics on the main listener (≥32 characters)"),
+    var("TRADESIGNAL_METRICS_LISTEN", "(none)", false, "separate address serving /metrics without a token (keep it private)"),
+    var("TRADESIGNAL_REQUEST_TIMEOUT_SECS", "30", false, "seconds before a request is abandoned with 503"),
+    var("TRADESIGNAL_BODY_LIMIT_BYTES", "1048576", false, "largest request body accepted (413 above)"),
+    var("TRADESIGNAL_LOG", "info", false, "log filter (tracing EnvFilter syntax), e.g. info,tradesignal=debug"),
+];
+
+/// The configuration as text, file values overridden by the environment.
+#[derive(Debug, Default)]
+pub struct RawSettings {
+    values: HashMap<&'static str, String>,
+}
+
+fn toml_value_to_string(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(toml_value_to_string)
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.join(",")),
+        _ => None,
+    }
+}
+
+impl RawSettings {
+    /// Reads the file (if any) then the environment. A missing explicit file or an unknown key is an
+    /// error: a typo must not silently fall back to a default.
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigProblem> {
+        let mut values = HashMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigProblem {
+                variable: "TRADESIGNAL_CONFIG",
+                message: format!("cannot read {}: {e}", path.display()),
+            })?;
+            let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigProblem {
+                variable: "TRADESIGNAL_CONFIG",
+                message: format!("{} is not valid TOML: {}", path.display(), e.message()),
+            })?;
+            for (key, value) in &table {
+                let Some(variable) = VARIABLES.iter().find(|v| v.toml_key() == *key) else {
+                    return Err(ConfigProblem {
+                        variable: "TRADESIGNAL_CONFIG",
+                        message: format!("{}: unknown key {key:?}", path.display()),
+                    });
+                };
+                let Some(text) = toml_value_to_string(value) else {
+                    return Err(ConfigProblem {
+                        variable: variable.env,
+                        message: format!("{}: {key} must be a string, number or list", path.display()),
+                    });
+                };
+                values.insert(variable.env, text);
+            }
+        }
+        for variable in VARIABLES {
+            if let Some(value) = env.get(variable.env) {
+                values.insert(variable.env, value.clone());
+            }
+        }
+        Ok(Self { values })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Types every value, collecting all problems.
+    pub fn resolve(&self) -> Result<Settings, ConfigErrors> {
+        let mut problems = vec![];
+        let mut problem = |variable: &'static str, message: String| {
+            problems.push(ConfigProblem { variable, message });
+        };
+
+        let environment = match self.get("TRADESIGNAL_ENV").unwrap_or("development") {
+            "development" | "dev" => Environment::Development,
+            "production" | "prod" => Environment::Production,
+            other => {
+                problem("TRADESIGNAL_ENV", format!("{other:?} is not development or production"));
+                Environment::Production
+            }
+        };
+
+        let listen_text = self.get("TRADESIGNAL_LISTEN").unwrap_or("127.0.0.1:8080");
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            problem("TRADESIGNAL_LISTEN", format!("{listen_text:?} is not an address:port"));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+
+        let data_dir = PathBuf::from(self.get("TRADESIGNAL_DATA_DIR").unwrap_or("./data"));
+
+        let public_url_configured = self.get("TRADESIGNAL_PUBLIC_URL").is_some();
+        let public_text = self
+            .get("TRADESIGNAL_PUBLIC_URL")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = match url::Url::parse(&public_text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+                    problem("TRADESIGNAL_PUBLIC_URL", "must not carry credentials, a query or a fragment".into());
+                }
+                url
+            }
+            _ => {
+                problem("TRADESIGNAL_PUBLIC_URL", format!("{public_text:?} is not an http(s) URL"));
+                fallback_url()
+            }
+        };
+
+        let database_configured = self.get("DATABASE_URL").is_some();
+        let database_url = match self.get("DATABASE_URL") {
+            Some(url) => {
+                if store::Backend::from_url(url).is_none() {
+                    problem("DATABASE_URL", "must start with postgres://, postgresql:// or sqlite:".into());
+                }
+                url.to_string()
+            }
+            None => store::db::sqlite_url_for(&data_dir.join("tradesignal.db")),
+        };
+
+        let redis_url = self.get("REDIS_URL").map(|url| {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                problem("REDIS_URL", "must start with redis:// or rediss://".into());
+            }
+            SecretString::from(url.to_string())
+        });
+        let redis_prefix = self.get("TRADESIGNAL_REDIS_PREFIX").unwrap_or("ts:").to_string();
+
+        let mut secret_problems = vec![];
+        let mut ring = |variable: &'static str, rules| {
+            let text = self.get(variable)?;
+            match keys::parse_ring(text, rules) {
+                Ok(ring) => Some(ring),
+                Err(messages) => {
+                    secret_problems.extend(messages.into_iter().map(|message| ConfigProblem { variable, message }));
+                    None
+                }
+            }
+        };
+        let jwt_keys = ring("TRADESIGNAL_JWT_KEYS", keys::JWT_RING);
+        let data_keys = ring("TRADESIGNAL_DATA_KEYS", keys::DATA_RING);
+
+        let trusted_proxies = list(self.get("TRADESIGNAL_TRUSTED_PROXIES"))
+            .filter_map(|entry| match parse_cidr(entry) {
+                Some(net) => Some(net),
+                None => {
+                    problem("TRADESIGNAL_TRUSTED_PROXIES", format!("{entry:?} is not an IP address or CIDR"));
+                    None
+                }
+            })
+            .collect();
+
+        let cors_origins = list(self.get("TRADESIGNAL_CORS_ORIGINS"))
+            .filter_map(|entry| match normalise_origin(entry) {
+                Some(origin) => Some(origin),
+                None => {
+                    problem("TRADESIGNAL_CORS_ORIGINS", format!("{entry:?} is not an origin (scheme://host[:port])"));
+                    None
+                }
+            })
+            .collect();
+
+        let smtp_url = self.get("TRADESIGNAL_SMTP_URL").map(|url| {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                problem("TRADESIGNAL_SMTP_URL", "must start with smtp:// or smtps://".into());
+            }
+            SecretString::from(url.to_string())
+        });
+
+        let metrics_token = self.get("TRADESIGNAL_METRICS_TOKEN").map(|token| {
+            if let Err(message) = keys::check_token_secret(token, 32) {
+                secret_problems.push(ConfigProblem { variable: "TRADESIGNAL_METRICS_TOKEN", message });
+            }
+            SecretString::from(token.to_string())
+        });
+
+        let metrics_listen = self.get("TRADESIGNAL_METRICS_LISTEN").and_then(|text| {
+            text.parse::<SocketAddr>()
+                .map_err(|_| problem("TRADESIGNAL_METRICS_LISTEN", format!("{text:?} is not an address:port")))
+                .ok()
+        });
+
+        let mut number = |variable: &'static str, default: u64, min: u64, max: u64| {
+            let Some(text) = self.get(variable) else {
+                return default;
+            };
+            match text.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => n,
+                _ => {
+                    problem(variable, format!("{text:?} is not a whole number from {min} to {max}"));
+                    default
+                }
+            }
+        };
+        let request_timeout = Duration::from_secs(number("TRADESIGNAL_REQUEST_TIMEOUT_SECS", 30, 1, 600));
+        let body_limit = usize::try_from(number("TRADESIGNAL_BODY_LIMIT_BYTES", 1 << 20, 1024, 64 << 20))
+            .unwrap_or(1 << 20);
+
+        let log_filter = self.get("TRADESIGNAL_LOG").unwrap_or("info").to_string();
+        if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
+            problem("TRADESIGNAL_LOG", format!("{log_filter:?} is not a valid log filter"));
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems));
+        }
+        Ok(Settings {
+            environment,
+            listen,
+            data_dir,
+            public_url,
+            public_url_configured,
+            database_url: SecretString::from(database_url),
+            database_configured,
+            redis_url,
+            redis_prefix,
+            jwt_keys,
+            data_keys,
+            trusted_proxies,
+            cors_origins,
+            smtp_url,
+            metrics_token,
+            metrics_listen,
+            request_timeout,
+            body_limit,
+            log_filter,
+            secret_problems,
+        })
+    }
+}
+
+fn fallback_url() -> url::Url {
+    url::Url::parse("http://127.0.0.1:8080").unwrap_or_else(|_| unreachable!("constant URL parses"))
+}
+
+fn list(text: Option<&str>) -> impl Iterator<Item = &str> {
+    text.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn parse_cidr(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+}
+
+/// `https://app.example.com/` → `https://app.example.com`; `*` is kept so production can name it.
+fn normalise_origin(text: &str) -> Option<String> {
+    if text == "*" {
+        return Some(text.to_string());
+    }
+    let url = url::Url::parse(text).ok()?;
+    let path_ok = url.path() == "/" || url.path().is_empty();
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || !path_ok || url.query().is_some() {
+        return None;
+    }
+    Some(url.origin().ascii_serialization())
+}
+
+impl From<Vec<ConfigProblem>> for ConfigErrors {
+    fn from(problems: Vec<ConfigProblem>) -> Self {
+        Self(problems)
+    }
+}

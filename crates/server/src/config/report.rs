@@ -1,0 +1,73 @@
+//! The effective configuration as `config check` prints it: every variable with its value, secrets
+//! replaced by a description that reveals nothing.
+
+use secrecy::ExposeSecret;
+use store::url_redact::redact_url;
+
+use super::{Settings, VARIABLES};
+
+fn ring_summary(ring: Option<&security::keys::KeyRing>) -> String {
+    match ring {
+        Some(ring) => format!(
+            "{} key(s), active {:?}, ids {:?} [material redacted]",
+            ring.keys().len(),
+            ring.active().id,
+            ring.ids()
+        ),
+        None => "(not set)".to_string(),
+    }
+}
+
+/// `NAME = value` lines for every variable.
+pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
+    VARIABLES
+        .iter()
+        .map(|variable| {
+            let value = match variable.env {
+                "TRADESIGNAL_ENV" => settings.environment.name().to_string(),
+                "TRADESIGNAL_LISTEN" => settings.listen.to_string(),
+                "TRADESIGNAL_DATA_DIR" => settings.data_dir.display().to_string(),
+                "TRADESIGNAL_PUBLIC_URL" => settings.public_url.to_string(),
+                "DATABASE_URL" => redact_url(settings.database_url.expose_secret()),
+                "REDIS_URL" => settings
+                    .redis_url
+                    .as_ref()
+                    .map(|u| redact_url(u.expose_secret()))
+                    .unwrap_or_else(|| "(in-process store)".to_string()),
+                "TRADESIGNAL_REDIS_PREFIX" => settings.redis_prefix.clone(),
+                "TRADESIGNAL_JWT_KEYS" => ring_summary(settings.jwt_keys.as_ref()),
+                "TRADESIGNAL_DATA_KEYS" => ring_summary(settings.data_keys.as_ref()),
+                "TRADESIGNAL_TRUSTED_PROXIES" => join(settings.trusted_proxies.iter()),
+                "TRADESIGNAL_CORS_ORIGINS" => join(settings.cors_origins.iter()),
+                "TRADESIGNAL_SMTP_URL" => settings
+                    .smtp_url
+                    .as_ref()
+                    .map(|u| redact_url(u.expose_secret()))
+                    .unwrap_or_else(|| "(not set: mail goes to the outbox folder)".to_string()),
+                "TRADESIGNAL_METRICS_TOKEN" => settings
+                    .metrics_token
+                    .as_ref()
+                    .map(|_| "(set) [redacted]".to_string())
+                    .unwrap_or_else(|| "(not set)".to_string()),
+                "TRADESIGNAL_METRICS_LISTEN" => settings
+                    .metrics_listen
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "(not set)".to_string()),
+                "TRADESIGNAL_REQUEST_TIMEOUT_SECS" => settings.request_timeout.as_secs().to_string(),
+                "TRADESIGNAL_BODY_LIMIT_BYTES" => settings.body_limit.to_string(),
+                "TRADESIGNAL_LOG" => settings.log_filter.clone(),
+                other => format!("(unknown variable {other})"),
+            };
+            (variable.env, value)
+        })
+        .collect()
+}
+
+fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    let joined: Vec<String> = items.map(|i| i.to_string()).collect();
+    if joined.is_empty() {
+        "(none)".to_string()
+    } else {
+        joined.join(",")
+    }
+}

@@ -1,0 +1,166 @@
+//! `ApiJson<T>`: the JSON body extractor of every endpoint. It insists on `application/json` (415),
+//! rejects malformed JSON (400) and unknown or mistyped fields (422, with the field named) — without
+//! ever echoing a submitted value, which could be a password.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::problem::{ApiError, FieldError};
+
+pub struct ApiJson<T>(pub T);
+
+fn is_json(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The field named in a serde message like "unknown field `role`, expected …".
+fn quoted_field(message: &str) -> Option<&str> {
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(&message[start..end])
+}
+
+fn join_path(path: &str, field: &str) -> String {
+    if path.is_empty() || path == "." {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+/// Turns a deserialisation failure into field errors that carry no submitted values.
+pub fn field_error(path: &str, message: &str) -> FieldError {
+    if message.starts_with("unknown field") {
+        let field = quoted_field(message).unwrap_or("?");
+        FieldError::new(join_path(path, field), "unknown_field", "This field is not accepted.")
+    } else if message.starts_with("missing field") {
+        let field = quoted_field(message).unwrap_or("?");
+        FieldError::new(join_path(path, field), "required", "This field is required.")
+    } else if message.starts_with("invalid type") {
+        FieldError::new(path, "invalid_type", "This field has the wrong type.")
+    } else if message.starts_with("invalid length") {
+        FieldError::new(path, "invalid_length", "This field has the wrong number of items.")
+    } else {
+        FieldError::new(path, "invalid", "This field has an invalid value.")
+    }
+}
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(&request) {
+            return Err(ApiError::unsupported_media_type("application/json"));
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload-too-large",
+                    "The request body is larger than this endpoint accepts.",
+                )
+            } else {
+                ApiError::bad_request("malformed-body", "The request body could not be read.")
+            }
+        })?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let value = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+            Ok(value) => value,
+            Err(error) => {
+                let path = error.path().to_string();
+                let inner = error.into_inner();
+                return Err(if inner.is_data() {
+                    ApiError::validation(vec![field_error(&path, &inner.to_string())])
+                } else {
+                    malformed()
+                });
+            }
+        };
+        deserializer.end().map_err(|_| malformed())?;
+        Ok(Self(value))
+    }
+}
+
+fn malformed() -> ApiError {
+    ApiError::bad_request("malformed-json", "The request body is not valid JSON.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::post;
+    use http_body_util::BodyExt;
+    use serde::Deserialize;
+    use tower::ServiceExt;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Profile {
+        full_name: String,
+        age: Option<u32>,
+    }
+
+    async fn call(content_type: &str, body: &str) -> (StatusCode, serde_json::Value) {
+        let app = Router::new().route("/", post(|ApiJson(_p): ApiJson<Profile>| async { "ok" }));
+        let request = Request::post("/")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        let response = app.oneshot(request).await.expect("response");
+        let status = response.status();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    #[tokio::test]
+    async fn accepts_json_with_charset() {
+        let (status, _) = call("application/json; charset=utf-8", r#"{"full_name":"Ann"}"#).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn other_content_types_are_415() {
+        let (status, body) = call("text/plain", r#"{"full_name":"Ann"}"#).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(body["type"], "urn:tradesignal:problem:unsupported-media-type");
+    }
+
+    #[tokio::test]
+    async fn malformed_json_is_400_and_trailing_garbage_too() {
+        assert_eq!(call("application/json", "{").await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(call("application/json", r#"{"full_name":"a"} x"#).await.0, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn unknown_fields_are_422_and_named() {
+        let (status, body) = call("application/json", r#"{"full_name":"a","role":"super_admin"}"#).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["errors"][0]["field"], "role");
+        assert_eq!(body["errors"][0]["code"], "unknown_field");
+    }
+
+    #[tokio::test]
+    async fn wrong_types_never_echo_the_value() {
+        let (status, body) = call("application/json", r#"{"full_name":"a","age":"hunter2-secret"}"#).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["errors"][0]["field"], "age");
+        assert!(!body.to_string().contains("hunter2"));
+        let (status, body) = call("application/json", "{}").await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["errors"][0]["code"], "required");
+    }
+}

@@ -1,0 +1,87 @@
+//! Every error response leaves as a problem document whose `request_id` equals `X-Request-Id`, whoever
+//! produced it: a handler's `ApiError`, the router (404/405), the body limit (413), the timeout (503) or
+//! the panic catcher (500). Bodies that are not ours are replaced, never passed on, because their text
+//! can name libraries or internals; in production the detail of every 5xx is generic.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body_util::BodyExt;
+use serde_json::{Map, Value};
+
+use super::problem::{PROBLEM_JSON, default_detail, default_slug, problem_json};
+use super::request_id::RequestId;
+
+/// Problem documents we produce are small; anything larger is not ours.
+const MAX_PROBLEM_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorPolicy {
+    pub production: bool,
+}
+
+fn is_problem(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON))
+}
+
+async fn read_problem(body: Body) -> Option<Map<String, Value>> {
+    let limited = http_body_util::Limited::new(body, MAX_PROBLEM_BYTES);
+    let bytes = limited.collect().await.ok()?.to_bytes();
+    match serde_json::from_slice::<Value>(&bytes).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+fn default_problem(status: StatusCode) -> Map<String, Value> {
+    let text = problem_json(status, default_slug(status), default_detail(status), &[]);
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+pub async fn problems(State(policy): State<Arc<ErrorPolicy>>, request: Request, next: Next) -> Response {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.as_str().to_string())
+        .unwrap_or_default();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let ours = is_problem(&response);
+    let (mut parts, body) = response.into_parts();
+    let mut document = if ours {
+        read_problem(body).await.unwrap_or_else(|| default_problem(status))
+    } else {
+        default_problem(status)
+    };
+    if status.is_server_error() && policy.production {
+        document.insert("detail".into(), Value::from(default_detail(status)));
+    }
+    document.insert("status".into(), Value::from(status.as_u16()));
+    document.insert("request_id".into(), Value::from(request_id));
+    let bytes = serde_json::to_vec(&Value::Object(document)).unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
+    if !parts.headers.contains_key(header::CACHE_CONTROL) {
+        parts
+            .headers
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}

@@ -1,0 +1,36 @@
+//! The OpenAPI 3.1 document served at `/api/v1/openapi.json`, generated from the handlers' annotations
+//! so it cannot drift from the routes.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::ops;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "TradeSignal API", description = "Insider and congressional trading data behind a hardened security platform. Errors are RFC 9457 problem documents."),
+    paths(ops::healthz, ops::readyz, ops::metrics, ops::csp_report, openapi_json),
+    components(schemas(ops::StatusBody)),
+    modifiers(&SecuritySchemes),
+    tags((name = "operations", description = "Health, readiness, metrics and browser reports")),
+)]
+pub struct ApiDoc;
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
