@@ -38,6 +38,7 @@ use crate::http::{methods, metrics, request_id};
 use crate::ops;
 use crate::openapi;
 use crate::state::AppState;
+use crate::web;
 
 /// Why the service could not start; each names the dependency and never a secret.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +138,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .merge(csp_reports);
     let mut router = Router::new()
+        .route("/", get(web::home))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -9,3 +9,4 @@ pub mod http;
 pub mod openapi;
 pub mod ops;
 pub mod state;
+pub mod web;

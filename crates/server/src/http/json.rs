@@ -28,7 +28,10 @@ fn quoted_field(message: &str) -> Option<&str> {
 }
 
 fn join_path(path: &str, field: &str) -> String {
-    if path.is_empty() || path == "." {
+    // serde_path_to_error already ends the path with an unknown field's name.
+    if path == field || path.ends_with(&format!(".{field}")) {
+        path.to_string()
+    } else if path.is_empty() || path == "." {
         field.to_string()
     } else {
         format!("{path}.{field}")

@@ -1,0 +1,85 @@
+//! Hostile requests at the protocol edge: odd methods, paths that are not UTF-8, malformed headers,
+//! huge bodies. Each gets a clear answer and never a 500.
+
+use crate::backend_test;
+#[allow(unused_imports)]
+use crate::helpers::*;
+
+fn status_of(raw: &str) -> u16 {
+    raw.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+backend_test!(unknown_methods_are_405_everywhere, |backend| {
+    let app = TestApp::spawn(backend).await;
+    for path in ["/healthz", "/no/such/path", "/api/v1/openapi.json"] {
+        for method in ["TRACE", "CONNECT", "PROPFIND", "FOO"] {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            let response = app.client.request(method.clone(), app.url(path)).send().await.expect("response");
+            assert_eq!(response.status(), 405, "{method} {path}");
+            assert!(response.headers().get("allow").is_some());
+            problem(response).await;
+        }
+    }
+});
+
+backend_test!(paths_that_are_not_utf8_are_404_problems, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let response = app.get("/%FF%FE%00/../etc/passwd").await;
+    assert_eq!(response.status(), 404);
+    problem(response).await;
+    let response = app.get("/api/v1/%C0%AE%C0%AE/").await;
+    assert_eq!(response.status(), 404);
+    problem(response).await;
+    // Raw non-ASCII bytes in the request line are refused by the HTTP parser before routing.
+    let raw = app.raw(b"GET /\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status_of(&raw), 400, "{raw}");
+});
+
+backend_test!(malformed_headers_are_400, |backend| {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    // Opaque bytes in a forwarding header from a trusted proxy.
+    let raw = app
+        .raw(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: 1.2.3.4\xff\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(status_of(&raw), 400, "{raw}");
+    assert!(raw.contains("application/problem+json") && raw.contains("invalid-header"), "{raw}");
+    // A header line without a colon never reaches the application.
+    let raw = app.raw(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nthis is not a header\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status_of(&raw), 400, "{raw}");
+    // An unparseable Content-Length.
+    let raw = app
+        .raw(b"POST /api/v1/security/csp-report HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: lots\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(status_of(&raw), 400, "{raw}");
+});
+
+backend_test!(ten_megabyte_bodies_are_413_without_being_read, |backend| {
+    let app = TestApp::spawn(backend).await;
+    for path in ["/api/v1/security/csp-report", "/healthz", "/nowhere"] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/csp-report")
+            .body(vec![b'a'; 10 * 1024 * 1024])
+            .send()
+            .await;
+        // The server may close the connection once it has refused the body; when the status arrives it
+        // is 413 for the report endpoint, and never a 5xx anywhere.
+        if let Ok(response) = response {
+            let status = response.status().as_u16();
+            assert!(status < 500, "{path}: {status}");
+            if path == "/api/v1/security/csp-report" {
+                assert_eq!(status, 413);
+                problem(response).await;
+            }
+        }
+    }
+    assert_eq!(app.get("/healthz").await.status(), 200);
+});

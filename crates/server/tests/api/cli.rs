@@ -1,0 +1,205 @@
+//! The binary: `config check`, `secrets generate`, and `serve` refusing unsafe production settings or
+//! unreachable dependencies with clear messages.
+
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tradesignal");
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (Output, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("TRADESIGNAL_DATA_DIR", dir.path())
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .output()
+        .expect("run tradesignal");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stdout, stderr)
+}
+
+fn generated() -> Vec<(String, String)> {
+    let (output, stdout, _) = run(&["secrets", "generate"], &[]);
+    assert!(output.status.success());
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn development_defaults_pass_config_check() {
+    let (output, stdout, _) = run(&["config", "check"], &[]);
+    assert!(output.status.success(), "{stdout}");
+    for variable in server::config::VARIABLES {
+        assert!(stdout.contains(variable.env), "{} missing from the report", variable.env);
+    }
+}
+
+#[test]
+fn secrets_generate_prints_fresh_valid_values() {
+    let first = generated();
+    let second = generated();
+    let names: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["TRADESIGNAL_JWT_KEYS", "TRADESIGNAL_DATA_KEYS", "TRADESIGNAL_METRICS_TOKEN"]);
+    for ((_, a), (_, b)) in first.iter().zip(&second) {
+        assert_ne!(a, b, "values are fresh each run");
+    }
+}
+
+#[test]
+fn production_with_nothing_configured_names_every_problem() {
+    let (output, _, stderr) = run(&["config", "check"], &[("TRADESIGNAL_ENV", "production")]);
+    assert_eq!(output.status.code(), Some(1));
+    for expected in [
+        "TRADESIGNAL_JWT_KEYS: is required",
+        "TRADESIGNAL_DATA_KEYS: is required",
+        "DATABASE_URL: production needs PostgreSQL",
+        "REDIS_URL: production needs Redis",
+        "TRADESIGNAL_PUBLIC_URL: is required",
+        "TRADESIGNAL_SMTP_URL: is required",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
+    }
+}
+
+#[test]
+fn production_names_weak_secrets_and_unsafe_settings_without_printing_them() {
+    let short = "c2hvcnRrZXk"; // "shortkey"
+    let env = [
+        ("TRADESIGNAL_ENV", "production"),
+        ("TRADESIGNAL_JWT_KEYS", "k1:c2hvcnRrZXk,k2:CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME"),
+        ("TRADESIGNAL_DATA_KEYS", "v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        ("DATABASE_URL", "postgres://app:hunter2pw@db.internal:5432/ts"),
+        ("REDIS_URL", "redis://:hunter2redis@cache.internal:6379"),
+        ("TRADESIGNAL_PUBLIC_URL", "http://ts.example.com"),
+        ("TRADESIGNAL_CORS_ORIGINS", "*,http://app.example.com"),
+        ("TRADESIGNAL_SMTP_URL", "smtp://mailer:hunter2smtp@mail.internal:25"),
+        ("TRADESIGNAL_METRICS_TOKEN", "metrics"),
+    ];
+    let (output, stdout, stderr) = run(&["config", "check"], &env);
+    assert_eq!(output.status.code(), Some(1));
+    for expected in [
+        "TRADESIGNAL_JWT_KEYS: key \"k1\" is 64 bits",
+        "TRADESIGNAL_JWT_KEYS: key \"k2\" is an example value",
+        "TRADESIGNAL_DATA_KEYS: key \"v1\" does not look random",
+        "DATABASE_URL: connects to a non-loopback host without TLS",
+        "REDIS_URL: connects to a non-loopback host without TLS",
+        "TRADESIGNAL_PUBLIC_URL: must be https",
+        "TRADESIGNAL_CORS_ORIGINS: `*` allows every site",
+        "TRADESIGNAL_CORS_ORIGINS: lists an http:// origin",
+        "TRADESIGNAL_SMTP_URL: sends mail to a non-loopback host without TLS",
+        "TRADESIGNAL_METRICS_TOKEN: is shorter than 32 characters",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
+    }
+    let everything = format!("{stdout}{stderr}");
+    for secret in ["hunter2pw", "hunter2redis", "hunter2smtp", short, "AAAAAAAAAAAAAAAA"] {
+        assert!(!everything.contains(secret), "{secret} printed:\n{everything}");
+    }
+    assert!(stdout.contains("postgres://app:***@db.internal:5432/ts"), "{stdout}");
+}
+
+fn strong_production_env(secrets: &[(String, String)]) -> Vec<(&str, &str)> {
+    let mut env: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend([
+        ("TRADESIGNAL_ENV", "production"),
+        ("DATABASE_URL", "postgres://app:hunter2pw@db.internal:5432/ts?sslmode=verify-full"),
+        ("REDIS_URL", "rediss://:hunter2redis@cache.internal:6380"),
+        ("TRADESIGNAL_PUBLIC_URL", "https://ts.example.com"),
+        ("TRADESIGNAL_CORS_ORIGINS", "https://app.example.com"),
+        ("TRADESIGNAL_SMTP_URL", "smtps://mailer:hunter2smtp@mail.example.com:465"),
+    ]);
+    env
+}
+
+#[test]
+fn a_sound_production_configuration_passes_and_prints_redacted() {
+    let secrets = generated();
+    let env = strong_production_env(&secrets);
+    let (output, stdout, stderr) = run(&["config", "check"], &env);
+    assert!(output.status.success(), "{stderr}");
+    for (_, value) in &secrets {
+        let material = value.split_once(':').map_or(value.as_str(), |(_, m)| m);
+        assert!(!stdout.contains(material), "secret printed:\n{stdout}");
+    }
+    assert!(!stdout.contains("hunter2"));
+    assert!(stdout.contains("[material redacted]"));
+}
+
+#[test]
+fn serve_refuses_an_unsafe_production_configuration_listing_every_problem() {
+    let (output, _, stderr) = run(&["serve"], &[("TRADESIGNAL_ENV", "production"), ("TRADESIGNAL_PUBLIC_URL", "http://x.example")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr.contains("refusing to start"));
+    assert!(stderr.matches("\n  - ").count() >= 6, "{stderr}");
+}
+
+#[test]
+fn serve_reports_an_unreachable_database_in_one_line() {
+    let secrets = generated();
+    let mut env = strong_production_env(&secrets);
+    env.retain(|(k, _)| *k != "DATABASE_URL" && *k != "REDIS_URL");
+    env.push(("DATABASE_URL", "postgres://app:hunter2pw@127.0.0.1:1/ts"));
+    env.push(("REDIS_URL", "redis://127.0.0.1:6379"));
+    env.push(("TRADESIGNAL_LISTEN", "127.0.0.1:0"));
+    let (output, _, stderr) = run(&["serve"], &env);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot connect to postgresql at postgres://app:***@127.0.0.1:1/ts"), "{stderr}");
+    assert!(!stderr.contains("hunter2") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn serve_reports_an_unreachable_redis_in_one_line() {
+    let (output, _, stderr) = run(
+        &["serve"],
+        &[("REDIS_URL", "redis://:hunter2redis@127.0.0.1:1"), ("TRADESIGNAL_LISTEN", "127.0.0.1:0")],
+    );
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:1") && stderr.contains("Redis"), "{stderr}");
+    assert!(!stderr.contains("hunter2") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_config_file_is_read_and_typos_are_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "listen = \"127.0.0.1:9999\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.0.1\"]\n").expect("write");
+    let (output, stdout, _) = run(&["--config", good.to_str().expect("path"), "config", "check"], &[]);
+    assert!(output.status.success());
+    assert!(stdout.contains("TRADESIGNAL_LISTEN = 127.0.0.1:9999"));
+    assert!(stdout.contains("TRADESIGNAL_TRUSTED_PROXIES = 10.0.0.0/8,192.168.0.1/32"), "{stdout}");
+
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "listne = \"127.0.0.1:9999\"\n").expect("write");
+    let (output, _, stderr) = run(&["--config", typo.to_str().expect("path"), "config", "check"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("unknown key \"listne\""), "{stderr}");
+
+    // The environment wins over the file.
+    let (_, stdout, _) = run(
+        &["--config", good.to_str().expect("path"), "config", "check"],
+        &[("TRADESIGNAL_LISTEN", "127.0.0.1:7777")],
+    );
+    assert!(stdout.contains("TRADESIGNAL_LISTEN = 127.0.0.1:7777"));
+}
+
+#[test]
+fn malformed_values_are_all_reported_even_in_development() {
+    let (output, _, stderr) = run(
+        &["config", "check"],
+        &[
+            ("TRADESIGNAL_LISTEN", "localhost"),
+            ("TRADESIGNAL_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("TRADESIGNAL_BODY_LIMIT_BYTES", "-1"),
+            ("TRADESIGNAL_ENV", "staging"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    for variable in ["TRADESIGNAL_LISTEN", "TRADESIGNAL_TRUSTED_PROXIES", "TRADESIGNAL_BODY_LIMIT_BYTES", "TRADESIGNAL_ENV"] {
+        assert!(stderr.contains(variable), "{variable} not in {stderr}");
+    }
+}

@@ -1,0 +1,323 @@
+//! The test harness: `TestApp::spawn` builds settings for a backend, starts the app on 127.0.0.1:0 and
+//! hands back a client; `FaultProxy` sits between the app and PostgreSQL/Redis so a test can cut them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use server::config;
+use server::state::AppState;
+use sqlx::Connection;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Postgres,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+pub fn test_database_url() -> Option<String> {
+    env_var("TRADESIGNAL_TEST_DATABASE_URL")
+}
+
+pub fn test_redis_url() -> Option<String> {
+    env_var("TRADESIGNAL_TEST_REDIS_URL")
+}
+
+impl Backend {
+    /// PostgreSQL + Redis when both URLs are set; a half configuration is an error, not a skip.
+    pub fn external() -> Option<Self> {
+        match (test_database_url(), test_redis_url()) {
+            (Some(_), Some(_)) => Some(Self::Postgres),
+            (None, None) => {
+                eprintln!("TRADESIGNAL_TEST_DATABASE_URL/TRADESIGNAL_TEST_REDIS_URL not set: PostgreSQL + Redis run skipped");
+                None
+            }
+            _ => panic!("set both TRADESIGNAL_TEST_DATABASE_URL and TRADESIGNAL_TEST_REDIS_URL, or neither"),
+        }
+    }
+}
+
+/// Runs a test body against every configured backend, as separate test functions.
+#[macro_export]
+macro_rules! backend_test {
+    ($name:ident, |$backend:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::helpers::*;
+
+            async fn run($backend: Backend) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                run(Backend::Embedded).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_redis() {
+                if let Some(backend) = Backend::external() {
+                    run(backend).await
+                }
+            }
+        }
+    };
+}
+
+/// A PostgreSQL database created for one test and dropped after it.
+struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl ScratchDatabase {
+    async fn create(admin_url: &str) -> (Self, String) {
+        let name = format!("ts_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("TRADESIGNAL_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+        // Identifiers cannot be bound as parameters; `name` is generated above from a UUID only.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create scratch database");
+        let mut url = url::Url::parse(admin_url).expect("database URL");
+        url.set_path(&format!("/{name}"));
+        (
+            Self {
+                admin_url: admin_url.to_string(),
+                name,
+            },
+            url.to_string(),
+        )
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs outside async context guarantees; a private runtime on a plain thread is safe here.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+    _database: Option<ScratchDatabase>,
+}
+
+/// Options for `TestApp::spawn_with`.
+#[derive(Default)]
+pub struct Options {
+    /// Extra variables (override the harness's).
+    pub env: Vec<(&'static str, String)>,
+    /// Routes mounted under the full middleware stack.
+    pub extra_routes: Option<Router<AppState>>,
+    /// Point DATABASE_URL / REDIS_URL through these proxies instead of at the servers.
+    pub database_proxy: Option<SocketAddr>,
+    pub redis_proxy: Option<SocketAddr>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, Options::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, options: Options) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let mut env: HashMap<String, String> = HashMap::new();
+        env.insert("TRADESIGNAL_DATA_DIR".into(), dir.path().display().to_string());
+        env.insert("TRADESIGNAL_LISTEN".into(), addr.to_string());
+        let mut database = None;
+        if backend == Backend::Postgres {
+            let admin = test_database_url().expect("database URL");
+            let (scratch, mut url) = ScratchDatabase::create(&admin).await;
+            if let Some(proxy) = options.database_proxy {
+                let mut parsed = url::Url::parse(&url).expect("url");
+                parsed.set_ip_host(proxy.ip()).expect("host");
+                parsed.set_port(Some(proxy.port())).expect("port");
+                url = parsed.to_string();
+            }
+            env.insert("DATABASE_URL".into(), url);
+            let mut redis = url::Url::parse(&test_redis_url().expect("redis URL")).expect("redis url");
+            if let Some(proxy) = options.redis_proxy {
+                redis.set_ip_host(proxy.ip()).expect("host");
+                redis.set_port(Some(proxy.port())).expect("port");
+            }
+            env.insert("REDIS_URL".into(), redis.to_string());
+            env.insert(
+                "TRADESIGNAL_REDIS_PREFIX".into(),
+                format!("ts_test:{}:", uuid::Uuid::new_v4().simple()),
+            );
+            database = Some(scratch);
+        }
+        for (k, v) in options.env {
+            env.insert(k.to_string(), v);
+        }
+        let settings = Arc::new(config::load(None, &env).expect("test configuration is valid"));
+        let (db, kv) = server::app::connect(&settings).await.expect("connect backends");
+        let state = AppState::new(settings, db, kv);
+        let router = server::app::router_with(state.clone(), options.extra_routes.unwrap_or_default());
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = server::app::serve(listener, router, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            client,
+            state,
+            shutdown: Some(tx),
+            _dir: dir,
+            _database: database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// Sends raw bytes and returns the raw response text (for requests no HTTP client will build).
+    pub async fn raw(&self, request: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
+        stream.write_all(request).await.expect("write");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Parses a problem document, checking its content type and that `request_id` matches the header.
+pub async fn problem(response: reqwest::Response) -> serde_json::Value {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(content_type, "application/problem+json", "error responses are problem documents");
+    let header_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("X-Request-Id on every response")
+        .to_string();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.expect("problem JSON");
+    assert_eq!(body["request_id"], header_id.as_str());
+    assert_eq!(body["status"], status);
+    for member in ["type", "title", "detail"] {
+        assert!(body[member].is_string(), "problem member {member} missing: {body}");
+    }
+    body
+}
+
+/// A TCP proxy that can be cut (existing connections dropped, new ones refused) and restored.
+pub struct FaultProxy {
+    pub addr: SocketAddr,
+    up: Arc<AtomicBool>,
+    generation: watch::Sender<u64>,
+}
+
+impl FaultProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let up = Arc::new(AtomicBool::new(true));
+        let (generation, _) = watch::channel(0u64);
+        let accept_up = up.clone();
+        let accept_generation = generation.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accept_up.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = accept_generation.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up, generation }
+    }
+
+    pub fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+/// host:port of a URL, for pointing a proxy at it.
+pub fn socket_of(url: &str) -> SocketAddr {
+    let parsed = url::Url::parse(url).expect("url");
+    let host = parsed.host_str().expect("host");
+    let port = parsed.port_or_known_default().unwrap_or(match parsed.scheme() {
+        "redis" | "rediss" => 6379,
+        _ => 5432,
+    });
+    let ip: std::net::IpAddr = if host == "localhost" {
+        [127, 0, 0, 1].into()
+    } else {
+        host.parse().expect("tests use an IP or localhost")
+    };
+    SocketAddr::new(ip, port)
+}

@@ -1,0 +1,14 @@
+//! Integration tests: each starts the real application on a random port with its own database and talks
+//! HTTP to it. Every test runs against the embedded backends (SQLite + in-process store) and, when
+//! `TRADESIGNAL_TEST_DATABASE_URL` and `TRADESIGNAL_TEST_REDIS_URL` are set, against PostgreSQL + Redis
+//! (a fresh database and key prefix per test).
+
+mod helpers;
+
+mod bad_input;
+mod cli;
+mod faults;
+mod headers;
+mod ops;
+mod problems;
+mod proxy;

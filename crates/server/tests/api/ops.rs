@@ -1,0 +1,109 @@
+//! Operational endpoints: health, readiness, metrics access, CSP reports and the OpenAPI document.
+
+use crate::backend_test;
+#[allow(unused_imports)]
+use crate::helpers::*;
+
+backend_test!(health_and_readiness_answer_status_only, |backend| {
+    let app = TestApp::spawn(backend).await;
+    for path in ["/healthz", "/readyz"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(body, serde_json::json!({"status": "ok"}));
+    }
+});
+
+backend_test!(metrics_are_closed_without_a_token, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let response = app.client.get(app.url("/metrics")).bearer_auth("anything").send().await.expect("response");
+    assert_eq!(response.status(), 404);
+    problem(response).await;
+});
+
+backend_test!(metrics_need_the_exact_token, |backend| {
+    let token = "m3tr1cs-Token-For-Tests-0123456789abcdefXYZ".to_string();
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![("TRADESIGNAL_METRICS_TOKEN", token.clone())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let _ = app.get("/healthz").await;
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 401);
+    assert!(response.headers()["www-authenticate"].to_str().expect("ascii").starts_with("Bearer"));
+    problem(response).await;
+    for wrong in [format!("{token}x"), token[..token.len() - 1].to_string(), token.to_uppercase()] {
+        let response = app.client.get(app.url("/metrics")).bearer_auth(wrong).send().await.expect("response");
+        assert_eq!(response.status(), 401);
+    }
+    let response = app.client.get(app.url("/metrics")).bearer_auth(&token).send().await.expect("response");
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.expect("text");
+    assert!(text.contains("http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/healthz\""));
+});
+
+backend_test!(csp_reports_are_stored_in_both_formats, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let legacy = serde_json::json!({"csp-report": {
+        "document-uri": "http://127.0.0.1/reset-password?token=abc",
+        "violated-directive": "script-src-elem",
+        "blocked-uri": "https://evil.example/x.js"
+    }});
+    let response = app
+        .client
+        .post(app.url("/api/v1/security/csp-report"))
+        .header("content-type", "application/csp-report")
+        .body(legacy.to_string())
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 204);
+    let modern = serde_json::json!([{"type": "csp-violation", "url": "http://127.0.0.1/", "body": {
+        "documentURL": "http://127.0.0.1/", "effectiveDirective": "img-src", "blockedURL": "https://x.example/p.png"
+    }}]);
+    let response = app
+        .client
+        .post(app.url("/api/v1/security/csp-report"))
+        .header("content-type", "application/reports+json")
+        .body(modern.to_string())
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), 204);
+    assert_eq!(app.state.db.count_csp_reports().await.expect("count"), 2);
+
+    for (content_type, body, status) in [
+        ("application/csp-report", "not json".to_string(), 400),
+        ("application/csp-report", "{\"other\":1}".to_string(), 400),
+        ("text/plain", legacy.to_string(), 415),
+        ("application/csp-report", format!("{{\"csp-report\":{{\"x\":\"{}\"}}}}", "a".repeat(65 * 1024)), 413),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/api/v1/security/csp-report"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), status, "{content_type}");
+        problem(response).await;
+    }
+    assert_eq!(app.state.db.count_csp_reports().await.expect("count"), 2);
+});
+
+backend_test!(openapi_describes_the_operations, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let response = app.get("/api/v1/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let doc: serde_json::Value = response.json().await.expect("json");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")));
+    for path in ["/healthz", "/readyz", "/metrics", "/api/v1/security/csp-report", "/api/v1/openapi.json"] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+});
