@@ -11,7 +11,9 @@ use secrecy::{ExposeSecret, SecretSlice};
 use crate::random;
 
 /// Words that mark a value copied from documentation rather than generated.
-const EXAMPLE_MARKERS: &[&str] = &["change", "example", "replace", "secret", "dummy", "test", "xxxx"];
+const EXAMPLE_MARKERS: &[&str] = &[
+    "change", "example", "replace", "secret", "dummy", "test", "xxxx",
+];
 
 /// One key of a ring.
 pub struct RingKey {

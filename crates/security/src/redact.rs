@@ -140,7 +140,14 @@ mod tests {
         ] {
             assert!(is_secret_field(name), "{name}");
         }
-        for name in ["email_domain", "kid", "path", "status", "request_id", "keyboard"] {
+        for name in [
+            "email_domain",
+            "kid",
+            "path",
+            "status",
+            "request_id",
+            "keyboard",
+        ] {
             assert!(!is_secret_field(name), "{name}");
         }
     }

@@ -21,12 +21,12 @@ use secrecy::ExposeSecret;
 use security::{KvError, KvStore};
 use store::{Database, DbOptions, MemoryKv, RedisKv, StoreError};
 use tokio::net::TcpListener;
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tower_http::LatencyUnit;
 use tracing::Level;
 
 use crate::config::Settings;
@@ -35,8 +35,8 @@ use crate::http::headers::{self, HeaderPolicy};
 use crate::http::normalize::{self, ErrorPolicy};
 use crate::http::problem::ApiError;
 use crate::http::{methods, metrics, request_id};
-use crate::ops;
 use crate::openapi;
+use crate::ops;
 use crate::state::AppState;
 use crate::web;
 
@@ -57,7 +57,8 @@ pub enum StartupError {
 
 /// Connects to the configured database (applying migrations) and key-value store.
 pub async fn connect(settings: &Settings) -> Result<(Database, Arc<dyn KvStore>), StartupError> {
-    let db = Database::connect(settings.database_url.expose_secret(), &DbOptions::default()).await?;
+    let db =
+        Database::connect(settings.database_url.expose_secret(), &DbOptions::default()).await?;
     db.migrate().await?;
     let kv: Arc<dyn KvStore> = match &settings.redis_url {
         Some(url) => Arc::new(RedisKv::connect(url.expose_secret(), &settings.redis_prefix).await?),
@@ -69,7 +70,11 @@ pub async fn connect(settings: &Settings) -> Result<(Database, Arc<dyn KvStore>)
 fn allowed_hosts(settings: &Settings) -> Vec<String> {
     let mut hosts = vec![];
     if let Some(host) = settings.public_url.host_str() {
-        hosts.push(host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase());
+        hosts.push(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase(),
+        );
     }
     if !settings.is_production() {
         hosts.extend(["localhost", "127.0.0.1", "::1"].map(String::from));
@@ -113,10 +118,7 @@ fn cors(settings: &Settings) -> Option<CorsLayer> {
                 HeaderName::from_static("x-api-key"),
                 HeaderName::from_static("x-csrf-token"),
             ])
-            .expose_headers([
-                HeaderName::from_static("x-request-id"),
-                header::RETRY_AFTER,
-            ])
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
             .max_age(std::time::Duration::from_secs(600)),
     )
 }
@@ -206,9 +208,14 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
 /// A router serving only `/metrics`, for `TRADESIGNAL_METRICS_LISTEN`.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
-        .route("/metrics", get(|axum::extract::State(state): axum::extract::State<AppState>| async move {
-            ops::render_metrics(&state)
-        }))
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(state): axum::extract::State<AppState>| async move {
+                    ops::render_metrics(&state)
+                },
+            ),
+        )
         .with_state(state)
 }
 
@@ -225,7 +232,10 @@ pub async fn serve(
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "tradesignal", version, about = "TradeSignal: insider-trading intelligence behind a hardened security platform")]
+#[command(
+    name = "tradesignal",
+    version,
+    about = "TradeSignal: insider-trading intelligence behind a hardened security platform"
+)]
 pub struct Cli {
     /// Configuration file (default: $TRADESIGNAL_CONFIG, else ./tradesignal.toml if present).
     #[arg(long, global = true, value_name = "FILE")]

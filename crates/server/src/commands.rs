@@ -21,13 +21,19 @@ pub fn process_env() -> HashMap<String, String> {
         .collect()
 }
 
-fn load(config_path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, ConfigErrors> {
+fn load(
+    config_path: Option<&Path>,
+    env: &HashMap<String, String>,
+) -> Result<Settings, ConfigErrors> {
     let file = config::config_file(config_path, env);
     config::load(file.as_deref(), env)
 }
 
 /// Loads and validates; on failure prints every problem.
-pub fn load_valid(config_path: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, ExitCode> {
+pub fn load_valid(
+    config_path: Option<&Path>,
+    env: &HashMap<String, String>,
+) -> Result<Settings, ExitCode> {
     let settings = load(config_path, env).map_err(|errors| {
         eprintln!("tradesignal: refusing to start: {errors}");
         ExitCode::from(2)
@@ -51,13 +57,19 @@ pub fn config_check(config_path: Option<&Path>, env: &HashMap<String, String>) -
             return ExitCode::from(1);
         }
     };
-    println!("# effective configuration ({})", settings.environment.name());
+    println!(
+        "# effective configuration ({})",
+        settings.environment.name()
+    );
     for (name, value) in config::effective_report(&settings) {
         println!("{name} = {value}");
     }
     match settings.validate() {
         Ok(()) => {
-            println!("# ok: the configuration is valid for {}", settings.environment.name());
+            println!(
+                "# ok: the configuration is valid for {}",
+                settings.environment.name()
+            );
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -77,8 +89,14 @@ pub fn secrets_generate() -> ExitCode {
         date.day(),
         &random::token(3)
     );
-    println!("TRADESIGNAL_JWT_KEYS={}", keys::generate_ring_entry(&kid, 32));
-    println!("TRADESIGNAL_DATA_KEYS={}", keys::generate_ring_entry("v1", 32));
+    println!(
+        "TRADESIGNAL_JWT_KEYS={}",
+        keys::generate_ring_entry(&kid, 32)
+    );
+    println!(
+        "TRADESIGNAL_DATA_KEYS={}",
+        keys::generate_ring_entry("v1", 32)
+    );
     println!("TRADESIGNAL_METRICS_TOKEN={}", random::token(32));
     ExitCode::SUCCESS
 }
@@ -175,7 +193,10 @@ pub fn serve(settings: Settings) -> ExitCode {
                 }
             }
         }
-        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         tracing::info!(
             environment = settings.environment.name(),
             database = db.backend().name(),

@@ -49,7 +49,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, A
     });
     let db_ok = db.as_ref().is_ok();
     let kv_ok = matches!(kv, Ok(Ok(())));
-    metrics::gauge!("tradesignal_ready", "component" => "database").set(if db_ok { 1.0 } else { 0.0 });
+    metrics::gauge!("tradesignal_ready", "component" => "database").set(if db_ok {
+        1.0
+    } else {
+        0.0
+    });
     metrics::gauge!("tradesignal_ready", "component" => "kv").set(if kv_ok { 1.0 } else { 0.0 });
     if db_ok && kv_ok {
         return Ok(Json(StatusBody { status: "ok" }));
@@ -81,7 +85,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         (status = 401, description = "Missing or wrong metrics token"),
         (status = 404, description = "No metrics token configured"),
     ))]
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let Some(expected) = &state.settings.metrics_token else {
         return Err(ApiError::not_found());
     };
@@ -96,14 +103,20 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Resul
             "unauthorized",
             "A valid metrics token is required.",
         )
-        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"metrics\"")));
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"metrics\""),
+        ));
     }
     Ok(render_metrics(&state))
 }
 
 pub fn render_metrics(state: &AppState) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()
@@ -138,7 +151,15 @@ struct Violation {
 fn violation(body: &Value) -> Violation {
     let mut cleaned = body.clone();
     if let Some(object) = cleaned.as_object_mut() {
-        for key in ["document-uri", "documentURL", "blocked-uri", "blockedURL", "referrer", "source-file", "sourceFile"] {
+        for key in [
+            "document-uri",
+            "documentURL",
+            "blocked-uri",
+            "blockedURL",
+            "referrer",
+            "source-file",
+            "sourceFile",
+        ] {
             if let Some(Value::String(uri)) = object.get_mut(key) {
                 *uri = strip_query(uri);
             }
@@ -146,8 +167,15 @@ fn violation(body: &Value) -> Violation {
     }
     Violation {
         document_uri: string_field(body, &["document-uri", "documentURL"]).map(|u| strip_query(&u)),
-        directive: string_field(body, &["effective-directive", "effectiveDirective", "violated-directive"])
-            .map(|d| truncate(&d, MAX_FIELD_CHARS)),
+        directive: string_field(
+            body,
+            &[
+                "effective-directive",
+                "effectiveDirective",
+                "violated-directive",
+            ],
+        )
+        .map(|d| truncate(&d, MAX_FIELD_CHARS)),
         blocked_uri: string_field(body, &["blocked-uri", "blockedURL"]).map(|u| strip_query(&u)),
         raw: truncate(&cleaned.to_string(), MAX_STORED_REPORT_CHARS),
     }
@@ -155,7 +183,10 @@ fn violation(body: &Value) -> Violation {
 
 fn violations(content_type: &str, document: &Value) -> Option<Vec<Violation>> {
     match content_type {
-        "application/csp-report" => document.get("csp-report").filter(|r| r.is_object()).map(|r| vec![violation(r)]),
+        "application/csp-report" => document
+            .get("csp-report")
+            .filter(|r| r.is_object())
+            .map(|r| vec![violation(r)]),
         _ => document.as_array().map(|reports| {
             reports
                 .iter()
@@ -189,14 +220,24 @@ pub async fn csp_report(
         .and_then(|ct| ct.split(';').next())
         .map(|ct| ct.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    if !matches!(content_type.as_str(), "application/csp-report" | "application/reports+json") {
-        return Err(ApiError::unsupported_media_type("application/csp-report or application/reports+json"));
+    if !matches!(
+        content_type.as_str(),
+        "application/csp-report" | "application/reports+json"
+    ) {
+        return Err(ApiError::unsupported_media_type(
+            "application/csp-report or application/reports+json",
+        ));
     }
     let document: Value = serde_json::from_slice(&body)
         .map_err(|_| ApiError::bad_request("malformed-json", "The report is not valid JSON."))?;
     let found = violations(&content_type, &document)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| ApiError::bad_request("not-a-csp-report", "The body holds no CSP violation report."))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "not-a-csp-report",
+                "The body holds no CSP violation report.",
+            )
+        })?;
     let received_at = time::OffsetDateTime::now_utc().unix_timestamp();
     for v in found {
         tracing::warn!(
@@ -216,7 +257,11 @@ pub async fn csp_report(
             client_ip: Some(ip.to_string()),
             report: v.raw,
         };
-        state.db.insert_csp_report(&report).await.map_err(ApiError::internal)?;
+        state
+            .db
+            .insert_csp_report(&report)
+            .await
+            .map_err(ApiError::internal)?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -238,8 +283,14 @@ mod tests {
             "blocked-uri": "https://evil.example/x.js#frag"
         }});
         let v = violations("application/csp-report", &legacy).expect("report");
-        assert_eq!(v[0].document_uri.as_deref(), Some("https://ts.example/reset-password"));
-        assert_eq!(v[0].blocked_uri.as_deref(), Some("https://evil.example/x.js"));
+        assert_eq!(
+            v[0].document_uri.as_deref(),
+            Some("https://ts.example/reset-password")
+        );
+        assert_eq!(
+            v[0].blocked_uri.as_deref(),
+            Some("https://evil.example/x.js")
+        );
         assert!(!v[0].raw.contains("SECRET"));
 
         let modern = json!([
@@ -257,7 +308,10 @@ mod tests {
         let long = "a".repeat(10_000);
         let doc = json!({"csp-report": {"document-uri": long, "violated-directive": long}});
         let v = violations("application/csp-report", &doc).expect("report");
-        assert_eq!(v[0].document_uri.as_ref().map(|s| s.chars().count()), Some(MAX_FIELD_CHARS));
+        assert_eq!(
+            v[0].document_uri.as_ref().map(|s| s.chars().count()),
+            Some(MAX_FIELD_CHARS)
+        );
         assert!(v[0].raw.chars().count() <= MAX_STORED_REPORT_CHARS);
     }
 }

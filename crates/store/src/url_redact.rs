@@ -8,7 +8,10 @@ pub fn redact_url(raw: &str) -> String {
                 return "[unprintable url]".to_string();
             }
             // Query parameters may hold passwords too (`?password=`, `sslpassword=`).
-            if url.query().is_some_and(|q| q.to_ascii_lowercase().contains("pass")) {
+            if url
+                .query()
+                .is_some_and(|q| q.to_ascii_lowercase().contains("pass"))
+            {
                 url.set_query(Some("***"));
             }
             url.to_string()
@@ -40,6 +43,9 @@ mod tests {
         );
         assert!(!redact_url("postgres://db/ts?password=hunter2").contains("hunter2"));
         assert!(!redact_url("not a url hunter2").contains("hunter2"));
-        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 }

@@ -17,9 +17,9 @@ async fn redis_store() -> Option<RedisKv> {
     let url = redis_url()?;
     let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4());
     Some(
-        RedisKv::connect(&url, &prefix)
-            .await
-            .unwrap_or_else(|e| panic!("TRADESIGNAL_TEST_REDIS_URL is set but Redis is unusable: {e}")),
+        RedisKv::connect(&url, &prefix).await.unwrap_or_else(|e| {
+            panic!("TRADESIGNAL_TEST_REDIS_URL is set but Redis is unusable: {e}")
+        }),
     )
 }
 
@@ -35,13 +35,19 @@ async fn counters_count_and_expire(kv: &dyn KvStore, wait: impl AsyncFn(Duration
 
 async fn values_set_exist_and_delete(kv: &dyn KvStore, wait: impl AsyncFn(Duration)) {
     assert!(!kv.exists("v").await.expect("exists"));
-    kv.set("v", "one", Duration::from_millis(400)).await.expect("set");
+    kv.set("v", "one", Duration::from_millis(400))
+        .await
+        .expect("set");
     assert!(kv.exists("v").await.expect("exists"));
-    kv.set("v", "two", Duration::from_millis(400)).await.expect("set");
+    kv.set("v", "two", Duration::from_millis(400))
+        .await
+        .expect("set");
     assert_eq!(kv.get("v").await.expect("get").as_deref(), Some("two"));
     assert!(kv.delete("v").await.expect("delete"));
     assert!(!kv.delete("v").await.expect("delete"));
-    kv.set("w", "x", Duration::from_millis(300)).await.expect("set");
+    kv.set("w", "x", Duration::from_millis(300))
+        .await
+        .expect("set");
     wait(Duration::from_millis(500)).await;
     assert!(!kv.exists("w").await.expect("exists"));
 }
@@ -56,7 +62,10 @@ async fn gcra_admits_exactly_the_burst(kv: &dyn KvStore) {
             admitted += 1;
             remaining.push(d.remaining);
         } else {
-            assert!(d.retry_after > Duration::from_secs(300) && d.retry_after <= Duration::from_secs(360));
+            assert!(
+                d.retry_after > Duration::from_secs(300)
+                    && d.retry_after <= Duration::from_secs(360)
+            );
         }
     }
     assert_eq!(admitted, 10);
@@ -109,7 +118,13 @@ async fn memory_store_conforms() {
     counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;
     // Refill after the period.
     clock.advance(Duration::from_secs(3600));
-    assert_eq!(kv.gcra("g", Quota::per_hour(10), 1).await.expect("gcra").remaining, 9);
+    assert_eq!(
+        kv.gcra("g", Quota::per_hour(10), 1)
+            .await
+            .expect("gcra")
+            .remaining,
+        9
+    );
 }
 
 #[tokio::test]
@@ -117,7 +132,9 @@ async fn memory_store_forgets_expired_keys() {
     let clock = ManualClock::new(1_000_000);
     let kv = MemoryKv::with_clock(Arc::new(clock.clone()));
     for i in 0..100 {
-        kv.set(&format!("k{i}"), "v", Duration::from_secs(1)).await.expect("set");
+        kv.set(&format!("k{i}"), "v", Duration::from_secs(1))
+            .await
+            .expect("set");
     }
     assert_eq!(kv.len(), 100);
     clock.advance(Duration::from_secs(2));

@@ -94,10 +94,7 @@ pub struct Settings {
 }
 
 /// Reads variables from a map (the process environment in `main`, a fixture in tests).
-pub fn load(
-    file: Option<&Path>,
-    env: &HashMap<String, String>,
-) -> Result<Settings, ConfigErrors> {
+pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Settings, ConfigErrors> {
     let raw = RawSettings::from_sources(file, env).map_err(|p| ConfigErrors(vec![p]))?;
     raw.resolve()
 }
@@ -164,3 +161,6 @@ impl Settings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

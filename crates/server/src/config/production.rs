@@ -119,7 +119,11 @@ pub fn production_problems(settings: &Settings) -> Vec<ConfigProblem> {
         }
     }
 
-    if settings.metrics_listen.is_some_and(|a| !a.ip().is_loopback()) && settings.metrics_token.is_none() {
+    if settings
+        .metrics_listen
+        .is_some_and(|a| !a.ip().is_loopback())
+        && settings.metrics_token.is_none()
+    {
         problem(
             "TRADESIGNAL_METRICS_LISTEN",
             "serves metrics without a token on a non-loopback address; bind it to loopback or a private interface behind a firewall and set TRADESIGNAL_METRICS_TOKEN",
@@ -130,5 +134,8 @@ pub fn production_problems(settings: &Settings) -> Vec<ConfigProblem> {
 }
 
 fn has_secret_problem(settings: &Settings, variable: &str) -> bool {
-    settings.secret_problems.iter().any(|p| p.variable == variable)
+    settings
+        .secret_problems
+        .iter()
+        .any(|p| p.variable == variable)
 }

@@ -31,7 +31,12 @@ impl Variable {
     }
 }
 
-const fn var(env: &'static str, default: &'static str, secret: bool, meaning: &'static str) -> Variable {
+const fn var(
+    env: &'static str,
+    default: &'static str,
+    secret: bool,
+    meaning: &'static str,
+) -> Variable {
     Variable {
         env,
         default,
@@ -41,23 +46,108 @@ const fn var(env: &'static str, default: &'static str, secret: bool, meaning: &'
 }
 
 pub const VARIABLES: &[Variable] = &[
-    var("TRADESIGNAL_ENV", "development", false, "development | production; production refuses unsafe settings"),
-    var("TRADESIGNAL_LISTEN", "127.0.0.1:8080", false, "address and port the HTTP server listens on"),
-    var("TRADESIGNAL_DATA_DIR", "./data", false, "directory for the SQLite database and the development mail outbox"),
-    var("TRADESIGNAL_PUBLIC_URL", "http://<listen address>", false, "the URL users reach the service at; links in emails and redirects are built from it (https in production)"),
-    var("DATABASE_URL", "sqlite://<data dir>/tradesignal.db", true, "postgres://… (production, with sslmode=require off loopback) or sqlite://…"),
-    var("REDIS_URL", "(in-process store)", true, "redis:// or rediss:// (TLS, required off loopback in production); shared state for rate limits, lockouts and revocation"),
-    var("TRADESIGNAL_REDIS_PREFIX", "ts:", false, "prefix of every Redis key, to share one Redis between deployments"),
-    var("TRADESIGNAL_JWT_KEYS", "(generated per run in development)", true, "JWT signing key ring `kid:base64,…` (first signs, all verify), each ≥256 random bits"),
-    var("TRADESIGNAL_DATA_KEYS", "(generated per run in development)", true, "field-encryption key ring `v2:base64,v1:base64` (first encrypts), each exactly 256 random bits"),
-    var("TRADESIGNAL_TRUSTED_PROXIES", "(none)", false, "comma-separated CIDRs whose X-Forwarded-For/-Proto are trusted"),
-    var("TRADESIGNAL_CORS_ORIGINS", "(none: same-origin only)", false, "comma-separated https origins allowed to call the API from a browser"),
-    var("TRADESIGNAL_SMTP_URL", "(development: files in <data dir>/outbox)", true, "smtps://user:pass@host:465 or smtp://host:587?tls=required (required in production)"),
-    var("TRADESIGNAL_METRICS_TOKEN", "(none: /metrics closed)", true, "bearer token that opens /metrics on the main listener (≥32 characters)"),
-    var("TRADESIGNAL_METRICS_LISTEN", "(none)", false, "separate address serving /metrics without a token (keep it private)"),
-    var("TRADESIGNAL_REQUEST_TIMEOUT_SECS", "30", false, "seconds before a request is abandoned with 503"),
-    var("TRADESIGNAL_BODY_LIMIT_BYTES", "1048576", false, "largest request body accepted (413 above)"),
-    var("TRADESIGNAL_LOG", "info", false, "log filter (tracing EnvFilter syntax), e.g. info,tradesignal=debug"),
+    var(
+        "TRADESIGNAL_ENV",
+        "development",
+        false,
+        "development | production; production refuses unsafe settings",
+    ),
+    var(
+        "TRADESIGNAL_LISTEN",
+        "127.0.0.1:8080",
+        false,
+        "address and port the HTTP server listens on",
+    ),
+    var(
+        "TRADESIGNAL_DATA_DIR",
+        "./data",
+        false,
+        "directory for the SQLite database and the development mail outbox",
+    ),
+    var(
+        "TRADESIGNAL_PUBLIC_URL",
+        "http://<listen address>",
+        false,
+        "the URL users reach the service at; links in emails and redirects are built from it (https in production)",
+    ),
+    var(
+        "DATABASE_URL",
+        "sqlite://<data dir>/tradesignal.db",
+        true,
+        "postgres://… (production, with sslmode=require off loopback) or sqlite://…",
+    ),
+    var(
+        "REDIS_URL",
+        "(in-process store)",
+        true,
+        "redis:// or rediss:// (TLS, required off loopback in production); shared state for rate limits, lockouts and revocation",
+    ),
+    var(
+        "TRADESIGNAL_REDIS_PREFIX",
+        "ts:",
+        false,
+        "prefix of every Redis key, to share one Redis between deployments",
+    ),
+    var(
+        "TRADESIGNAL_JWT_KEYS",
+        "(generated per run in development)",
+        true,
+        "JWT signing key ring `kid:base64,…` (first signs, all verify), each ≥256 random bits",
+    ),
+    var(
+        "TRADESIGNAL_DATA_KEYS",
+        "(generated per run in development)",
+        true,
+        "field-encryption key ring `v2:base64,v1:base64` (first encrypts), each exactly 256 random bits",
+    ),
+    var(
+        "TRADESIGNAL_TRUSTED_PROXIES",
+        "(none)",
+        false,
+        "comma-separated CIDRs whose X-Forwarded-For/-Proto are trusted",
+    ),
+    var(
+        "TRADESIGNAL_CORS_ORIGINS",
+        "(none: same-origin only)",
+        false,
+        "comma-separated https origins allowed to call the API from a browser",
+    ),
+    var(
+        "TRADESIGNAL_SMTP_URL",
+        "(development: files in <data dir>/outbox)",
+        true,
+        "smtps://user:pass@host:465 or smtp://host:587?tls=required (required in production)",
+    ),
+    var(
+        "TRADESIGNAL_METRICS_TOKEN",
+        "(none: /metrics closed)",
+        true,
+        "bearer token that opens /metrics on the main listener (≥32 characters)",
+    ),
+    var(
+        "TRADESIGNAL_METRICS_LISTEN",
+        "(none)",
+        false,
+        "separate address serving /metrics without a token (keep it private)",
+    ),
+    var(
+        "TRADESIGNAL_REQUEST_TIMEOUT_SECS",
+        "30",
+        false,
+        "seconds before a request is abandoned with 503",
+    ),
+    var(
+        "TRADESIGNAL_BODY_LIMIT_BYTES",
+        "1048576",
+        false,
+        "largest request body accepted (413 above)",
+    ),
+    var(
+        "TRADESIGNAL_LOG",
+        "info",
+        false,
+        "log filter (tracing EnvFilter syntax), e.g. info,tradesignal=debug",
+    ),
 ];
 
 /// The configuration as text, file values overridden by the environment.
@@ -107,7 +197,10 @@ impl RawSettings {
                 let Some(text) = toml_value_to_string(value) else {
                     return Err(ConfigProblem {
                         variable: variable.env,
-                        message: format!("{}: {key} must be a string, number or list", path.display()),
+                        message: format!(
+                            "{}: {key} must be a string, number or list",
+                            path.display()
+                        ),
                     });
                 };
                 values.insert(variable.env, text);
@@ -139,14 +232,20 @@ impl RawSettings {
             "development" | "dev" => Environment::Development,
             "production" | "prod" => Environment::Production,
             other => {
-                problem("TRADESIGNAL_ENV", format!("{other:?} is not development or production"));
+                problem(
+                    "TRADESIGNAL_ENV",
+                    format!("{other:?} is not development or production"),
+                );
                 Environment::Production
             }
         };
 
         let listen_text = self.get("TRADESIGNAL_LISTEN").unwrap_or("127.0.0.1:8080");
         let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
-            problem("TRADESIGNAL_LISTEN", format!("{listen_text:?} is not an address:port"));
+            problem(
+                "TRADESIGNAL_LISTEN",
+                format!("{listen_text:?} is not an address:port"),
+            );
             SocketAddr::from(([127, 0, 0, 1], 8080))
         });
 
@@ -160,12 +259,18 @@ impl RawSettings {
         let public_url = match url::Url::parse(&public_text) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
                 if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-                    problem("TRADESIGNAL_PUBLIC_URL", "must not carry credentials, a query or a fragment".into());
+                    problem(
+                        "TRADESIGNAL_PUBLIC_URL",
+                        "must not carry credentials, a query or a fragment".into(),
+                    );
                 }
                 url
             }
             _ => {
-                problem("TRADESIGNAL_PUBLIC_URL", format!("{public_text:?} is not an http(s) URL"));
+                problem(
+                    "TRADESIGNAL_PUBLIC_URL",
+                    format!("{public_text:?} is not an http(s) URL"),
+                );
                 fallback_url()
             }
         };
@@ -174,7 +279,10 @@ impl RawSettings {
         let database_url = match self.get("DATABASE_URL") {
             Some(url) => {
                 if store::Backend::from_url(url).is_none() {
-                    problem("DATABASE_URL", "must start with postgres://, postgresql:// or sqlite:".into());
+                    problem(
+                        "DATABASE_URL",
+                        "must start with postgres://, postgresql:// or sqlite:".into(),
+                    );
                 }
                 url.to_string()
             }
@@ -187,7 +295,10 @@ impl RawSettings {
             }
             SecretString::from(url.to_string())
         });
-        let redis_prefix = self.get("TRADESIGNAL_REDIS_PREFIX").unwrap_or("ts:").to_string();
+        let redis_prefix = self
+            .get("TRADESIGNAL_REDIS_PREFIX")
+            .unwrap_or("ts:")
+            .to_string();
 
         let mut secret_problems = vec![];
         let mut ring = |variable: &'static str, rules| {
@@ -195,7 +306,11 @@ impl RawSettings {
             match keys::parse_ring(text, rules) {
                 Ok(ring) => Some(ring),
                 Err(messages) => {
-                    secret_problems.extend(messages.into_iter().map(|message| ConfigProblem { variable, message }));
+                    secret_problems.extend(
+                        messages
+                            .into_iter()
+                            .map(|message| ConfigProblem { variable, message }),
+                    );
                     None
                 }
             }
@@ -207,7 +322,10 @@ impl RawSettings {
             .filter_map(|entry| match parse_cidr(entry) {
                 Some(net) => Some(net),
                 None => {
-                    problem("TRADESIGNAL_TRUSTED_PROXIES", format!("{entry:?} is not an IP address or CIDR"));
+                    problem(
+                        "TRADESIGNAL_TRUSTED_PROXIES",
+                        format!("{entry:?} is not an IP address or CIDR"),
+                    );
                     None
                 }
             })
@@ -217,7 +335,10 @@ impl RawSettings {
             .filter_map(|entry| match normalise_origin(entry) {
                 Some(origin) => Some(origin),
                 None => {
-                    problem("TRADESIGNAL_CORS_ORIGINS", format!("{entry:?} is not an origin (scheme://host[:port])"));
+                    problem(
+                        "TRADESIGNAL_CORS_ORIGINS",
+                        format!("{entry:?} is not an origin (scheme://host[:port])"),
+                    );
                     None
                 }
             })
@@ -225,21 +346,32 @@ impl RawSettings {
 
         let smtp_url = self.get("TRADESIGNAL_SMTP_URL").map(|url| {
             if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-                problem("TRADESIGNAL_SMTP_URL", "must start with smtp:// or smtps://".into());
+                problem(
+                    "TRADESIGNAL_SMTP_URL",
+                    "must start with smtp:// or smtps://".into(),
+                );
             }
             SecretString::from(url.to_string())
         });
 
         let metrics_token = self.get("TRADESIGNAL_METRICS_TOKEN").map(|token| {
             if let Err(message) = keys::check_token_secret(token, 32) {
-                secret_problems.push(ConfigProblem { variable: "TRADESIGNAL_METRICS_TOKEN", message });
+                secret_problems.push(ConfigProblem {
+                    variable: "TRADESIGNAL_METRICS_TOKEN",
+                    message,
+                });
             }
             SecretString::from(token.to_string())
         });
 
         let metrics_listen = self.get("TRADESIGNAL_METRICS_LISTEN").and_then(|text| {
             text.parse::<SocketAddr>()
-                .map_err(|_| problem("TRADESIGNAL_METRICS_LISTEN", format!("{text:?} is not an address:port")))
+                .map_err(|_| {
+                    problem(
+                        "TRADESIGNAL_METRICS_LISTEN",
+                        format!("{text:?} is not an address:port"),
+                    )
+                })
                 .ok()
         });
 
@@ -250,18 +382,30 @@ impl RawSettings {
             match text.parse::<u64>() {
                 Ok(n) if (min..=max).contains(&n) => n,
                 _ => {
-                    problem(variable, format!("{text:?} is not a whole number from {min} to {max}"));
+                    problem(
+                        variable,
+                        format!("{text:?} is not a whole number from {min} to {max}"),
+                    );
                     default
                 }
             }
         };
-        let request_timeout = Duration::from_secs(number("TRADESIGNAL_REQUEST_TIMEOUT_SECS", 30, 1, 600));
-        let body_limit = usize::try_from(number("TRADESIGNAL_BODY_LIMIT_BYTES", 1 << 20, 1024, 64 << 20))
-            .unwrap_or(1 << 20);
+        let request_timeout =
+            Duration::from_secs(number("TRADESIGNAL_REQUEST_TIMEOUT_SECS", 30, 1, 600));
+        let body_limit = usize::try_from(number(
+            "TRADESIGNAL_BODY_LIMIT_BYTES",
+            1 << 20,
+            1024,
+            64 << 20,
+        ))
+        .unwrap_or(1 << 20);
 
         let log_filter = self.get("TRADESIGNAL_LOG").unwrap_or("info").to_string();
         if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
-            problem("TRADESIGNAL_LOG", format!("{log_filter:?} is not a valid log filter"));
+            problem(
+                "TRADESIGNAL_LOG",
+                format!("{log_filter:?} is not a valid log filter"),
+            );
         }
 
         if !problems.is_empty() {
@@ -316,7 +460,11 @@ fn normalise_origin(text: &str) -> Option<String> {
     }
     let url = url::Url::parse(text).ok()?;
     let path_ok = url.path() == "/" || url.path().is_empty();
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || !path_ok || url.query().is_some() {
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || !path_ok
+        || url.query().is_some()
+    {
         return None;
     }
     Some(url.origin().ascii_serialization())

@@ -53,7 +53,9 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                     .metrics_listen
                     .map(|a| a.to_string())
                     .unwrap_or_else(|| "(not set)".to_string()),
-                "TRADESIGNAL_REQUEST_TIMEOUT_SECS" => settings.request_timeout.as_secs().to_string(),
+                "TRADESIGNAL_REQUEST_TIMEOUT_SECS" => {
+                    settings.request_timeout.as_secs().to_string()
+                }
                 "TRADESIGNAL_BODY_LIMIT_BYTES" => settings.body_limit.to_string(),
                 "TRADESIGNAL_LOG" => settings.log_filter.clone(),
                 other => format!("(unknown variable {other})"),

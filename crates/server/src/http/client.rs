@@ -61,7 +61,10 @@ fn parse_hop(text: &str) -> Option<IpAddr> {
         .map(canonical)
 }
 
-fn header_values<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Vec<&'a str>, MalformedHeader> {
+fn header_values<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Vec<&'a str>, MalformedHeader> {
     headers
         .get_all(name)
         .iter()
@@ -80,7 +83,11 @@ impl ProxyTrust {
     }
 
     /// The client IP and scheme for a request from `peer` with these headers.
-    pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> Result<(IpAddr, bool), MalformedHeader> {
+    pub fn resolve(
+        &self,
+        peer: IpAddr,
+        headers: &HeaderMap,
+    ) -> Result<(IpAddr, bool), MalformedHeader> {
         let peer = canonical(peer);
         if !self.trusts(peer) {
             return Ok((peer, false));
@@ -145,7 +152,10 @@ fn requested_host(request: &Request) -> Result<Option<String>, ApiError> {
     let mut values = request.headers().get_all(header::HOST).iter();
     let first = values.next();
     if values.next().is_some() {
-        return Err(ApiError::bad_request("invalid-host", "The request carries more than one Host header."));
+        return Err(ApiError::bad_request(
+            "invalid-host",
+            "The request carries more than one Host header.",
+        ));
     }
     match first {
         Some(value) => value
@@ -156,7 +166,11 @@ fn requested_host(request: &Request) -> Result<Option<String>, ApiError> {
     }
 }
 
-pub async fn resolve(State(policy): State<Arc<EdgePolicy>>, mut request: Request, next: Next) -> Response {
+pub async fn resolve(
+    State(policy): State<Arc<EdgePolicy>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -165,8 +179,11 @@ pub async fn resolve(State(policy): State<Arc<EdgePolicy>>, mut request: Request
     let (client, https) = match policy.trust.resolve(peer, request.headers()) {
         Ok(resolved) => resolved,
         Err(MalformedHeader(name)) => {
-            return ApiError::bad_request("invalid-header", format!("The {name} header is malformed."))
-                .into_response();
+            return ApiError::bad_request(
+                "invalid-header",
+                format!("The {name} header is malformed."),
+            )
+            .into_response();
         }
     };
     tracing::Span::current().record("client_ip", tracing::field::display(client));
@@ -177,9 +194,12 @@ pub async fn resolve(State(policy): State<Arc<EdgePolicy>>, mut request: Request
     if !probe {
         match requested_host(&request) {
             Err(e) => return e.into_response(),
-            Ok(Some(host)) if !policy.allowed_hosts.iter().any(|h| *h == host) => {
-                return ApiError::bad_request("invalid-host", "This server does not serve the requested host.")
-                    .into_response();
+            Ok(Some(host)) if !policy.allowed_hosts.contains(&host) => {
+                return ApiError::bad_request(
+                    "invalid-host",
+                    "This server does not serve the requested host.",
+                )
+                .into_response();
             }
             Ok(_) => {}
         }
@@ -230,11 +250,20 @@ mod tests {
     #[test]
     fn untrusted_peers_cannot_spoof() {
         let t = trust(&["10.0.0.0/8"]);
-        let h = headers(&[("x-forwarded-for", "1.1.1.1"), ("x-forwarded-proto", "https")]);
-        assert_eq!(t.resolve(ip("203.0.113.9"), &h), Ok((ip("203.0.113.9"), false)));
+        let h = headers(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        assert_eq!(
+            t.resolve(ip("203.0.113.9"), &h),
+            Ok((ip("203.0.113.9"), false))
+        );
         // Garbage from an untrusted peer is ignored, not an error.
         let h = headers(&[("x-forwarded-for", "not an ip")]);
-        assert_eq!(t.resolve(ip("203.0.113.9"), &h), Ok((ip("203.0.113.9"), false)));
+        assert_eq!(
+            t.resolve(ip("203.0.113.9"), &h),
+            Ok((ip("203.0.113.9"), false))
+        );
     }
 
     #[test]
@@ -245,7 +274,10 @@ mod tests {
             ("x-forwarded-for", "10.1.2.3"),
             ("x-forwarded-proto", "https"),
         ]);
-        assert_eq!(t.resolve(ip("192.168.1.1"), &h), Ok((ip("198.51.100.7"), true)));
+        assert_eq!(
+            t.resolve(ip("192.168.1.1"), &h),
+            Ok((ip("198.51.100.7"), true))
+        );
     }
 
     #[test]
@@ -253,26 +285,44 @@ mod tests {
         let t = trust(&["10.0.0.0/8"]);
         let h = headers(&[("x-forwarded-for", "10.0.0.5, 10.0.0.6")]);
         assert_eq!(t.resolve(ip("10.0.0.1"), &h), Ok((ip("10.0.0.5"), false)));
-        assert_eq!(t.resolve(ip("10.0.0.1"), &HeaderMap::new()), Ok((ip("10.0.0.1"), false)));
+        assert_eq!(
+            t.resolve(ip("10.0.0.1"), &HeaderMap::new()),
+            Ok((ip("10.0.0.1"), false))
+        );
     }
 
     #[test]
     fn ports_and_mapped_addresses_are_understood() {
         let t = trust(&["127.0.0.1/32"]);
         let h = headers(&[("x-forwarded-for", "[2001:db8::1]:443, 198.51.100.7:5555")]);
-        assert_eq!(t.resolve(ip("::ffff:127.0.0.1"), &h), Ok((ip("198.51.100.7"), false)));
+        assert_eq!(
+            t.resolve(ip("::ffff:127.0.0.1"), &h),
+            Ok((ip("198.51.100.7"), false))
+        );
     }
 
     #[test]
     fn malformed_headers_from_a_trusted_proxy_are_refused() {
         let t = trust(&["127.0.0.1/32"]);
         let bad_xff = headers(&[("x-forwarded-for", "1.2.3.4, evil")]);
-        assert_eq!(t.resolve(ip("127.0.0.1"), &bad_xff), Err(MalformedHeader("x-forwarded-for")));
+        assert_eq!(
+            t.resolve(ip("127.0.0.1"), &bad_xff),
+            Err(MalformedHeader("x-forwarded-for"))
+        );
         let bad_proto = headers(&[("x-forwarded-proto", "gopher")]);
-        assert_eq!(t.resolve(ip("127.0.0.1"), &bad_proto), Err(MalformedHeader("x-forwarded-proto")));
+        assert_eq!(
+            t.resolve(ip("127.0.0.1"), &bad_proto),
+            Err(MalformedHeader("x-forwarded-proto"))
+        );
         let mut binary = HeaderMap::new();
-        binary.insert("x-forwarded-for", HeaderValue::from_bytes(b"1.2.3.4\xff").expect("opaque bytes"));
-        assert_eq!(t.resolve(ip("127.0.0.1"), &binary), Err(MalformedHeader("x-forwarded-for")));
+        binary.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"1.2.3.4\xff").expect("opaque bytes"),
+        );
+        assert_eq!(
+            t.resolve(ip("127.0.0.1"), &binary),
+            Err(MalformedHeader("x-forwarded-for"))
+        );
     }
 
     #[test]

@@ -71,10 +71,18 @@ fn is_html(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/html"))
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/html")
+        })
 }
 
-pub async fn apply(State(policy): State<Arc<HeaderPolicy>>, mut request: Request, next: Next) -> Response {
+pub async fn apply(
+    State(policy): State<Arc<HeaderPolicy>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let nonce = random::csp_nonce();
     request
         .extensions_mut()
@@ -102,7 +110,10 @@ pub async fn apply(State(policy): State<Arc<HeaderPolicy>>, mut request: Request
             HeaderValue::from_static("max-age=63072000; includeSubDomains"),
         );
     }
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::REFERRER_POLICY,
@@ -112,10 +123,22 @@ pub async fn apply(State(policy): State<Arc<HeaderPolicy>>, mut request: Request
             "strict-origin-when-cross-origin"
         }),
     );
-    headers.insert("permissions-policy", HeaderValue::from_static(PERMISSIONS_POLICY));
-    headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
-    headers.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
-    headers.insert("x-permitted-cross-domain-policies", HeaderValue::from_static("none"));
+    headers.insert(
+        "permissions-policy",
+        HeaderValue::from_static(PERMISSIONS_POLICY),
+    );
+    headers.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        "x-permitted-cross-domain-policies",
+        HeaderValue::from_static("none"),
+    );
     if no_store {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

@@ -42,14 +42,26 @@ fn join_path(path: &str, field: &str) -> String {
 pub fn field_error(path: &str, message: &str) -> FieldError {
     if message.starts_with("unknown field") {
         let field = quoted_field(message).unwrap_or("?");
-        FieldError::new(join_path(path, field), "unknown_field", "This field is not accepted.")
+        FieldError::new(
+            join_path(path, field),
+            "unknown_field",
+            "This field is not accepted.",
+        )
     } else if message.starts_with("missing field") {
         let field = quoted_field(message).unwrap_or("?");
-        FieldError::new(join_path(path, field), "required", "This field is required.")
+        FieldError::new(
+            join_path(path, field),
+            "required",
+            "This field is required.",
+        )
     } else if message.starts_with("invalid type") {
         FieldError::new(path, "invalid_type", "This field has the wrong type.")
     } else if message.starts_with("invalid length") {
-        FieldError::new(path, "invalid_length", "This field has the wrong number of items.")
+        FieldError::new(
+            path,
+            "invalid_length",
+            "This field has the wrong number of items.",
+        )
     } else {
         FieldError::new(path, "invalid", "This field has an invalid value.")
     }
@@ -66,17 +78,19 @@ where
         if !is_json(&request) {
             return Err(ApiError::unsupported_media_type("application/json"));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload-too-large",
-                    "The request body is larger than this endpoint accepts.",
-                )
-            } else {
-                ApiError::bad_request("malformed-body", "The request body could not be read.")
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload-too-large",
+                        "The request body is larger than this endpoint accepts.",
+                    )
+                } else {
+                    ApiError::bad_request("malformed-body", "The request body could not be read.")
+                }
+            })?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
             Ok(value) => value,
@@ -125,8 +139,16 @@ mod tests {
             .expect("request");
         let response = app.oneshot(request).await.expect("response");
         let status = response.status();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     #[tokio::test]
@@ -139,18 +161,31 @@ mod tests {
     async fn other_content_types_are_415() {
         let (status, body) = call("text/plain", r#"{"full_name":"Ann"}"#).await;
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-        assert_eq!(body["type"], "urn:tradesignal:problem:unsupported-media-type");
+        assert_eq!(
+            body["type"],
+            "urn:tradesignal:problem:unsupported-media-type"
+        );
     }
 
     #[tokio::test]
     async fn malformed_json_is_400_and_trailing_garbage_too() {
-        assert_eq!(call("application/json", "{").await.0, StatusCode::BAD_REQUEST);
-        assert_eq!(call("application/json", r#"{"full_name":"a"} x"#).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            call("application/json", "{").await.0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            call("application/json", r#"{"full_name":"a"} x"#).await.0,
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[tokio::test]
     async fn unknown_fields_are_422_and_named() {
-        let (status, body) = call("application/json", r#"{"full_name":"a","role":"super_admin"}"#).await;
+        let (status, body) = call(
+            "application/json",
+            r#"{"full_name":"a","role":"super_admin"}"#,
+        )
+        .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(body["errors"][0]["field"], "role");
         assert_eq!(body["errors"][0]["code"], "unknown_field");
@@ -158,7 +193,11 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_types_never_echo_the_value() {
-        let (status, body) = call("application/json", r#"{"full_name":"a","age":"hunter2-secret"}"#).await;
+        let (status, body) = call(
+            "application/json",
+            r#"{"full_name":"a","age":"hunter2-secret"}"#,
+        )
+        .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(body["errors"][0]["field"], "age");
         assert!(!body.to_string().contains("hunter2"));

@@ -13,7 +13,13 @@ pub const ALLOWED: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
 pub async fn refuse_unknown(request: Request, next: Next) -> Response {
     let known = matches!(
         *request.method(),
-        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::PATCH | Method::DELETE | Method::OPTIONS
+        Method::GET
+            | Method::HEAD
+            | Method::POST
+            | Method::PUT
+            | Method::PATCH
+            | Method::DELETE
+            | Method::OPTIONS
     );
     if known {
         return next.run(request).await;

@@ -49,7 +49,11 @@ fn default_problem(status: StatusCode) -> Map<String, Value> {
     }
 }
 
-pub async fn problems(State(policy): State<Arc<ErrorPolicy>>, request: Request, next: Next) -> Response {
+pub async fn problems(
+    State(policy): State<Arc<ErrorPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let request_id = request
         .extensions()
         .get::<RequestId>()
@@ -63,7 +67,9 @@ pub async fn problems(State(policy): State<Arc<ErrorPolicy>>, request: Request, 
     let ours = is_problem(&response);
     let (mut parts, body) = response.into_parts();
     let mut document = if ours {
-        read_problem(body).await.unwrap_or_else(|| default_problem(status))
+        read_problem(body)
+            .await
+            .unwrap_or_else(|| default_problem(status))
     } else {
         default_problem(status)
     };

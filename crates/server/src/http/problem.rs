@@ -60,7 +60,11 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(field: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             field: field.into(),
             code: code.into(),
@@ -69,9 +73,13 @@ impl FieldError {
     }
 }
 
-/// An error answer. `request_id` is filled in by the normalising middleware, which knows it.
+/// An error answer. `request_id` is filled in by the normalising middleware, which knows it. Boxed so
+/// `Result<_, ApiError>` stays small on the happy path.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     slug: &'static str,
     detail: String,
@@ -93,14 +101,14 @@ struct ProblemBody<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             slug,
             detail: detail.into(),
             errors: vec![],
             headers: HeaderMap::new(),
             source: None,
-        }
+        }))
     }
 
     pub fn bad_request(slug: &'static str, detail: impl Into<String>) -> Self {
@@ -108,7 +116,11 @@ impl ApiError {
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", default_detail(StatusCode::NOT_FOUND))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            default_detail(StatusCode::NOT_FOUND),
+        )
     }
 
     pub fn unsupported_media_type(expected: &str) -> Self {
@@ -125,7 +137,7 @@ impl ApiError {
             "validation-failed",
             "One or more fields are invalid.",
         );
-        e.errors = errors;
+        e.0.errors = errors;
         e
     }
 
@@ -149,27 +161,27 @@ impl ApiError {
     }
 
     pub fn with_source(mut self, source: impl Into<anyhow::Error>) -> Self {
-        self.source = Some(source.into());
+        self.0.source = Some(source.into());
         self
     }
 
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.0.headers.insert(name, value);
         self
     }
 
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     pub fn slug(&self) -> &'static str {
-        self.slug
+        self.0.slug
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.slug, self.detail)
+        write!(f, "{} {}: {}", self.0.status.as_u16(), self.0.slug, self.0.detail)
     }
 }
 
@@ -187,21 +199,22 @@ pub fn problem_json(status: StatusCode, slug: &str, detail: &str, errors: &[Fiel
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match &self.source {
-            Some(source) if self.status.is_server_error() => {
-                tracing::error!(status = self.status.as_u16(), error = %format!("{source:#}"), "request failed");
+        let this = *self.0;
+        match &this.source {
+            Some(source) if this.status.is_server_error() => {
+                tracing::error!(status = this.status.as_u16(), error = %format!("{source:#}"), "request failed");
             }
             Some(source) => {
-                tracing::info!(status = self.status.as_u16(), error = %format!("{source:#}"), "request refused");
+                tracing::info!(status = this.status.as_u16(), error = %format!("{source:#}"), "request refused");
             }
             None => {}
         }
-        let body = problem_json(self.status, self.slug, &self.detail, &self.errors);
-        let mut response = (self.status, body).into_response();
+        let body = problem_json(this.status, this.slug, &this.detail, &this.errors);
+        let mut response = (this.status, body).into_response();
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        response.headers_mut().extend(self.headers);
+        response.headers_mut().extend(this.headers);
         response
     }
 }

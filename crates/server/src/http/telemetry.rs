@@ -107,7 +107,10 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut object = Map::new();
         object.insert("ts".into(), Value::from(timestamp()));
-        object.insert("level".into(), Value::from(event.metadata().level().as_str()));
+        object.insert(
+            "level".into(),
+            Value::from(event.metadata().level().as_str()),
+        );
         object.insert("target".into(), Value::from(event.metadata().target()));
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
@@ -149,7 +152,10 @@ mod tests {
 
     impl Write for Capture {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -186,7 +192,10 @@ mod tests {
             );
         });
         assert!(!out.contains("hunter2") && !out.contains("rt-abc"), "{out}");
-        assert!(!out.contains("alice@example.com") && !out.contains("bob@example.org"), "{out}");
+        assert!(
+            !out.contains("alice@example.com") && !out.contains("bob@example.org"),
+            "{out}"
+        );
         let line: Value = serde_json::from_str(out.trim()).expect("one JSON line");
         assert_eq!(line["request_id"], "req-1");
         assert_eq!(line["password"], "[redacted]");
@@ -204,6 +213,10 @@ mod tests {
         });
         assert_eq!(out.lines().count(), 1, "{out}");
         let line: Value = serde_json::from_str(out.trim()).expect("one JSON line");
-        assert!(line["user_agent"].as_str().is_some_and(|ua| !ua.contains('\n')));
+        assert!(
+            line["user_agent"]
+                .as_str()
+                .is_some_and(|ua| !ua.contains('\n'))
+        );
     }
 }

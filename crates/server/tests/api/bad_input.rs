@@ -6,7 +6,10 @@ use crate::backend_test;
 use crate::helpers::*;
 
 fn status_of(raw: &str) -> u16 {
-    raw.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    raw.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 backend_test!(unknown_methods_are_405_everywhere, |backend| {
@@ -14,7 +17,12 @@ backend_test!(unknown_methods_are_405_everywhere, |backend| {
     for path in ["/healthz", "/no/such/path", "/api/v1/openapi.json"] {
         for method in ["TRACE", "CONNECT", "PROPFIND", "FOO"] {
             let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-            let response = app.client.request(method.clone(), app.url(path)).send().await.expect("response");
+            let response = app
+                .client
+                .request(method.clone(), app.url(path))
+                .send()
+                .await
+                .expect("response");
             assert_eq!(response.status(), 405, "{method} {path}");
             assert!(response.headers().get("allow").is_some());
             problem(response).await;
@@ -31,7 +39,9 @@ backend_test!(paths_that_are_not_utf8_are_404_problems, |backend| {
     assert_eq!(response.status(), 404);
     problem(response).await;
     // Raw non-ASCII bytes in the request line are refused by the HTTP parser before routing.
-    let raw = app.raw(b"GET /\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").await;
+    let raw = app
+        .raw(b"GET /\xff\xfe HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await;
     assert_eq!(status_of(&raw), 400, "{raw}");
 });
 
@@ -49,7 +59,10 @@ backend_test!(malformed_headers_are_400, |backend| {
         .raw(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: 1.2.3.4\xff\r\nConnection: close\r\n\r\n")
         .await;
     assert_eq!(status_of(&raw), 400, "{raw}");
-    assert!(raw.contains("application/problem+json") && raw.contains("invalid-header"), "{raw}");
+    assert!(
+        raw.contains("application/problem+json") && raw.contains("invalid-header"),
+        "{raw}"
+    );
     // A header line without a colon never reaches the application.
     let raw = app.raw(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nthis is not a header\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status_of(&raw), 400, "{raw}");

@@ -35,7 +35,11 @@ fn development_defaults_pass_config_check() {
     let (output, stdout, _) = run(&["config", "check"], &[]);
     assert!(output.status.success(), "{stdout}");
     for variable in server::config::VARIABLES {
-        assert!(stdout.contains(variable.env), "{} missing from the report", variable.env);
+        assert!(
+            stdout.contains(variable.env),
+            "{} missing from the report",
+            variable.env
+        );
     }
 }
 
@@ -44,7 +48,14 @@ fn secrets_generate_prints_fresh_valid_values() {
     let first = generated();
     let second = generated();
     let names: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(names, ["TRADESIGNAL_JWT_KEYS", "TRADESIGNAL_DATA_KEYS", "TRADESIGNAL_METRICS_TOKEN"]);
+    assert_eq!(
+        names,
+        [
+            "TRADESIGNAL_JWT_KEYS",
+            "TRADESIGNAL_DATA_KEYS",
+            "TRADESIGNAL_METRICS_TOKEN"
+        ]
+    );
     for ((_, a), (_, b)) in first.iter().zip(&second) {
         assert_ne!(a, b, "values are fresh each run");
     }
@@ -71,13 +82,25 @@ fn production_names_weak_secrets_and_unsafe_settings_without_printing_them() {
     let short = "c2hvcnRrZXk"; // "shortkey"
     let env = [
         ("TRADESIGNAL_ENV", "production"),
-        ("TRADESIGNAL_JWT_KEYS", "k1:c2hvcnRrZXk,k2:CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME"),
-        ("TRADESIGNAL_DATA_KEYS", "v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
-        ("DATABASE_URL", "postgres://app:hunter2pw@db.internal:5432/ts"),
+        (
+            "TRADESIGNAL_JWT_KEYS",
+            "k1:c2hvcnRrZXk,k2:CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME",
+        ),
+        (
+            "TRADESIGNAL_DATA_KEYS",
+            "v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://app:hunter2pw@db.internal:5432/ts",
+        ),
         ("REDIS_URL", "redis://:hunter2redis@cache.internal:6379"),
         ("TRADESIGNAL_PUBLIC_URL", "http://ts.example.com"),
         ("TRADESIGNAL_CORS_ORIGINS", "*,http://app.example.com"),
-        ("TRADESIGNAL_SMTP_URL", "smtp://mailer:hunter2smtp@mail.internal:25"),
+        (
+            "TRADESIGNAL_SMTP_URL",
+            "smtp://mailer:hunter2smtp@mail.internal:25",
+        ),
         ("TRADESIGNAL_METRICS_TOKEN", "metrics"),
     ];
     let (output, stdout, stderr) = run(&["config", "check"], &env);
@@ -97,21 +120,42 @@ fn production_names_weak_secrets_and_unsafe_settings_without_printing_them() {
         assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
     }
     let everything = format!("{stdout}{stderr}");
-    for secret in ["hunter2pw", "hunter2redis", "hunter2smtp", short, "AAAAAAAAAAAAAAAA"] {
-        assert!(!everything.contains(secret), "{secret} printed:\n{everything}");
+    for secret in [
+        "hunter2pw",
+        "hunter2redis",
+        "hunter2smtp",
+        short,
+        "AAAAAAAAAAAAAAAA",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} printed:\n{everything}"
+        );
     }
-    assert!(stdout.contains("postgres://app:***@db.internal:5432/ts"), "{stdout}");
+    assert!(
+        stdout.contains("postgres://app:***@db.internal:5432/ts"),
+        "{stdout}"
+    );
 }
 
 fn strong_production_env(secrets: &[(String, String)]) -> Vec<(&str, &str)> {
-    let mut env: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = secrets
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     env.extend([
         ("TRADESIGNAL_ENV", "production"),
-        ("DATABASE_URL", "postgres://app:hunter2pw@db.internal:5432/ts?sslmode=verify-full"),
+        (
+            "DATABASE_URL",
+            "postgres://app:hunter2pw@db.internal:5432/ts?sslmode=verify-full",
+        ),
         ("REDIS_URL", "rediss://:hunter2redis@cache.internal:6380"),
         ("TRADESIGNAL_PUBLIC_URL", "https://ts.example.com"),
         ("TRADESIGNAL_CORS_ORIGINS", "https://app.example.com"),
-        ("TRADESIGNAL_SMTP_URL", "smtps://mailer:hunter2smtp@mail.example.com:465"),
+        (
+            "TRADESIGNAL_SMTP_URL",
+            "smtps://mailer:hunter2smtp@mail.example.com:465",
+        ),
     ]);
     env
 }
@@ -132,7 +176,13 @@ fn a_sound_production_configuration_passes_and_prints_redacted() {
 
 #[test]
 fn serve_refuses_an_unsafe_production_configuration_listing_every_problem() {
-    let (output, _, stderr) = run(&["serve"], &[("TRADESIGNAL_ENV", "production"), ("TRADESIGNAL_PUBLIC_URL", "http://x.example")]);
+    let (output, _, stderr) = run(
+        &["serve"],
+        &[
+            ("TRADESIGNAL_ENV", "production"),
+            ("TRADESIGNAL_PUBLIC_URL", "http://x.example"),
+        ],
+    );
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr.contains("refusing to start"));
     assert!(stderr.matches("\n  - ").count() >= 6, "{stderr}");
@@ -148,34 +198,62 @@ fn serve_reports_an_unreachable_database_in_one_line() {
     env.push(("TRADESIGNAL_LISTEN", "127.0.0.1:0"));
     let (output, _, stderr) = run(&["serve"], &env);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("cannot connect to postgresql at postgres://app:***@127.0.0.1:1/ts"), "{stderr}");
-    assert!(!stderr.contains("hunter2") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to postgresql at postgres://app:***@127.0.0.1:1/ts"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn serve_reports_an_unreachable_redis_in_one_line() {
     let (output, _, stderr) = run(
         &["serve"],
-        &[("REDIS_URL", "redis://:hunter2redis@127.0.0.1:1"), ("TRADESIGNAL_LISTEN", "127.0.0.1:0")],
+        &[
+            ("REDIS_URL", "redis://:hunter2redis@127.0.0.1:1"),
+            ("TRADESIGNAL_LISTEN", "127.0.0.1:0"),
+        ],
     );
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("127.0.0.1:1") && stderr.contains("Redis"), "{stderr}");
-    assert!(!stderr.contains("hunter2") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:1") && stderr.contains("Redis"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn a_config_file_is_read_and_typos_are_refused() {
     let dir = tempfile::tempdir().expect("dir");
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, "listen = \"127.0.0.1:9999\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.0.1\"]\n").expect("write");
-    let (output, stdout, _) = run(&["--config", good.to_str().expect("path"), "config", "check"], &[]);
+    std::fs::write(
+        &good,
+        "listen = \"127.0.0.1:9999\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.0.1\"]\n",
+    )
+    .expect("write");
+    let (output, stdout, _) = run(
+        &["--config", good.to_str().expect("path"), "config", "check"],
+        &[],
+    );
     assert!(output.status.success());
     assert!(stdout.contains("TRADESIGNAL_LISTEN = 127.0.0.1:9999"));
-    assert!(stdout.contains("TRADESIGNAL_TRUSTED_PROXIES = 10.0.0.0/8,192.168.0.1/32"), "{stdout}");
+    assert!(
+        stdout.contains("TRADESIGNAL_TRUSTED_PROXIES = 10.0.0.0/8,192.168.0.1/32"),
+        "{stdout}"
+    );
 
     let typo = dir.path().join("typo.toml");
     std::fs::write(&typo, "listne = \"127.0.0.1:9999\"\n").expect("write");
-    let (output, _, stderr) = run(&["--config", typo.to_str().expect("path"), "config", "check"], &[]);
+    let (output, _, stderr) = run(
+        &["--config", typo.to_str().expect("path"), "config", "check"],
+        &[],
+    );
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("unknown key \"listne\""), "{stderr}");
 
@@ -199,7 +277,12 @@ fn malformed_values_are_all_reported_even_in_development() {
         ],
     );
     assert_eq!(output.status.code(), Some(1));
-    for variable in ["TRADESIGNAL_LISTEN", "TRADESIGNAL_TRUSTED_PROXIES", "TRADESIGNAL_BODY_LIMIT_BYTES", "TRADESIGNAL_ENV"] {
+    for variable in [
+        "TRADESIGNAL_LISTEN",
+        "TRADESIGNAL_TRUSTED_PROXIES",
+        "TRADESIGNAL_BODY_LIMIT_BYTES",
+        "TRADESIGNAL_ENV",
+    ] {
         assert!(stderr.contains(variable), "{variable} not in {stderr}");
     }
 }

@@ -12,14 +12,19 @@ async fn wait_for_status(app: &TestApp, want: u16) {
         if status == want {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "/readyz stayed {status}, wanted {want}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz stayed {status}, wanted {want}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_reports_redis_down_and_recovers() {
-    let Some(backend) = Backend::external() else { return };
+    let Some(backend) = Backend::external() else {
+        return;
+    };
     let redis = test_redis_url().expect("redis url");
     let proxy = FaultProxy::start(socket_of(&redis)).await;
     let app = TestApp::spawn_with(
@@ -35,7 +40,10 @@ async fn readiness_reports_redis_down_and_recovers() {
     wait_for_status(&app, 503).await;
     let response = app.get("/readyz").await;
     let body = problem(response).await;
-    assert!(!body.to_string().to_lowercase().contains("redis"), "readiness does not name internals: {body}");
+    assert!(
+        !body.to_string().to_lowercase().contains("redis"),
+        "readiness does not name internals: {body}"
+    );
     // Liveness is unaffected.
     assert_eq!(app.get("/healthz").await.status(), 200);
     proxy.restore();
@@ -44,7 +52,9 @@ async fn readiness_reports_redis_down_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_reports_postgres_down_and_recovers() {
-    let Some(backend) = Backend::external() else { return };
+    let Some(backend) = Backend::external() else {
+        return;
+    };
     let database = test_database_url().expect("database url");
     let proxy = FaultProxy::start(socket_of(&database)).await;
     let app = TestApp::spawn_with(

@@ -7,20 +7,32 @@ use crate::backend_test;
 use crate::helpers::*;
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 /// The headers every response carries whatever its status or type.
 fn assert_common(headers: &HeaderMap) {
     assert_eq!(header(headers, "x-content-type-options"), "nosniff");
     assert_eq!(header(headers, "x-frame-options"), "DENY");
-    assert_eq!(header(headers, "referrer-policy"), "strict-origin-when-cross-origin");
+    assert_eq!(
+        header(headers, "referrer-policy"),
+        "strict-origin-when-cross-origin"
+    );
     assert!(header(headers, "permissions-policy").contains("camera=()"));
     assert_eq!(header(headers, "cross-origin-opener-policy"), "same-origin");
-    assert_eq!(header(headers, "cross-origin-resource-policy"), "same-origin");
+    assert_eq!(
+        header(headers, "cross-origin-resource-policy"),
+        "same-origin"
+    );
     assert!(!header(headers, "x-request-id").is_empty());
     assert!(headers.get("server").is_none(), "no Server banner");
-    assert!(headers.get("x-powered-by").is_none(), "no X-Powered-By banner");
+    assert!(
+        headers.get("x-powered-by").is_none(),
+        "no X-Powered-By banner"
+    );
 }
 
 fn assert_api_csp(headers: &HeaderMap) {
@@ -30,36 +42,45 @@ fn assert_api_csp(headers: &HeaderMap) {
     );
 }
 
-backend_test!(json_success_and_every_error_status_carry_the_headers, |backend| {
-    let app = TestApp::spawn(backend).await;
-    let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
-        (app.client.get(app.url("/healthz")), 200),
-        (app.client.get(app.url("/no/such/page")), 404),
-        (app.client.delete(app.url("/healthz")), 405),
-        (
-            app.client
-                .post(app.url("/api/v1/security/csp-report"))
-                .header("content-type", "application/json")
-                .body("{}"),
-            415,
-        ),
-        (
-            app.client
-                .post(app.url("/api/v1/security/csp-report"))
-                .header("content-type", "application/csp-report")
-                .body(vec![b'x'; 70 * 1024]),
-            413,
-        ),
-        (app.client.get(app.url("/metrics")), 404),
-    ];
-    for (request, status) in cases {
-        let response = request.send().await.expect("response");
-        assert_eq!(response.status().as_u16(), status);
-        assert_common(response.headers());
-        assert_api_csp(response.headers());
-        assert!(response.headers().get("strict-transport-security").is_none(), "no HSTS in development over http");
+backend_test!(
+    json_success_and_every_error_status_carry_the_headers,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
+            (app.client.get(app.url("/healthz")), 200),
+            (app.client.get(app.url("/no/such/page")), 404),
+            (app.client.delete(app.url("/healthz")), 405),
+            (
+                app.client
+                    .post(app.url("/api/v1/security/csp-report"))
+                    .header("content-type", "application/json")
+                    .body("{}"),
+                415,
+            ),
+            (
+                app.client
+                    .post(app.url("/api/v1/security/csp-report"))
+                    .header("content-type", "application/csp-report")
+                    .body(vec![b'x'; 70 * 1024]),
+                413,
+            ),
+            (app.client.get(app.url("/metrics")), 404),
+        ];
+        for (request, status) in cases {
+            let response = request.send().await.expect("response");
+            assert_eq!(response.status().as_u16(), status);
+            assert_common(response.headers());
+            assert_api_csp(response.headers());
+            assert!(
+                response
+                    .headers()
+                    .get("strict-transport-security")
+                    .is_none(),
+                "no HSTS in development over http"
+            );
+        }
     }
-});
+);
 
 backend_test!(html_gets_a_fresh_nonce_csp_that_the_page_uses, |backend| {
     let app = TestApp::spawn(backend).await;
@@ -90,9 +111,15 @@ backend_test!(html_gets_a_fresh_nonce_csp_that_the_page_uses, |backend| {
             .to_string();
         let decoded = base64_len(&nonce);
         assert_eq!(decoded, 16, "128-bit nonce");
-        assert!(header(response.headers(), "reporting-endpoints").contains("/api/v1/security/csp-report"));
+        assert!(
+            header(response.headers(), "reporting-endpoints")
+                .contains("/api/v1/security/csp-report")
+        );
         let body = response.text().await.expect("body");
-        assert!(body.contains(&format!("<script nonce=\"{nonce}\">")), "template uses the nonce");
+        assert!(
+            body.contains(&format!("<script nonce=\"{nonce}\">")),
+            "template uses the nonce"
+        );
         nonces.push(nonce);
     }
     assert_ne!(nonces[0], nonces[1], "a fresh nonce per response");
@@ -100,7 +127,10 @@ backend_test!(html_gets_a_fresh_nonce_csp_that_the_page_uses, |backend| {
 
 fn base64_len(text: &str) -> usize {
     // base64url without padding: 4 chars per 3 bytes.
-    assert!(text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    assert!(
+        text.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    );
     text.len() * 3 / 4
 }
 

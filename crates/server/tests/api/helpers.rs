@@ -37,10 +37,14 @@ impl Backend {
         match (test_database_url(), test_redis_url()) {
             (Some(_), Some(_)) => Some(Self::Postgres),
             (None, None) => {
-                eprintln!("TRADESIGNAL_TEST_DATABASE_URL/TRADESIGNAL_TEST_REDIS_URL not set: PostgreSQL + Redis run skipped");
+                eprintln!(
+                    "TRADESIGNAL_TEST_DATABASE_URL/TRADESIGNAL_TEST_REDIS_URL not set: PostgreSQL + Redis run skipped"
+                );
                 None
             }
-            _ => panic!("set both TRADESIGNAL_TEST_DATABASE_URL and TRADESIGNAL_TEST_REDIS_URL, or neither"),
+            _ => panic!(
+                "set both TRADESIGNAL_TEST_DATABASE_URL and TRADESIGNAL_TEST_REDIS_URL, or neither"
+            ),
         }
     }
 }
@@ -83,7 +87,9 @@ impl ScratchDatabase {
         let name = format!("ts_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(admin_url)
             .await
-            .unwrap_or_else(|e| panic!("TRADESIGNAL_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+            .unwrap_or_else(|e| {
+                panic!("TRADESIGNAL_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
+            });
         // Identifiers cannot be bound as parameters; `name` is generated above from a UUID only.
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
@@ -107,14 +113,19 @@ impl Drop for ScratchDatabase {
         let name = self.name.clone();
         // Drop runs outside async context guarantees; a private runtime on a plain thread is safe here.
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async move {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
                 }
             });
         })
@@ -154,7 +165,10 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let mut env: HashMap<String, String> = HashMap::new();
-        env.insert("TRADESIGNAL_DATA_DIR".into(), dir.path().display().to_string());
+        env.insert(
+            "TRADESIGNAL_DATA_DIR".into(),
+            dir.path().display().to_string(),
+        );
         env.insert("TRADESIGNAL_LISTEN".into(), addr.to_string());
         let mut database = None;
         if backend == Backend::Postgres {
@@ -167,7 +181,8 @@ impl TestApp {
                 url = parsed.to_string();
             }
             env.insert("DATABASE_URL".into(), url);
-            let mut redis = url::Url::parse(&test_redis_url().expect("redis URL")).expect("redis url");
+            let mut redis =
+                url::Url::parse(&test_redis_url().expect("redis URL")).expect("redis url");
             if let Some(proxy) = options.redis_proxy {
                 redis.set_ip_host(proxy.ip()).expect("host");
                 redis.set_port(Some(proxy.port())).expect("port");
@@ -183,9 +198,12 @@ impl TestApp {
             env.insert(k.to_string(), v);
         }
         let settings = Arc::new(config::load(None, &env).expect("test configuration is valid"));
-        let (db, kv) = server::app::connect(&settings).await.expect("connect backends");
+        let (db, kv) = server::app::connect(&settings)
+            .await
+            .expect("connect backends");
         let state = AppState::new(settings, db, kv);
-        let router = server::app::router_with(state.clone(), options.extra_routes.unwrap_or_default());
+        let router =
+            server::app::router_with(state.clone(), options.extra_routes.unwrap_or_default());
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = server::app::serve(listener, router, async {
@@ -213,7 +231,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.expect("request")
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
     }
 
     /// Sends raw bytes and returns the raw response text (for requests no HTTP client will build).
@@ -222,7 +244,11 @@ impl TestApp {
         let mut stream = TcpStream::connect(self.addr).await.expect("connect");
         stream.write_all(request).await.expect("write");
         let mut out = Vec::new();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut out),
+        )
+        .await;
         String::from_utf8_lossy(&out).into_owned()
     }
 }
@@ -243,7 +269,10 @@ pub async fn problem(response: reqwest::Response) -> serde_json::Value {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    assert_eq!(content_type, "application/problem+json", "error responses are problem documents");
+    assert_eq!(
+        content_type, "application/problem+json",
+        "error responses are problem documents"
+    );
     let header_id = response
         .headers()
         .get("x-request-id")
@@ -255,7 +284,10 @@ pub async fn problem(response: reqwest::Response) -> serde_json::Value {
     assert_eq!(body["request_id"], header_id.as_str());
     assert_eq!(body["status"], status);
     for member in ["type", "title", "detail"] {
-        assert!(body[member].is_string(), "problem member {member} missing: {body}");
+        assert!(
+            body[member].is_string(),
+            "problem member {member} missing: {body}"
+        );
     }
     body
 }
@@ -293,7 +325,11 @@ impl FaultProxy {
                 });
             }
         });
-        Self { addr, up, generation }
+        Self {
+            addr,
+            up,
+            generation,
+        }
     }
 
     pub fn cut(&self) {
@@ -310,10 +346,12 @@ impl FaultProxy {
 pub fn socket_of(url: &str) -> SocketAddr {
     let parsed = url::Url::parse(url).expect("url");
     let host = parsed.host_str().expect("host");
-    let port = parsed.port_or_known_default().unwrap_or(match parsed.scheme() {
-        "redis" | "rediss" => 6379,
-        _ => 5432,
-    });
+    let port = parsed
+        .port_or_known_default()
+        .unwrap_or(match parsed.scheme() {
+            "redis" | "rediss" => 6379,
+            _ => 5432,
+        });
     let ip: std::net::IpAddr = if host == "localhost" {
         [127, 0, 0, 1].into()
     } else {

@@ -16,7 +16,13 @@ backend_test!(health_and_readiness_answer_status_only, |backend| {
 
 backend_test!(metrics_are_closed_without_a_token, |backend| {
     let app = TestApp::spawn(backend).await;
-    let response = app.client.get(app.url("/metrics")).bearer_auth("anything").send().await.expect("response");
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .expect("response");
     assert_eq!(response.status(), 404);
     problem(response).await;
 });
@@ -34,13 +40,34 @@ backend_test!(metrics_need_the_exact_token, |backend| {
     let _ = app.get("/healthz").await;
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), 401);
-    assert!(response.headers()["www-authenticate"].to_str().expect("ascii").starts_with("Bearer"));
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("Bearer")
+    );
     problem(response).await;
-    for wrong in [format!("{token}x"), token[..token.len() - 1].to_string(), token.to_uppercase()] {
-        let response = app.client.get(app.url("/metrics")).bearer_auth(wrong).send().await.expect("response");
+    for wrong in [
+        format!("{token}x"),
+        token[..token.len() - 1].to_string(),
+        token.to_uppercase(),
+    ] {
+        let response = app
+            .client
+            .get(app.url("/metrics"))
+            .bearer_auth(wrong)
+            .send()
+            .await
+            .expect("response");
         assert_eq!(response.status(), 401);
     }
-    let response = app.client.get(app.url("/metrics")).bearer_auth(&token).send().await.expect("response");
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("response");
     assert_eq!(response.status(), 200);
     let text = response.text().await.expect("text");
     assert!(text.contains("http_requests_total"), "{text}");
@@ -81,7 +108,11 @@ backend_test!(csp_reports_are_stored_in_both_formats, |backend| {
         ("application/csp-report", "not json".to_string(), 400),
         ("application/csp-report", "{\"other\":1}".to_string(), 400),
         ("text/plain", legacy.to_string(), 415),
-        ("application/csp-report", format!("{{\"csp-report\":{{\"x\":\"{}\"}}}}", "a".repeat(65 * 1024)), 413),
+        (
+            "application/csp-report",
+            format!("{{\"csp-report\":{{\"x\":\"{}\"}}}}", "a".repeat(65 * 1024)),
+            413,
+        ),
     ] {
         let response = app
             .client
@@ -102,8 +133,18 @@ backend_test!(openapi_describes_the_operations, |backend| {
     let response = app.get("/api/v1/openapi.json").await;
     assert_eq!(response.status(), 200);
     let doc: serde_json::Value = response.json().await.expect("json");
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")));
-    for path in ["/healthz", "/readyz", "/metrics", "/api/v1/security/csp-report", "/api/v1/openapi.json"] {
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1"))
+    );
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/security/csp-report",
+        "/api/v1/openapi.json",
+    ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
 });

@@ -30,18 +30,27 @@ async fn explode() -> &'static str {
 fn probes() -> Router<AppState> {
     Router::new()
         .route("/test/panic", get(explode))
-        .route("/test/slow", get(|| async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            "late"
-        }))
-        .route("/test/leaky", get(|| async {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal-error",
-                "sqlx: relation \"users\" does not exist at /srv/app/src/db.rs",
-            )
-        }))
-        .route("/test/json", post(|ApiJson(_probe): ApiJson<Probe>| async { StatusCode::NO_CONTENT }))
+        .route(
+            "/test/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        )
+        .route(
+            "/test/leaky",
+            get(|| async {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal-error",
+                    "sqlx: relation \"users\" does not exist at /srv/app/src/db.rs",
+                )
+            }),
+        )
+        .route(
+            "/test/json",
+            post(|ApiJson(_probe): ApiJson<Probe>| async { StatusCode::NO_CONTENT }),
+        )
 }
 
 fn with_probes(env: Vec<(&'static str, String)>) -> Options {
@@ -59,68 +68,94 @@ backend_test!(not_found_and_method_not_allowed, |backend| {
     let body = problem(response).await;
     assert_eq!(body["type"], "urn:tradesignal:problem:not-found");
 
-    let response = app.client.post(app.url("/healthz")).send().await.expect("response");
+    let response = app
+        .client
+        .post(app.url("/healthz"))
+        .send()
+        .await
+        .expect("response");
     assert_eq!(response.status(), 405);
-    let allow = response.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    assert!(allow.contains("GET"), "405 names the allowed methods: {allow}");
+    let allow = response
+        .headers()
+        .get("allow")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        allow.contains("GET"),
+        "405 names the allowed methods: {allow}"
+    );
     problem(response).await;
 });
 
-backend_test!(payload_too_large_unsupported_type_and_validation, |backend| {
-    let app = TestApp::spawn_with(backend, with_probes(vec![])).await;
-    // 10 MB against the 1 MiB default limit.
-    let response = app
-        .client
-        .post(app.url("/test/json"))
-        .header("content-type", "application/json")
-        .body(vec![b' '; 10 * 1024 * 1024])
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(response.status(), 413);
-    problem(response).await;
+backend_test!(
+    payload_too_large_unsupported_type_and_validation,
+    |backend| {
+        let app = TestApp::spawn_with(backend, with_probes(vec![])).await;
+        // 10 MB against the 1 MiB default limit.
+        let response = app
+            .client
+            .post(app.url("/test/json"))
+            .header("content-type", "application/json")
+            .body(vec![b' '; 10 * 1024 * 1024])
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 413);
+        problem(response).await;
 
-    let response = app.client.post(app.url("/test/json")).body("name=x").header("content-type", "application/x-www-form-urlencoded").send().await.expect("response");
-    assert_eq!(response.status(), 415);
-    problem(response).await;
+        let response = app
+            .client
+            .post(app.url("/test/json"))
+            .body("name=x")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 415);
+        problem(response).await;
 
-    let response = app
-        .client
-        .post(app.url("/test/json"))
-        .header("content-type", "application/json")
-        .body(r#"{"name":"a","password":"hunter2-Secret!","role":"super_admin"}"#)
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(response.status(), 422);
-    let body = problem(response).await;
-    assert_eq!(body["errors"][0]["field"], "role");
-    assert!(!body.to_string().contains("hunter2"), "a secret value is never echoed");
+        let response = app
+            .client
+            .post(app.url("/test/json"))
+            .header("content-type", "application/json")
+            .body(r#"{"name":"a","password":"hunter2-Secret!","role":"super_admin"}"#)
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 422);
+        let body = problem(response).await;
+        assert_eq!(body["errors"][0]["field"], "role");
+        assert!(
+            !body.to_string().contains("hunter2"),
+            "a secret value is never echoed"
+        );
 
-    let response = app
-        .client
-        .post(app.url("/test/json"))
-        .header("content-type", "application/json")
-        .body(r#"{"name":"a","password":12345}"#)
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(response.status(), 422);
-    let body = problem(response).await;
-    assert_eq!(body["errors"][0]["field"], "password");
-    assert!(!body.to_string().contains("12345"));
+        let response = app
+            .client
+            .post(app.url("/test/json"))
+            .header("content-type", "application/json")
+            .body(r#"{"name":"a","password":12345}"#)
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 422);
+        let body = problem(response).await;
+        assert_eq!(body["errors"][0]["field"], "password");
+        assert!(!body.to_string().contains("12345"));
 
-    let response = app
-        .client
-        .post(app.url("/test/json"))
-        .header("content-type", "application/json")
-        .body("{\"name\":")
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(response.status(), 400);
-    problem(response).await;
-});
+        let response = app
+            .client
+            .post(app.url("/test/json"))
+            .header("content-type", "application/json")
+            .body("{\"name\":")
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 400);
+        problem(response).await;
+    }
+);
 
 backend_test!(panics_become_500_problems_without_internals, |backend| {
     let app = TestApp::spawn_with(backend, with_probes(vec![])).await;
@@ -136,7 +171,11 @@ backend_test!(panics_become_500_problems_without_internals, |backend| {
 });
 
 backend_test!(slow_requests_time_out_with_503, |backend| {
-    let app = TestApp::spawn_with(backend, with_probes(vec![("TRADESIGNAL_REQUEST_TIMEOUT_SECS", "1".into())])).await;
+    let app = TestApp::spawn_with(
+        backend,
+        with_probes(vec![("TRADESIGNAL_REQUEST_TIMEOUT_SECS", "1".into())]),
+    )
+    .await;
     let response = app.get("/test/slow").await;
     assert_eq!(response.status(), 503);
     problem(response).await;
@@ -145,7 +184,10 @@ backend_test!(slow_requests_time_out_with_503, |backend| {
 backend_test!(production_5xx_details_are_generic, |backend| {
     let env = vec![
         ("TRADESIGNAL_ENV", "production".to_string()),
-        ("TRADESIGNAL_PUBLIC_URL", "https://ts.example.com".to_string()),
+        (
+            "TRADESIGNAL_PUBLIC_URL",
+            "https://ts.example.com".to_string(),
+        ),
         ("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1/32".to_string()),
     ];
     let app = TestApp::spawn_with(backend, with_probes(env)).await;
@@ -160,25 +202,50 @@ backend_test!(production_5xx_details_are_generic, |backend| {
     assert_eq!(response.status(), 500);
     let body = problem(response).await;
     let text = body.to_string();
-    assert!(!text.contains("sqlx") && !text.contains("/srv") && !text.contains("relation"), "{text}");
+    assert!(
+        !text.contains("sqlx") && !text.contains("/srv") && !text.contains("relation"),
+        "{text}"
+    );
 
     // The same handler in development shows its detail (to prove the production rule is what hides it).
     let dev = TestApp::spawn_with(backend, with_probes(vec![])).await;
     let body = problem(dev.get("/test/leaky").await).await;
-    assert!(body["detail"].as_str().is_some_and(|d| d.contains("relation")));
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("relation"))
+    );
 });
 
 backend_test!(request_ids_are_echoed_only_when_safe, |backend| {
     let app = TestApp::spawn(backend).await;
-    let response = app.client.get(app.url("/nowhere")).header("x-request-id", "lb-1234.abc").send().await.expect("response");
+    let response = app
+        .client
+        .get(app.url("/nowhere"))
+        .header("x-request-id", "lb-1234.abc")
+        .send()
+        .await
+        .expect("response");
     assert_eq!(response.headers()["x-request-id"], "lb-1234.abc");
     let body = problem(response).await;
     assert_eq!(body["request_id"], "lb-1234.abc");
 
     for hostile in ["<script>alert(1)</script>", "a b", &"x".repeat(200)] {
-        let response = app.client.get(app.url("/healthz")).header("x-request-id", hostile).send().await.expect("response");
-        let id = response.headers()["x-request-id"].to_str().expect("ascii").to_string();
+        let response = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", hostile)
+            .send()
+            .await
+            .expect("response");
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
         assert_ne!(id, hostile);
-        assert!(uuid::Uuid::parse_str(&id).is_ok(), "replaced by a fresh UUID");
+        assert!(
+            uuid::Uuid::parse_str(&id).is_ok(),
+            "replaced by a fresh UUID"
+        );
     }
 });

@@ -80,7 +80,9 @@ impl MemoryKv {
     fn lock(&self) -> MutexGuard<'_, Map> {
         // A panic while holding the lock cannot leave the map half-updated (every update is a single
         // insert or field write), so a poisoned lock is still safe to use.
-        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Number of live keys (for tests and metrics).
@@ -158,7 +160,11 @@ impl KvStore for MemoryKv {
         let mut map = self.lock();
         let stored = match map.live(key, now).map(|e| &e.value) {
             Some(Value::Tat(t)) => Some(*t),
-            Some(_) => return Err(KvError::Protocol(format!("{key} does not hold a rate cell"))),
+            Some(_) => {
+                return Err(KvError::Protocol(format!(
+                    "{key} does not hold a rate cell"
+                )));
+            }
             None => None,
         };
         let step = gcra::decide(quota, stored, now, cost);

@@ -103,8 +103,8 @@ impl KvStore for RedisKv {
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), KvError> {
         let mut conn = self.conn.clone();
-        let options = redis::SetOptions::default()
-            .with_expiration(redis::SetExpiry::PX(millis(ttl)));
+        let options =
+            redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(millis(ttl)));
         conn.set_options::<_, _, ()>(self.key(key), value, options)
             .await
             .map_err(unavailable)
