@@ -11,9 +11,18 @@ use secrecy::{ExposeSecret, SecretSlice};
 use crate::random;
 
 /// Words that mark a value copied from documentation rather than generated.
-const EXAMPLE_MARKERS: &[&str] = &[
-    "change", "example", "replace", "secret", "dummy", "test", "xxxx",
+const EXAMPLE_WORDS: &[&str] = &[
+    "change", "changeme", "example", "replace", "secret", "dummy", "test", "xxx", "xxxx", "your",
 ];
+
+/// Whether `value` contains an example word as a whole word (between non-alphanumeric characters).
+/// Whole words only: a random base64 key contains "test" as a substring once in a few thousand keys,
+/// and refusing a freshly generated key would be an outage, not a safeguard.
+fn is_example(value: &str) -> bool {
+    value
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|word| EXAMPLE_WORDS.iter().any(|w| word.eq_ignore_ascii_case(w)))
+}
 
 /// One key of a ring.
 pub struct RingKey {
@@ -130,8 +139,7 @@ pub fn parse_ring(text: &str, rules: RingRules) -> Result<KeyRing, Vec<String>> 
             continue;
         }
         seen_ids.push(id.to_string());
-        let lower = encoded.to_ascii_lowercase();
-        if EXAMPLE_MARKERS.iter().any(|m| lower.contains(m)) {
+        if is_example(encoded) {
             problems.push(format!(
                 "key {id:?} is an example value; generate one with `tradesignal secrets generate`"
             ));
@@ -184,11 +192,10 @@ pub fn generate_ring_entry(id: &str, len: usize) -> String {
 /// Checks a standalone secret token (such as the metrics token): at least `min_chars` characters and
 /// not an example value.
 pub fn check_token_secret(value: &str, min_chars: usize) -> Result<(), String> {
-    let lower = value.to_ascii_lowercase();
     if value.chars().count() < min_chars {
         return Err(format!("is shorter than {min_chars} characters"));
     }
-    if EXAMPLE_MARKERS.iter().any(|m| lower.contains(m)) {
+    if is_example(value) {
         return Err("is an example value".to_string());
     }
     let mut distinct: Vec<char> = value.chars().collect();
@@ -274,6 +281,14 @@ mod tests {
     }
 
     proptest! {
+        /// Freshly generated keys and tokens are always accepted (no false example matches).
+        #[test]
+        fn generated_values_always_pass(_n in 0u8..255) {
+            prop_assert!(parse_ring(&generate_ring_entry("k1", 32), JWT_RING).is_ok());
+            prop_assert!(parse_ring(&generate_ring_entry("v1", 32), DATA_RING).is_ok());
+            prop_assert!(check_token_secret(&random::token(32), 32).is_ok());
+        }
+
         #[test]
         fn parsing_never_panics(text in "\\PC{0,300}") {
             let _ = parse_ring(&text, JWT_RING);

@@ -6,8 +6,10 @@ pub mod clock;
 pub mod gcra;
 pub mod keys;
 pub mod kv;
+pub mod password;
 pub mod random;
 pub mod redact;
+pub mod tokens;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use gcra::{GcraDecision, Quota};

@@ -31,7 +31,7 @@ use tracing::Level;
 
 use crate::config::Settings;
 use crate::http::client::{self, EdgePolicy, ProxyTrust};
-use crate::http::headers::{self, HeaderPolicy};
+use crate::http::headers::{HeaderPolicy, SecurityHeadersLayer};
 use crate::http::normalize::{self, ErrorPolicy};
 use crate::http::problem::ApiError;
 use crate::http::{methods, metrics, request_id};
@@ -158,10 +158,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         public_origin: settings.public_url.origin().ascii_serialization(),
         allowed_hosts: allowed_hosts(&settings),
     });
-    let header_policy = Arc::new(HeaderPolicy {
+    let header_policy = HeaderPolicy {
         strict_transport: settings.is_production() && settings.public_is_https(),
         report_uri: settings.public_link("/api/v1/security/csp-report"),
-    });
+    };
     let error_policy = Arc::new(ErrorPolicy {
         production: settings.is_production(),
     });
@@ -201,7 +201,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(trace)
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn_with_state(error_policy, normalize::problems))
-        .layer(from_fn_with_state(header_policy, headers::apply))
+        .layer(SecurityHeadersLayer::new(header_policy))
         .layer(from_fn(request_id::assign))
 }
 

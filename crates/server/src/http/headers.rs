@@ -1,31 +1,48 @@
-//! Security headers on every response, including errors produced by other layers: a fresh CSP nonce per
-//! response (strict, nonce-based policy for HTML; `default-src 'none'` for everything else), HSTS in
-//! production, framing, sniffing, referrer and cross-origin isolation headers, and no server banner.
+//! Security headers on every response, including errors produced by other layers: a strict nonce-based
+//! CSP for HTML (`default-src 'none'` for everything else), HSTS in production, framing, sniffing,
+//! referrer and cross-origin isolation headers, and no server banner.
+//!
+//! Written as a tower `Layer` with every static value prepared once, and the 128-bit CSP nonce drawn
+//! only when a template asks for it or an HTML response leaves, because this runs on every request.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 use security::random;
+use tower::{Layer, Service};
 
 /// The CSP nonce of this response; templates put it on their `<script>` and `<style>` tags.
 #[derive(Debug, Clone)]
 pub struct CspNonce(pub Arc<str>);
 
+/// Per-request slot for the nonce, shared between the extractor and the layer.
+#[derive(Debug, Clone, Default)]
+struct NonceSlot(Arc<OnceLock<Arc<str>>>);
+
+impl NonceSlot {
+    fn get(&self) -> Arc<str> {
+        self.0
+            .get_or_init(|| Arc::from(random::csp_nonce()))
+            .clone()
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for CspNonce {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        // The layer always inserts one; a fresh one keeps the extractor total if it is ever mounted
-        // elsewhere.
-        Ok(parts
-            .extensions
-            .get::<CspNonce>()
-            .cloned()
-            .unwrap_or_else(|| CspNonce(Arc::from(random::csp_nonce()))))
+        let nonce = match parts.extensions.get::<NonceSlot>() {
+            Some(slot) => slot.get(),
+            // Outside the layer (never in the real router) a nonce still keeps templates valid.
+            None => Arc::from(random::csp_nonce()),
+        };
+        Ok(CspNonce(nonce))
     }
 }
 
@@ -50,6 +67,9 @@ const PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), camera=(), disp
     encrypted-media=(), fullscreen=(self), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), \
     midi=(), payment=(), publickey-credentials-get=(), screen-wake-lock=(), usb=(), xr-spatial-tracking=()";
 
+/// The CSP for JSON and every other non-HTML response.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
 /// The CSP for HTML with this nonce.
 pub fn html_csp(policy: &HeaderPolicy, nonce: &str) -> String {
     let mut csp = format!(
@@ -64,8 +84,92 @@ pub fn html_csp(policy: &HeaderPolicy, nonce: &str) -> String {
     csp
 }
 
-/// The CSP for JSON and every other non-HTML response.
-pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+struct Prepared {
+    policy: HeaderPolicy,
+    fixed: Vec<(HeaderName, HeaderValue)>,
+    reporting_endpoints: Option<HeaderValue>,
+}
+
+impl Prepared {
+    fn new(policy: HeaderPolicy) -> Self {
+        let mut fixed = vec![
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            (
+                HeaderName::from_static("permissions-policy"),
+                HeaderValue::from_static(PERMISSIONS_POLICY),
+            ),
+            (
+                HeaderName::from_static("cross-origin-opener-policy"),
+                HeaderValue::from_static("same-origin"),
+            ),
+            (
+                HeaderName::from_static("cross-origin-resource-policy"),
+                HeaderValue::from_static("same-origin"),
+            ),
+            (
+                HeaderName::from_static("x-permitted-cross-domain-policies"),
+                HeaderValue::from_static("none"),
+            ),
+        ];
+        if policy.strict_transport {
+            fixed.push((
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+            ));
+        }
+        let reporting_endpoints =
+            HeaderValue::from_str(&format!("csp=\"{}\"", policy.report_uri)).ok();
+        Self {
+            policy,
+            fixed,
+            reporting_endpoints,
+        }
+    }
+
+    fn apply(&self, slot: &NonceSlot, response: &mut Response) {
+        let no_referrer = response.extensions().get::<NoReferrer>().is_some();
+        let no_store = response.extensions().get::<NoStore>().is_some();
+        let html = is_html(response.headers());
+        let headers = response.headers_mut();
+        if html {
+            if let Ok(value) = HeaderValue::from_str(&html_csp(&self.policy, &slot.get())) {
+                headers.insert(header::CONTENT_SECURITY_POLICY, value);
+            }
+            if let Some(value) = &self.reporting_endpoints {
+                headers.insert(
+                    HeaderName::from_static("reporting-endpoints"),
+                    value.clone(),
+                );
+            }
+        } else {
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(API_CSP),
+            );
+        }
+        for (name, value) in &self.fixed {
+            headers.insert(name.clone(), value.clone());
+        }
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static(if no_referrer {
+                "no-referrer"
+            } else {
+                "strict-origin-when-cross-origin"
+            }),
+        );
+        if no_store {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        }
+        headers.remove(header::SERVER);
+        headers.remove(HeaderName::from_static("x-powered-by"));
+    }
+}
 
 fn is_html(headers: &HeaderMap) -> bool {
     headers
@@ -73,77 +177,88 @@ fn is_html(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| {
             ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/html")
+                .get(..9)
+                .is_some_and(|p| p.eq_ignore_ascii_case("text/html"))
         })
 }
 
-pub async fn apply(
-    State(policy): State<Arc<HeaderPolicy>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let nonce = random::csp_nonce();
-    request
-        .extensions_mut()
-        .insert(CspNonce(Arc::from(nonce.as_str())));
-    let mut response = next.run(request).await;
-    let no_referrer = response.extensions().get::<NoReferrer>().is_some();
-    let no_store = response.extensions().get::<NoStore>().is_some();
-    let html = is_html(response.headers());
-    let headers = response.headers_mut();
+/// The layer; see the module documentation.
+#[derive(Clone)]
+pub struct SecurityHeadersLayer {
+    prepared: Arc<Prepared>,
+}
 
-    let csp = if html {
-        html_csp(&policy, &nonce)
-    } else {
-        API_CSP.to_string()
-    };
-    if let Ok(value) = HeaderValue::from_str(&csp) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+impl SecurityHeadersLayer {
+    pub fn new(policy: HeaderPolicy) -> Self {
+        Self {
+            prepared: Arc::new(Prepared::new(policy)),
+        }
     }
-    if html && let Ok(value) = HeaderValue::from_str(&format!("csp=\"{}\"", policy.report_uri)) {
-        headers.insert("reporting-endpoints", value);
+}
+
+impl<S> Layer<S> for SecurityHeadersLayer {
+    type Service = SecurityHeaders<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SecurityHeaders {
+            inner,
+            prepared: self.prepared.clone(),
+        }
     }
-    if policy.strict_transport {
-        headers.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
-        );
+}
+
+#[derive(Clone)]
+pub struct SecurityHeaders<S> {
+    inner: S,
+    prepared: Arc<Prepared>,
+}
+
+impl<S> Service<Request> for SecurityHeaders<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = HeadersFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
     }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static(if no_referrer {
-            "no-referrer"
-        } else {
-            "strict-origin-when-cross-origin"
-        }),
-    );
-    headers.insert(
-        "permissions-policy",
-        HeaderValue::from_static(PERMISSIONS_POLICY),
-    );
-    headers.insert(
-        "cross-origin-opener-policy",
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(
-        "cross-origin-resource-policy",
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(
-        "x-permitted-cross-domain-policies",
-        HeaderValue::from_static("none"),
-    );
-    if no_store {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let slot = NonceSlot::default();
+        request.extensions_mut().insert(slot.clone());
+        HeadersFuture {
+            inner: self.inner.call(request),
+            prepared: self.prepared.clone(),
+            slot,
+        }
     }
-    headers.remove(header::SERVER);
-    headers.remove("x-powered-by");
-    response
+}
+
+pin_project_lite::pin_project! {
+    pub struct HeadersFuture<F> {
+        #[pin]
+        inner: F,
+        prepared: Arc<Prepared>,
+        slot: NonceSlot,
+    }
+}
+
+impl<F, E> Future for HeadersFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.inner.poll(cx) {
+            Poll::Ready(Ok(mut response)) => {
+                this.prepared.apply(this.slot, &mut response);
+                Poll::Ready(Ok(response))
+            }
+            other => other,
+        }
+    }
 }
