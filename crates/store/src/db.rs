@@ -85,6 +85,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// Serialises audit-chain appends within this process (see `identity::audit`).
+    audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The `sqlite:` URL of a database file, created if missing.
@@ -139,7 +141,11 @@ impl Database {
                 url: redact_url(url),
                 source,
             })?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            audit_lock: Default::default(),
+        })
     }
 
     /// Applies pending migrations of this backend.
@@ -161,6 +167,10 @@ impl Database {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn audit_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.audit_lock
     }
 
     pub fn backend(&self) -> Backend {

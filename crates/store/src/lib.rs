@@ -3,7 +3,9 @@
 //! in-process).
 
 pub mod db;
+pub mod identity;
 pub mod kv;
+pub mod mail;
 pub mod ops;
 pub mod url_redact;
 

@@ -5,9 +5,10 @@
 //! Written as a tower `Layer` with every static value prepared once, and the 128-bit CSP nonce drawn
 //! only when a template asks for it or an HTML response leaves, because this runs on every request.
 
+use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{FromRequestParts, Request};
@@ -15,33 +16,31 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 use security::random;
+use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
 /// The CSP nonce of this response; templates put it on their `<script>` and `<style>` tags.
 #[derive(Debug, Clone)]
 pub struct CspNonce(pub Arc<str>);
 
-/// Per-request slot for the nonce, shared between the extractor and the layer.
-#[derive(Debug, Clone, Default)]
-struct NonceSlot(Arc<OnceLock<Arc<str>>>);
+tokio::task_local! {
+    /// The nonce of the response being produced, shared between the extractor and the layer through a
+    /// task-local (the handler runs inside the layer's future): no allocation unless a page asks.
+    static NONCE: OnceCell<Arc<str>>;
+}
 
-impl NonceSlot {
-    fn get(&self) -> Arc<str> {
-        self.0
-            .get_or_init(|| Arc::from(random::csp_nonce()))
-            .clone()
-    }
+fn fresh_nonce() -> Arc<str> {
+    Arc::from(random::csp_nonce())
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CspNonce {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let nonce = match parts.extensions.get::<NonceSlot>() {
-            Some(slot) => slot.get(),
-            // Outside the layer (never in the real router) a nonce still keeps templates valid.
-            None => Arc::from(random::csp_nonce()),
-        };
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Outside the layer (never in the real router) a fresh nonce still keeps templates valid.
+        let nonce = NONCE
+            .try_with(|cell| cell.get_or_init(fresh_nonce).clone())
+            .unwrap_or_else(|_| fresh_nonce());
         Ok(CspNonce(nonce))
     }
 }
@@ -130,13 +129,15 @@ impl Prepared {
         }
     }
 
-    fn apply(&self, slot: &NonceSlot, response: &mut Response) {
+    fn apply(&self, nonce: Option<Arc<str>>, response: &mut Response) {
         let no_referrer = response.extensions().get::<NoReferrer>().is_some();
         let no_store = response.extensions().get::<NoStore>().is_some();
         let html = is_html(response.headers());
         let headers = response.headers_mut();
+        headers.reserve(self.fixed.len() + 4);
         if html {
-            if let Ok(value) = HeaderValue::from_str(&html_csp(&self.policy, &slot.get())) {
+            let nonce = nonce.unwrap_or_else(fresh_nonce);
+            if let Ok(value) = HeaderValue::from_str(&html_csp(&self.policy, &nonce)) {
                 headers.insert(header::CONTENT_SECURITY_POLICY, value);
             }
             if let Some(value) = &self.reporting_endpoints {
@@ -225,13 +226,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        let slot = NonceSlot::default();
-        request.extensions_mut().insert(slot.clone());
+    fn call(&mut self, request: Request) -> Self::Future {
         HeadersFuture {
-            inner: self.inner.call(request),
+            inner: NONCE.scope(OnceCell::new(), self.inner.call(request)),
             prepared: self.prepared.clone(),
-            slot,
         }
     }
 }
@@ -239,9 +237,8 @@ where
 pin_project_lite::pin_project! {
     pub struct HeadersFuture<F> {
         #[pin]
-        inner: F,
+        inner: TaskLocalFuture<OnceCell<Arc<str>>, F>,
         prepared: Arc<Prepared>,
-        slot: NonceSlot,
     }
 }
 
@@ -252,10 +249,11 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match this.inner.poll(cx) {
+        let mut this = self.project();
+        match this.inner.as_mut().poll(cx) {
             Poll::Ready(Ok(mut response)) => {
-                this.prepared.apply(this.slot, &mut response);
+                let nonce = this.inner.take_value().and_then(OnceCell::into_inner);
+                this.prepared.apply(nonce, &mut response);
                 Poll::Ready(Ok(response))
             }
             other => other,

@@ -28,7 +28,9 @@ CREATE TABLE sessions (
     amr            TEXT NOT NULL,
     auth_time      BIGINT NOT NULL,
     revoked_at     BIGINT,
-    revoked_reason TEXT
+    revoked_reason TEXT,
+    -- Bumped to invalidate every access token of the session at once (role or tier change).
+    token_version  BIGINT NOT NULL DEFAULT 1
 );
 CREATE INDEX sessions_user_id ON sessions (user_id);
 

@@ -1,0 +1,12 @@
+//! Repositories for accounts, sessions, refresh and one-time tokens, and the audit trail. Times are
+//! Unix seconds; ids are UUID strings; every statement is parameterised.
+
+pub mod audit;
+pub mod sessions;
+pub mod tokens;
+pub mod users;
+
+pub use audit::{AuditEvent, AuditOutcome};
+pub use sessions::{NewSession, SessionRecord};
+pub use tokens::{OneTimePurpose, RefreshRecord};
+pub use users::{NewUser, UserRecord};
