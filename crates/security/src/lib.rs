@@ -2,7 +2,9 @@
 //! domain. Adapters (Redis, databases, axum) live in other crates and plug in through the small traits
 //! defined here (`KvStore`, `Clock`).
 
+pub mod authz;
 pub mod clock;
+pub mod email;
 pub mod gcra;
 pub mod keys;
 pub mod kv;

@@ -202,21 +202,22 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(from_fn_with_state(error_policy, normalize::problems))
         .layer(SecurityHeadersLayer::new(header_policy))
-        .layer(from_fn(request_id::assign))
+        .layer(from_fn_with_state(
+            Arc::new(ProxyTrust::new(settings.trusted_proxies.clone())),
+            request_id::assign,
+        ))
 }
 
-/// A router serving only `/metrics`, for `TRADESIGNAL_METRICS_LISTEN`.
+/// A router serving only `/metrics`, for `TRADESIGNAL_METRICS_LISTEN`: open when no token is configured
+/// (a private scrape network), else the token is required here too.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
-        .route(
-            "/metrics",
-            get(
-                |axum::extract::State(state): axum::extract::State<AppState>| async move {
-                    ops::render_metrics(&state)
-                },
-            ),
-        )
+        .route("/metrics", get(ops::metrics_listener))
         .with_state(state)
+        .layer(SecurityHeadersLayer::new(HeaderPolicy {
+            strict_transport: false,
+            report_uri: String::new(),
+        }))
 }
 
 /// Binds `addr`, naming it in the error.

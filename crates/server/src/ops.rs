@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
@@ -92,23 +93,40 @@ pub async fn metrics(
     let Some(expected) = &state.settings.metrics_token else {
         return Err(ApiError::not_found());
     };
-    let presented = bearer(&headers).unwrap_or("");
-    let matches: bool = presented
-        .as_bytes()
-        .ct_eq(expected.expose_secret().as_bytes())
-        .into();
-    if !matches {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "A valid metrics token is required.",
-        )
-        .with_header(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"metrics\""),
-        ));
+    check_metrics_token(expected.expose_secret(), &headers)?;
+    Ok(render_metrics(&state))
+}
+
+/// `/metrics` on the separate metrics listener: the token is required when one is configured.
+pub async fn metrics_listener(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(expected) = &state.settings.metrics_token {
+        check_metrics_token(expected.expose_secret(), &headers)?;
     }
     Ok(render_metrics(&state))
+}
+
+fn check_metrics_token(expected: &str, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = bearer(headers).unwrap_or("");
+    // Comparing digests keeps the comparison constant-time even in the token's length.
+    let matches: bool = Sha256::digest(presented.as_bytes())
+        .as_slice()
+        .ct_eq(Sha256::digest(expected.as_bytes()).as_slice())
+        .into();
+    if matches {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "A valid metrics token is required.",
+    )
+    .with_header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"metrics\""),
+    ))
 }
 
 pub fn render_metrics(state: &AppState) -> Response {

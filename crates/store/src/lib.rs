@@ -7,6 +7,7 @@ pub mod identity;
 pub mod kv;
 pub mod mail;
 pub mod ops;
+pub mod transport;
 pub mod url_redact;
 
 pub use db::{Backend, Database, DbOptions, StoreError};

@@ -36,6 +36,8 @@ pub struct AccessClaims {
     pub tier: String,
     pub fgp: String,
     pub sv: u64,
+    /// Whether the email was verified when the token was issued (unverified users reach only `/auth`).
+    pub evf: bool,
 }
 
 /// Why a token was refused. Callers answer 401 for every variant; the variant is for logs and tests.

@@ -1,6 +1,7 @@
 //! Tokens: signed JWT access tokens, opaque random tokens (refresh, one-time links) stored only as
 //! hashes, and the fingerprint that binds an access token to a cookie.
 
+pub mod grace;
 pub mod jwt;
 pub mod opaque;
 

@@ -13,10 +13,12 @@ fn is_loopback_host(host: &str) -> bool {
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The last value of a query parameter (drivers apply the last one).
 fn query_value(url: &str, name: &str) -> Option<String> {
     url::Url::parse(url).ok().and_then(|u| {
         u.query_pairs()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .last()
             .map(|(_, v)| v.to_ascii_lowercase())
     })
 }
@@ -50,15 +52,14 @@ pub fn production_problems(settings: &Settings) -> Vec<ConfigProblem> {
             "DATABASE_URL",
             "production needs PostgreSQL (postgres://…), not the embedded SQLite database",
         );
-    } else if let Some(host) = host_of(database)
-        && !is_loopback_host(&host)
-    {
-        let mode = query_value(database, "sslmode").unwrap_or_default();
-        if !matches!(mode.as_str(), "require" | "verify-ca" | "verify-full") {
-            problem(
+    } else {
+        match store::transport::postgres(database) {
+            None => problem("DATABASE_URL", "is not a PostgreSQL URL the driver accepts"),
+            Some(t) if !t.local && !t.tls => problem(
                 "DATABASE_URL",
                 "connects to a non-loopback host without TLS: add sslmode=verify-full (or require)",
-            );
+            ),
+            Some(_) => {}
         }
     }
 
@@ -67,15 +68,14 @@ pub fn production_problems(settings: &Settings) -> Vec<ConfigProblem> {
             "REDIS_URL",
             "production needs Redis so that rate limits, lockouts and revocations hold across instances",
         ),
-        Some(url) => {
-            let url = url.expose_secret();
-            if url.starts_with("redis://") && host_of(url).is_some_and(|h| !is_loopback_host(&h)) {
-                problem(
-                    "REDIS_URL",
-                    "connects to a non-loopback host without TLS: use rediss://",
-                );
-            }
-        }
+        Some(url) => match store::transport::redis(url.expose_secret()) {
+            None => problem("REDIS_URL", "is not a Redis URL the driver accepts"),
+            Some(t) if !t.local && !t.tls => problem(
+                "REDIS_URL",
+                "connects to a non-loopback host without verified TLS: use rediss:// (without #insecure)",
+            ),
+            Some(_) => {}
+        },
     }
 
     if !settings.public_url_configured {
@@ -126,8 +126,21 @@ pub fn production_problems(settings: &Settings) -> Vec<ConfigProblem> {
     {
         problem(
             "TRADESIGNAL_METRICS_LISTEN",
-            "serves metrics without a token on a non-loopback address; bind it to loopback or a private interface behind a firewall and set TRADESIGNAL_METRICS_TOKEN",
+            "serves metrics on a non-loopback address without a token; set TRADESIGNAL_METRICS_TOKEN (the listener then requires it) or bind to loopback",
         );
+    }
+
+    for net in &settings.trusted_proxies {
+        let too_wide = match net {
+            ipnet::IpNet::V4(v4) => v4.prefix_len() < 8,
+            ipnet::IpNet::V6(v6) => v6.prefix_len() < 32,
+        };
+        if too_wide {
+            problem(
+                "TRADESIGNAL_TRUSTED_PROXIES",
+                "trusts a range wider than /8 (IPv4) or /32 (IPv6); any client in it could spoof its address and scheme — list your proxies' addresses",
+            );
+        }
     }
 
     problems

@@ -258,7 +258,11 @@ impl RawSettings {
             .unwrap_or_else(|| format!("http://{listen}"));
         let public_url = match url::Url::parse(&public_text) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
-                if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+                if url.query().is_some()
+                    || url.fragment().is_some()
+                    || !url.username().is_empty()
+                    || url.password().is_some()
+                {
                     problem(
                         "TRADESIGNAL_PUBLIC_URL",
                         "must not carry credentials, a query or a fragment".into(),

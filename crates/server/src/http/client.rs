@@ -135,8 +135,10 @@ pub struct EdgePolicy {
 }
 
 /// Load balancers and orchestrators probe these over plain http by address; they reveal nothing.
+/// `/metrics` is not among them: its bearer token must never cross the network in clear (scrape over
+/// https, or use the separate metrics listener on a private network).
 fn is_probe_path(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics")
+    matches!(path, "/healthz" | "/readyz")
 }
 
 fn host_name(authority: &str) -> String {

@@ -38,8 +38,19 @@ fn join_path(path: &str, field: &str) -> String {
     }
 }
 
+/// Field names come from the client: long ones are cut so a problem document stays small.
+const MAX_FIELD_NAME_CHARS: usize = 64;
+
 /// Turns a deserialisation failure into field errors that carry no submitted values.
 pub fn field_error(path: &str, message: &str) -> FieldError {
+    let mut error = field_error_untruncated(path, message);
+    if error.field.chars().count() > MAX_FIELD_NAME_CHARS {
+        error.field = error.field.chars().take(MAX_FIELD_NAME_CHARS).collect::<String>() + "…";
+    }
+    error
+}
+
+fn field_error_untruncated(path: &str, message: &str) -> FieldError {
     if message.starts_with("unknown field") {
         let field = quoted_field(message).unwrap_or("?");
         FieldError::new(

@@ -1,12 +1,16 @@
-//! `X-Request-Id`: a safe incoming id is kept (so a proxy's id correlates end to end), anything else is
-//! replaced by a fresh UUIDv7. The id is in the request extensions, every log line of the request and
-//! every response.
+//! `X-Request-Id`: a safe id set by a trusted proxy is kept (so the proxy's logs correlate end to end);
+//! anything else — including any id sent by a client directly — is replaced by a fresh UUIDv7, so an
+//! attacker cannot choose the id that identifies their requests in logs and the audit trail. The id is
+//! in the request extensions, every log line of the request and every response.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
+
+use super::client::ProxyTrust;
 use axum::response::Response;
 
 pub const HEADER: &str = "x-request-id";
@@ -28,12 +32,16 @@ pub fn is_safe(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-pub async fn assign(mut request: Request, next: Next) -> Response {
+pub async fn assign(State(trust): State<Arc<ProxyTrust>>, mut request: Request, next: Next) -> Response {
+    let from_proxy = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|ConnectInfo(peer)| trust.trusts(peer.ip()));
     let incoming = request
         .headers()
         .get(HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| is_safe(v));
+        .filter(|v| from_proxy && is_safe(v));
     let id: Arc<str> = match incoming {
         Some(id) => Arc::from(id),
         None => Arc::from(uuid::Uuid::now_v7().to_string()),

@@ -102,6 +102,7 @@ fn production_names_weak_secrets_and_unsafe_settings_without_printing_them() {
             "smtp://mailer:hunter2smtp@mail.internal:25",
         ),
         ("TRADESIGNAL_METRICS_TOKEN", "metrics"),
+        ("TRADESIGNAL_TRUSTED_PROXIES", "0.0.0.0/0"),
     ];
     let (output, stdout, stderr) = run(&["config", "check"], &env);
     assert_eq!(output.status.code(), Some(1));
@@ -110,12 +111,13 @@ fn production_names_weak_secrets_and_unsafe_settings_without_printing_them() {
         "TRADESIGNAL_JWT_KEYS: key \"k2\" is an example value",
         "TRADESIGNAL_DATA_KEYS: key \"v1\" does not look random",
         "DATABASE_URL: connects to a non-loopback host without TLS",
-        "REDIS_URL: connects to a non-loopback host without TLS",
+        "REDIS_URL: connects to a non-loopback host without verified TLS",
         "TRADESIGNAL_PUBLIC_URL: must be https",
         "TRADESIGNAL_CORS_ORIGINS: `*` allows every site",
         "TRADESIGNAL_CORS_ORIGINS: lists an http:// origin",
         "TRADESIGNAL_SMTP_URL: sends mail to a non-loopback host without TLS",
         "TRADESIGNAL_METRICS_TOKEN: is shorter than 32 characters",
+        "TRADESIGNAL_TRUSTED_PROXIES: trusts a range wider than /8",
     ] {
         assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
     }
@@ -172,6 +174,25 @@ fn a_sound_production_configuration_passes_and_prints_redacted() {
     }
     assert!(!stdout.contains("hunter2"));
     assert!(stdout.contains("[material redacted]"));
+}
+
+#[test]
+fn tls_checks_read_urls_the_way_the_drivers_do() {
+    let secrets = generated();
+    for (variable, value, expected) in [
+        ("DATABASE_URL", "postgres://app@db.internal/ts?sslmode=require&sslmode=disable", "DATABASE_URL: connects to a non-loopback host without TLS"),
+        ("DATABASE_URL", "postgres://app@localhost/ts?host=db.remote", "DATABASE_URL: connects to a non-loopback host without TLS"),
+        ("REDIS_URL", "rediss://cache.internal:6380/#insecure", "REDIS_URL: connects to a non-loopback host without verified TLS"),
+        ("TRADESIGNAL_PUBLIC_URL", "https://:hunter2@ts.example.com", "TRADESIGNAL_PUBLIC_URL: must not carry credentials"),
+    ] {
+        let mut env = strong_production_env(&secrets);
+        env.retain(|(k, _)| *k != variable);
+        env.push((variable, value));
+        let (output, stdout, stderr) = run(&["config", "check"], &env);
+        assert_eq!(output.status.code(), Some(1), "{variable}={value}");
+        assert!(stderr.contains(expected), "{expected:?} not in:\n{stderr}");
+        assert!(!stdout.contains("hunter2") && !stderr.contains("hunter2"));
+    }
 }
 
 #[test]

@@ -91,13 +91,18 @@ backend_test!(not_found_and_method_not_allowed, |backend| {
 backend_test!(
     payload_too_large_unsupported_type_and_validation,
     |backend| {
-        let app = TestApp::spawn_with(backend, with_probes(vec![])).await;
-        // 10 MB against the 1 MiB default limit.
+        // A small limit keeps the refused body inside socket buffers, so the client always reads the
+        // answer (bad_input.rs sends 10 MB against the default limit).
+        let app = TestApp::spawn_with(
+            backend,
+            with_probes(vec![("TRADESIGNAL_BODY_LIMIT_BYTES", "1024".into())]),
+        )
+        .await;
         let response = app
             .client
             .post(app.url("/test/json"))
             .header("content-type", "application/json")
-            .body(vec![b' '; 10 * 1024 * 1024])
+            .body(vec![b' '; 4096])
             .send()
             .await
             .expect("response");
@@ -217,35 +222,30 @@ backend_test!(production_5xx_details_are_generic, |backend| {
     );
 });
 
-backend_test!(request_ids_are_echoed_only_when_safe, |backend| {
-    let app = TestApp::spawn(backend).await;
-    let response = app
-        .client
-        .get(app.url("/nowhere"))
-        .header("x-request-id", "lb-1234.abc")
-        .send()
-        .await
-        .expect("response");
+backend_test!(request_ids_are_echoed_only_from_trusted_proxies_and_only_when_safe, |backend| {
+    let direct = TestApp::spawn(backend).await;
+    let response = direct.client.get(direct.url("/nowhere")).header("x-request-id", "chosen-by-attacker").send().await.expect("response");
+    let id = response.headers()["x-request-id"].to_str().expect("ascii").to_string();
+    assert_ne!(id, "chosen-by-attacker", "a client cannot pick its request id");
+    assert_eq!(problem(response).await["request_id"], id.as_str());
+
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let response = app.client.get(app.url("/nowhere")).header("x-request-id", "lb-1234.abc").send().await.expect("response");
     assert_eq!(response.headers()["x-request-id"], "lb-1234.abc");
     let body = problem(response).await;
     assert_eq!(body["request_id"], "lb-1234.abc");
 
     for hostile in ["<script>alert(1)</script>", "a b", &"x".repeat(200)] {
-        let response = app
-            .client
-            .get(app.url("/healthz"))
-            .header("x-request-id", hostile)
-            .send()
-            .await
-            .expect("response");
-        let id = response.headers()["x-request-id"]
-            .to_str()
-            .expect("ascii")
-            .to_string();
+        let response = app.client.get(app.url("/healthz")).header("x-request-id", hostile).send().await.expect("response");
+        let id = response.headers()["x-request-id"].to_str().expect("ascii").to_string();
         assert_ne!(id, hostile);
-        assert!(
-            uuid::Uuid::parse_str(&id).is_ok(),
-            "replaced by a fresh UUID"
-        );
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "replaced by a fresh UUID");
     }
 });

@@ -4,7 +4,7 @@ use sqlx::{Any, FromRow};
 
 use crate::db::{Database, StoreError};
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Clone, FromRow)]
 pub struct UserRecord {
     pub id: String,
     pub email: String,
@@ -18,6 +18,18 @@ pub struct UserRecord {
     pub mfa_enabled: i64,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("tier", &self.tier)
+            .field("password_hash", &"[redacted]")
+            .field("security_stamp", &"[redacted]")
+            .finish_non_exhaustive()
+    }
 }
 
 impl UserRecord {

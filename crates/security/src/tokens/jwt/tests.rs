@@ -54,6 +54,7 @@ fn claims() -> AccessClaims {
         tier: "free".into(),
         fgp: "fp".into(),
         sv: 1,
+        evf: true,
     }
 }
 
