@@ -29,6 +29,15 @@ pub trait KvStore: Send + Sync + 'static {
     /// The value at `key` if it exists and has not expired.
     async fn get(&self, key: &str) -> Result<Option<String>, KvError>;
 
+    /// Several values in one round trip (Redis `MGET`), in the order of `keys`.
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<String>>, KvError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
+
     async fn exists(&self, key: &str) -> Result<bool, KvError> {
         Ok(self.get(key).await?.is_some())
     }

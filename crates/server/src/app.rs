@@ -36,6 +36,7 @@ use crate::http::normalize::{self, ErrorPolicy};
 use crate::http::problem::ApiError;
 use crate::http::{methods, metrics, request_id};
 use crate::openapi;
+use crate::api;
 use crate::ops;
 use crate::state::AppState;
 use crate::web;
@@ -47,12 +48,28 @@ pub enum StartupError {
     Database(#[from] StoreError),
     #[error("{0}")]
     Redis(#[from] KvError),
+    #[error("mail: {0}")]
+    Mail(store::mail::MailError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The configured mailer: SMTP when `TRADESIGNAL_SMTP_URL` is set, else `.eml` files in the outbox.
+pub fn mailer(settings: &Settings) -> Result<Arc<dyn store::mail::Mailer>, StartupError> {
+    Ok(match &settings.smtp_url {
+        Some(url) => Arc::new(
+            store::mail::SmtpMailer::from_url(url.expose_secret(), &settings.mail_from)
+                .map_err(StartupError::Mail)?,
+        ),
+        None => Arc::new(store::mail::FileOutbox::new(
+            settings.data_dir.join("outbox"),
+            settings.mail_from.clone(),
+        )),
+    })
 }
 
 /// Connects to the configured database (applying migrations) and key-value store.
@@ -136,8 +153,14 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/security/csp-report", post(ops::csp_report))
         .layer(DefaultBodyLimit::max(ops::CSP_REPORT_BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(ops::CSP_REPORT_BODY_LIMIT));
+    let no_store = axum::middleware::map_response(|mut response: Response| async move {
+        response.extensions_mut().insert(crate::http::NoStore);
+        response
+    });
     let api = Router::new()
         .route("/openapi.json", get(openapi::openapi_json))
+        .nest("/auth", api::auth::routes().layer(no_store.clone()))
+        .nest("/admin", api::admin::routes().layer(no_store))
         .merge(csp_reports);
     let mut router = Router::new()
         .route("/", get(web::home))

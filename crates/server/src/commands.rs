@@ -176,7 +176,14 @@ pub fn serve(settings: Settings) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let state = AppState::new(settings.clone(), db.clone(), kv);
+        let mailer = match app::mailer(&settings) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("tradesignal: cannot start: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let state = AppState::new(settings.clone(), db.clone(), kv, mailer);
         if let Some(addr) = settings.metrics_listen {
             match app::bind(addr).await {
                 Ok(listener) => {

@@ -1,11 +1,13 @@
 //! TradeSignal's server: configuration, the axum application with its security middleware, operational
 //! endpoints and the command line. The binary in `main.rs` only dispatches to `commands`.
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod openapi;
 pub mod ops;
 pub mod state;

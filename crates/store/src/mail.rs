@@ -1,5 +1,6 @@
-//! Outgoing mail. `Mailer` is the port; `FileOutbox` writes each message as an RFC 5322 `.eml` file (the
-//! development default, and what tests read links from).
+//! Outgoing mail. `Mailer` is the port; `SmtpMailer` sends over SMTP with TLS (production);
+//! `FileOutbox` writes each message as an RFC 5322 `.eml` file (the development default, and what tests
+//! read links from).
 
 use std::path::{Path, PathBuf};
 
@@ -92,6 +93,47 @@ impl Mailer for FileOutbox {
                 path: path.display().to_string(),
                 source,
             })
+    }
+}
+
+/// Sends through an SMTP relay given as `smtps://user:pass@host:465` or `smtp://host:587?tls=required`.
+pub struct SmtpMailer {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+impl SmtpMailer {
+    pub fn from_url(url: &str, from: &str) -> Result<Self, MailError> {
+        let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+            .map_err(|e| MailError::Delivery(format!("invalid SMTP URL: {e}")))?
+            .build();
+        let from = from
+            .parse()
+            .map_err(|e| MailError::Delivery(format!("invalid sender address: {e}")))?;
+        Ok(Self { transport, from })
+    }
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, email: Email) -> Result<(), MailError> {
+        use lettre::AsyncTransport;
+        let to = email
+            .to
+            .parse()
+            .map_err(|e| MailError::Delivery(format!("invalid recipient: {e}")))?;
+        let message = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(email.subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(email.body)
+            .map_err(|e| MailError::Delivery(e.to_string()))?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| MailError::Delivery(e.to_string()))
     }
 }
 

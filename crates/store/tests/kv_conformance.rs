@@ -52,6 +52,14 @@ async fn values_set_exist_and_delete(kv: &dyn KvStore, wait: impl AsyncFn(Durati
     assert!(!kv.exists("w").await.expect("exists"));
 }
 
+async fn get_many_returns_values_in_order(kv: &dyn KvStore) {
+    kv.set("m1", "one", Duration::from_secs(60)).await.expect("set");
+    kv.set("m3", "three", Duration::from_secs(60)).await.expect("set");
+    let values = kv.get_many(&["m1", "m2", "m3"]).await.expect("get_many");
+    assert_eq!(values, vec![Some("one".to_string()), None, Some("three".to_string())]);
+    assert!(kv.get_many(&[]).await.expect("empty").is_empty());
+}
+
 async fn gcra_admits_exactly_the_burst(kv: &dyn KvStore) {
     let quota = Quota::per_hour(10);
     let mut admitted = 0;
@@ -113,6 +121,7 @@ async fn memory_store_conforms() {
     let advance = async |d: Duration| clock.advance(d);
     counters_count_and_expire(&kv, advance).await;
     values_set_exist_and_delete(&kv, advance).await;
+    get_many_returns_values_in_order(&kv).await;
     gcra_admits_exactly_the_burst(&kv).await;
     gcra_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
     counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;
@@ -150,6 +159,7 @@ async fn redis_store_conforms() {
     let sleep = async |d: Duration| tokio::time::sleep(d).await;
     counters_count_and_expire(&kv, sleep).await;
     values_set_exist_and_delete(&kv, sleep).await;
+    get_many_returns_values_in_order(&kv).await;
     gcra_admits_exactly_the_burst(&kv).await;
     gcra_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
     counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;

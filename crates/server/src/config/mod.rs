@@ -78,8 +78,8 @@ pub struct Settings {
     pub database_configured: bool,
     pub redis_url: Option<SecretString>,
     pub redis_prefix: String,
-    pub jwt_keys: Option<KeyRing>,
-    pub data_keys: Option<KeyRing>,
+    pub jwt_keys: Option<std::sync::Arc<KeyRing>>,
+    pub data_keys: Option<std::sync::Arc<KeyRing>>,
     pub trusted_proxies: Vec<IpNet>,
     pub cors_origins: Vec<String>,
     pub smtp_url: Option<SecretString>,
@@ -88,6 +88,10 @@ pub struct Settings {
     pub request_timeout: Duration,
     pub body_limit: usize,
     pub log_filter: String,
+    pub password_profile: security::password::PolicyProfile,
+    /// API sessions end after this long without a refresh.
+    pub session_idle: Duration,
+    pub mail_from: String,
     /// Problems in secrets found while loading; reported by `validate` in production only, because
     /// development runs with generated keys.
     secret_problems: Vec<ConfigProblem>,
@@ -157,7 +161,7 @@ impl Settings {
 
     /// Parses a ring the way loading does (used by tests that configure keys directly).
     pub fn set_jwt_keys(&mut self, ring: &str) -> Result<(), Vec<String>> {
-        self.jwt_keys = Some(keys::parse_ring(ring, keys::JWT_RING)?);
+        self.jwt_keys = Some(std::sync::Arc::new(keys::parse_ring(ring, keys::JWT_RING)?));
         Ok(())
     }
 }

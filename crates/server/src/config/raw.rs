@@ -308,7 +308,7 @@ impl RawSettings {
         let mut ring = |variable: &'static str, rules| {
             let text = self.get(variable)?;
             match keys::parse_ring(text, rules) {
-                Ok(ring) => Some(ring),
+                Ok(ring) => Some(std::sync::Arc::new(ring)),
                 Err(messages) => {
                     secret_problems.extend(
                         messages
@@ -396,6 +396,12 @@ impl RawSettings {
         };
         let request_timeout =
             Duration::from_secs(number("TRADESIGNAL_REQUEST_TIMEOUT_SECS", 30, 1, 600));
+        let session_idle = Duration::from_secs(number(
+            "TRADESIGNAL_SESSION_IDLE_SECS",
+            86_400,
+            300,
+            30 * 86_400,
+        ));
         let body_limit = usize::try_from(number(
             "TRADESIGNAL_BODY_LIMIT_BYTES",
             1 << 20,
@@ -403,6 +409,19 @@ impl RawSettings {
             64 << 20,
         ))
         .unwrap_or(1 << 20);
+
+        let password_profile = match self.get("TRADESIGNAL_PASSWORD_PROFILE").unwrap_or("default") {
+            "default" => security::password::PolicyProfile::Default,
+            "nist" => security::password::PolicyProfile::Nist,
+            other => {
+                problem("TRADESIGNAL_PASSWORD_PROFILE", format!("{other:?} is not default or nist"));
+                security::password::PolicyProfile::Default
+            }
+        };
+        let mail_from = self
+            .get("TRADESIGNAL_MAIL_FROM")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("TradeSignal <no-reply@{}>", public_url.host_str().unwrap_or("localhost")));
 
         let log_filter = self.get("TRADESIGNAL_LOG").unwrap_or("info").to_string();
         if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
@@ -435,6 +454,9 @@ impl RawSettings {
             request_timeout,
             body_limit,
             log_filter,
+            password_profile,
+            session_idle,
+            mail_from,
             secret_problems,
         })
     }

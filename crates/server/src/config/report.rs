@@ -35,8 +35,8 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                     .map(|u| redact_url(u.expose_secret()))
                     .unwrap_or_else(|| "(in-process store)".to_string()),
                 "TRADESIGNAL_REDIS_PREFIX" => settings.redis_prefix.clone(),
-                "TRADESIGNAL_JWT_KEYS" => ring_summary(settings.jwt_keys.as_ref()),
-                "TRADESIGNAL_DATA_KEYS" => ring_summary(settings.data_keys.as_ref()),
+                "TRADESIGNAL_JWT_KEYS" => ring_summary(settings.jwt_keys.as_deref()),
+                "TRADESIGNAL_DATA_KEYS" => ring_summary(settings.data_keys.as_deref()),
                 "TRADESIGNAL_TRUSTED_PROXIES" => join(settings.trusted_proxies.iter()),
                 "TRADESIGNAL_CORS_ORIGINS" => join(settings.cors_origins.iter()),
                 "TRADESIGNAL_SMTP_URL" => settings
@@ -58,6 +58,12 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                 }
                 "TRADESIGNAL_BODY_LIMIT_BYTES" => settings.body_limit.to_string(),
                 "TRADESIGNAL_LOG" => settings.log_filter.clone(),
+                "TRADESIGNAL_MAIL_FROM" => settings.mail_from.clone(),
+                "TRADESIGNAL_PASSWORD_PROFILE" => match settings.password_profile {
+                    security::password::PolicyProfile::Default => "default".to_string(),
+                    security::password::PolicyProfile::Nist => "nist".to_string(),
+                },
+                "TRADESIGNAL_SESSION_IDLE_SECS" => settings.session_idle.as_secs().to_string(),
                 other => format!("(unknown variable {other})"),
             };
             (variable.env, value)

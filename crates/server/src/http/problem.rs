@@ -85,6 +85,8 @@ struct Inner {
     detail: String,
     errors: Vec<FieldError>,
     headers: HeaderMap,
+    /// Extension members (RFC 9457 §3.2), e.g. OAuth's `"error": "invalid_grant"`.
+    members: Vec<(&'static str, serde_json::Value)>,
     source: Option<anyhow::Error>,
 }
 
@@ -107,6 +109,7 @@ impl ApiError {
             detail: detail.into(),
             errors: vec![],
             headers: HeaderMap::new(),
+            members: vec![],
             source: None,
         }))
     }
@@ -165,6 +168,11 @@ impl ApiError {
         self
     }
 
+    pub fn with_member(mut self, name: &'static str, value: impl Into<serde_json::Value>) -> Self {
+        self.0.members.push((name, value.into()));
+        self
+    }
+
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.0.headers.insert(name, value);
         self
@@ -215,7 +223,15 @@ impl IntoResponse for ApiError {
             }
             None => {}
         }
-        let body = problem_json(this.status, this.slug, &this.detail, &this.errors);
+        let mut body = problem_json(this.status, this.slug, &this.detail, &this.errors);
+        if !this.members.is_empty()
+            && let Ok(serde_json::Value::Object(mut document)) = serde_json::from_str(&body)
+        {
+            for (name, value) in this.members {
+                document.entry(name).or_insert(value);
+            }
+            body = serde_json::Value::Object(document).to_string();
+        }
         let mut response = (this.status, body).into_response();
         response
             .headers_mut()

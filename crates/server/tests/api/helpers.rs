@@ -201,7 +201,8 @@ impl TestApp {
         let (db, kv) = server::app::connect(&settings)
             .await
             .expect("connect backends");
-        let state = AppState::new(settings, db, kv);
+        let mailer = server::app::mailer(&settings).expect("mailer");
+        let state = AppState::new(settings, db, kv, mailer);
         let router =
             server::app::router_with(state.clone(), options.extra_routes.unwrap_or_default());
         let (tx, rx) = oneshot::channel::<()>();

@@ -131,6 +131,25 @@ impl Database {
         Ok(())
     }
 
+    /// The owner of a valid (unused, unexpired) one-time token, without using it.
+    pub async fn one_time_token_owner(
+        &self,
+        purpose: OneTimePurpose,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as::<Any, (String,)>(
+            "SELECT user_id FROM one_time_tokens \
+             WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3",
+        )
+        .bind(token_hash)
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
     /// Uses a one-time token: it must exist for this purpose, be unused and unexpired. Exactly one of
     /// several concurrent callers gets `Some`.
     pub async fn consume_one_time_token(

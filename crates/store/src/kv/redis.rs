@@ -115,6 +115,19 @@ impl KvStore for RedisKv {
         conn.get(self.key(key)).await.map_err(unavailable)
     }
 
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<String>>, KvError> {
+        if keys.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut conn = self.conn.clone();
+        let prefixed: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        redis::cmd("MGET")
+            .arg(&prefixed)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
     async fn exists(&self, key: &str) -> Result<bool, KvError> {
         let mut conn = self.conn.clone();
         conn.exists(self.key(key)).await.map_err(unavailable)

@@ -1,0 +1,120 @@
+//! `/api/v1/admin`: staff operations. Support staff may read, unlock and revoke; only super
+//! administrators change roles, tiers and the disabled flag.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Meta, RequireRole, Staff, SuperAdmin};
+use super::responses::{Page, SessionBody, UserBody};
+use crate::http::{ApiError, ApiJson, FieldError};
+use crate::identity::admin::UserChange;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list_users))
+        .route("/users/{id}", get(get_user).patch(update_user))
+        .route("/users/{id}/revoke-sessions", post(revoke_sessions))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    q: Option<String>,
+    page: Option<u32>,
+    per_page: Option<u32>,
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    _staff: RequireRole<Staff>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<UserBody>>, ApiError> {
+    let (page, per_page, offset) = super::Paging {
+        page: query.page,
+        per_page: query.per_page,
+    }
+    .resolve()?;
+    let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if q.is_some_and(|q| q.chars().count() > 100) {
+        return Err(ApiError::validation(vec![FieldError::new("q", "too_long", "Search at most 100 characters.")]));
+    }
+    let (users, total) = state.identity.admin_list_users(q, i64::from(per_page), offset).await?;
+    Ok(Json(Page::new(users.iter().map(UserBody::from).collect(), total, page, per_page)))
+}
+
+#[derive(Serialize)]
+struct AdminUserBody {
+    #[serde(flatten)]
+    user: UserBody,
+    disabled: bool,
+    sessions: Vec<SessionBody>,
+}
+
+async fn get_user(
+    State(state): State<AppState>,
+    _staff: RequireRole<Staff>,
+    Path(id): Path<String>,
+) -> Result<Json<AdminUserBody>, ApiError> {
+    let user = state.identity.admin_user(&id).await?;
+    let sessions = state.identity.sessions(&user.id).await?;
+    Ok(Json(AdminUserBody {
+        user: UserBody::from(&user),
+        disabled: user.is_disabled(),
+        sessions: sessions.iter().map(|s| SessionBody::new(s, "")).collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUserRequest {
+    role: Option<String>,
+    tier: Option<String>,
+    disabled: Option<bool>,
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    RequireRole(admin, _): RequireRole<SuperAdmin>,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateUserRequest>,
+) -> Result<Json<AdminUserBody>, ApiError> {
+    let mut errors = vec![];
+    let role = body.role.as_deref().map(|r| r.parse()).transpose().unwrap_or_else(|()| {
+        errors.push(FieldError::new("role", "invalid", "Use user, support or super_admin."));
+        None
+    });
+    let tier = body.tier.as_deref().map(|t| t.parse()).transpose().unwrap_or_else(|()| {
+        errors.push(FieldError::new("tier", "invalid", "Use free, pro or enterprise."));
+        None
+    });
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let change = UserChange {
+        role,
+        tier,
+        disabled: body.disabled,
+    };
+    let user = state.identity.admin_update_user(&admin, &id, change, &meta).await?;
+    let sessions = state.identity.sessions(&user.id).await?;
+    Ok(Json(AdminUserBody {
+        user: UserBody::from(&user),
+        disabled: user.is_disabled(),
+        sessions: sessions.iter().map(|s| SessionBody::new(s, "")).collect(),
+    }))
+}
+
+async fn revoke_sessions(
+    State(state): State<AppState>,
+    RequireRole(staff, _): RequireRole<Staff>,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.admin_revoke_sessions(&staff, &id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,361 @@
+//! `/api/v1/auth`: handlers only parse, call the identity service and shape the answer. Every response
+//! here is marked `no-store`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use axum_extra::extract::cookie::CookieJar;
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Authenticated, Meta, RecentAuth};
+use super::responses::{SessionBody, UserBody};
+use crate::http::{ApiError, ApiJson};
+use crate::identity::sessions::IssuedTokens;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/register", post(register))
+        .route("/login", post(login))
+        .route("/refresh", post(refresh))
+        .route("/logout", post(logout))
+        .route("/logout-all", post(logout_all))
+        .route("/reauth", post(reauth))
+        .route("/me", get(me).patch(update_me))
+        .route("/change-password", post(change_password))
+        .route("/change-email", post(change_email))
+        .route("/confirm-email", post(confirm_email))
+        .route("/forgot-password", post(forgot_password))
+        .route("/reset-password", post(reset_password))
+        .route("/verify-email", post(verify_email))
+        .route("/resend-verification", post(resend_verification))
+        .route("/password-strength", post(password_strength))
+        .route("/sessions", get(sessions))
+        .route("/sessions/{id}", delete(delete_session))
+}
+
+/// Message bodies of `202 Accepted` answers, identical for every address.
+#[derive(Serialize)]
+struct Accepted {
+    message: &'static str,
+}
+
+fn accepted(message: &'static str) -> Response {
+    (StatusCode::ACCEPTED, Json(Accepted { message })).into_response()
+}
+
+#[derive(Serialize)]
+struct TokenBody {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_expires_in: Option<u64>,
+}
+
+fn token_response(state: &AppState, jar: CookieJar, tokens: IssuedTokens) -> Response {
+    let jar = state.cookies.set_session(
+        jar,
+        tokens.fingerprint,
+        tokens.refresh_token.clone(),
+        tokens.refresh_expires_in,
+    );
+    let refresh_expires_in = tokens.refresh_token.as_ref().map(|_| tokens.refresh_expires_in);
+    let body = TokenBody {
+        access_token: tokens.access_token,
+        token_type: "Bearer",
+        expires_in: tokens.expires_in,
+        refresh_token: tokens.refresh_token,
+        refresh_expires_in,
+    };
+    (jar, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterRequest {
+    email: String,
+    password: String,
+    full_name: Option<String>,
+}
+
+async fn register(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<Response, ApiError> {
+    state
+        .identity
+        .register(&body.email, &body.password, body.full_name.as_deref(), &meta)
+        .await?;
+    Ok(accepted("If this address can be registered, a verification email is on its way."))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    jar: CookieJar,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let tokens = state.identity.login(&body.email, &body.password, &meta).await?;
+    Ok(token_response(&state, jar, tokens))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: Option<String>,
+}
+
+async fn refresh(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    jar: CookieJar,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    let token = body
+        .refresh_token
+        .or_else(|| jar.get(state.cookies.refresh).map(|c| c.value().to_string()))
+        .unwrap_or_default();
+    let fingerprint = jar
+        .get(state.cookies.fingerprint)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty());
+    let tokens = state.identity.refresh(&token, fingerprint, &meta).await?;
+    Ok(token_response(&state, jar, tokens))
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Meta(meta): Meta,
+    jar: CookieJar,
+) -> Result<Response, ApiError> {
+    state.identity.logout(&principal, &meta).await?;
+    Ok((state.cookies.clear(jar), StatusCode::NO_CONTENT).into_response())
+}
+
+async fn logout_all(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Meta(meta): Meta,
+    jar: CookieJar,
+) -> Result<Response, ApiError> {
+    state.identity.logout_all(&principal, &meta).await?;
+    Ok((state.cookies.clear(jar), StatusCode::NO_CONTENT).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReauthRequest {
+    password: String,
+    /// Second factor; accepted now and checked once 2FA exists for the account.
+    #[allow(dead_code)]
+    code: Option<String>,
+}
+
+async fn reauth(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Meta(meta): Meta,
+    jar: CookieJar,
+    ApiJson(body): ApiJson<ReauthRequest>,
+) -> Result<Response, ApiError> {
+    let fingerprint = jar
+        .get(state.cookies.fingerprint)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty());
+    let tokens = state.identity.reauth(&principal, &body.password, fingerprint, &meta).await?;
+    Ok(token_response(&state, jar, tokens))
+}
+
+async fn me(State(state): State<AppState>, Authenticated(principal): Authenticated) -> Result<Json<UserBody>, ApiError> {
+    let user = state.identity.profile(&principal.user_id).await?;
+    Ok(Json(UserBody::from(&user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateMeRequest {
+    full_name: Option<String>,
+}
+
+async fn update_me(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    ApiJson(body): ApiJson<UpdateMeRequest>,
+) -> Result<Json<UserBody>, ApiError> {
+    let user = state
+        .identity
+        .update_profile(&principal.user_id, body.full_name.as_deref())
+        .await?;
+    Ok(Json(UserBody::from(&user)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .identity
+        .change_password(&principal, &body.current_password, &body.new_password, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeEmailRequest {
+    new_email: String,
+    password: String,
+}
+
+async fn change_email(
+    State(state): State<AppState>,
+    RecentAuth(principal): RecentAuth,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<ChangeEmailRequest>,
+) -> Result<Response, ApiError> {
+    state
+        .identity
+        .change_email(&principal, &body.new_email, &body.password, &meta)
+        .await?;
+    Ok(accepted("A confirmation link is on its way to the new address."))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    token: String,
+}
+
+async fn confirm_email(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.confirm_email(&body.token, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn verify_email(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.verify_email(&body.token, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn resend_verification(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Response, ApiError> {
+    state.identity.resend_verification(&principal).await?;
+    Ok(accepted("If your address is not verified yet, a new link is on its way."))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailRequest {
+    email: String,
+}
+
+async fn forgot_password(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<EmailRequest>,
+) -> Result<Response, ApiError> {
+    state.identity.forgot_password(&body.email, &meta).await?;
+    Ok(accepted("If an account uses this address, a reset link is on its way."))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetRequest {
+    token: String,
+    new_password: String,
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<ResetRequest>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .identity
+        .reset_password(&body.token, &body.new_password, &meta)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrengthRequest {
+    password: String,
+    email: Option<String>,
+}
+
+#[derive(Serialize)]
+struct StrengthBody {
+    acceptable: bool,
+    score: u8,
+    feedback: Vec<String>,
+}
+
+async fn password_strength(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<StrengthRequest>,
+) -> Json<StrengthBody> {
+    let assessment = state.identity.assess_password(&body.password, body.email.as_deref());
+    let mut feedback: Vec<String> = assessment.violations.into_iter().map(|v| v.message).collect();
+    feedback.extend(assessment.suggestions);
+    Json(StrengthBody {
+        acceptable: assessment.acceptable,
+        score: assessment.score,
+        feedback,
+    })
+}
+
+async fn sessions(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<Vec<SessionBody>>, ApiError> {
+    let sessions = state.identity.sessions(&principal.user_id).await?;
+    Ok(Json(
+        sessions
+            .iter()
+            .map(|s| SessionBody::new(s, &principal.session_id))
+            .collect(),
+    ))
+}
+
+async fn delete_session(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.delete_session(&principal, &id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

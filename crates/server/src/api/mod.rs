@@ -1,0 +1,88 @@
+//! The JSON API: thin handlers that parse, authorise (through extractors), call a service and map the
+//! result. Authorisation lives in the extractor types so a handler cannot forget it.
+
+pub mod admin;
+pub mod auth;
+pub mod cookies;
+pub mod extract;
+pub mod responses;
+
+use axum::http::{HeaderValue, StatusCode, header};
+
+use crate::http::{ApiError, FieldError};
+use crate::identity::IdentityError;
+
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> Self {
+        let detail = error.to_string();
+        match error {
+            IdentityError::InvalidCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid-credentials", detail)
+                    .with_member("error", "invalid_credentials")
+                    .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tradesignal\""))
+            }
+            IdentityError::InvalidGrant => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid-grant", detail).with_member("error", "invalid_grant")
+            }
+            IdentityError::InvalidToken => ApiError::new(StatusCode::BAD_REQUEST, "invalid-token", detail),
+            IdentityError::WeakPassword { field, violations } => ApiError::validation(
+                violations
+                    .into_iter()
+                    .map(|v| FieldError::new(field, v.code, v.message))
+                    .collect(),
+            ),
+            IdentityError::Invalid { field, code, message } => {
+                ApiError::validation(vec![FieldError::new(field, code, message)])
+            }
+            IdentityError::WrongCurrentPassword => {
+                ApiError::new(StatusCode::FORBIDDEN, "invalid-current-password", detail)
+            }
+            IdentityError::StepUpRequired => step_up_required(),
+            IdentityError::NotFound => ApiError::not_found(),
+            IdentityError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            IdentityError::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// RFC 9470: the login is too old for this operation.
+pub fn step_up_required() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "step-up-required",
+        "This operation needs a recent login: re-authenticate and retry.",
+    )
+    .with_header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"insufficient_user_authentication\", max_age=600"),
+    )
+}
+
+/// Pagination parameters shared by list endpoints.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Paging {
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+impl Paging {
+    pub const MAX_PER_PAGE: u32 = 200;
+
+    /// (page, per_page, offset), or a 422 naming the bad parameter.
+    pub fn resolve(&self) -> Result<(u32, u32, i64), ApiError> {
+        let page = self.page.unwrap_or(1);
+        let per_page = self.per_page.unwrap_or(50);
+        if page == 0 {
+            return Err(ApiError::validation(vec![FieldError::new("page", "out_of_range", "Pages start at 1.")]));
+        }
+        if per_page == 0 || per_page > Self::MAX_PER_PAGE {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "per_page",
+                "out_of_range",
+                format!("per_page must be between 1 and {}.", Self::MAX_PER_PAGE),
+            )]));
+        }
+        Ok((page, per_page, i64::from(page - 1) * i64::from(per_page)))
+    }
+}

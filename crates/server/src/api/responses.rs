@@ -1,0 +1,87 @@
+//! Response bodies shared by the API.
+
+use serde::Serialize;
+use store::identity::{SessionRecord, UserRecord};
+
+/// RFC 3339 for Unix seconds.
+pub fn rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// `GET /auth/me`: never hashes, secrets or codes.
+#[derive(Debug, Serialize)]
+pub struct UserBody {
+    pub id: String,
+    pub email: String,
+    pub full_name: Option<String>,
+    pub role: String,
+    pub tier: String,
+    pub email_verified: bool,
+    pub mfa_enabled: bool,
+    pub created_at: String,
+}
+
+impl From<&UserRecord> for UserBody {
+    fn from(u: &UserRecord) -> Self {
+        Self {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            full_name: u.full_name.clone(),
+            role: u.role.clone(),
+            tier: u.tier.clone(),
+            email_verified: u.is_verified(),
+            mfa_enabled: u.has_mfa(),
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+/// One of the caller's sessions.
+#[derive(Debug, Serialize)]
+pub struct SessionBody {
+    pub id: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub current: bool,
+}
+
+impl SessionBody {
+    pub fn new(s: &SessionRecord, current_id: &str) -> Self {
+        Self {
+            id: s.id.clone(),
+            created_at: rfc3339(s.created_at),
+            last_seen_at: rfc3339(s.last_seen_at),
+            ip: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+            current: s.id == current_id,
+        }
+    }
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub page: u32,
+    pub per_page: u32,
+    pub pages: i64,
+}
+
+impl<T> Page<T> {
+    pub fn new(items: Vec<T>, total: i64, page: u32, per_page: u32) -> Self {
+        let per = i64::from(per_page.max(1));
+        Self {
+            items,
+            total,
+            page,
+            per_page,
+            pages: (total + per - 1) / per,
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Staff operations on other users' accounts. Authorisation (which role may call what) is enforced by
+//! the extractors in `crate::api`; the rules here are about the change itself.
+
+use security::authz::{Role, Tier};
+use store::identity::UserRecord;
+use store::identity::users::AdminChange;
+
+use super::audit::Event;
+use super::{Identity, IdentityError, Principal, RequestMeta, now};
+
+/// A requested change, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    pub tier: Option<Tier>,
+    pub disabled: Option<bool>,
+}
+
+impl Identity {
+    pub async fn admin_list_users(&self, q: Option<&str>, limit: i64, offset: i64) -> Result<(Vec<UserRecord>, i64), IdentityError> {
+        Ok(self.db.list_users(q, limit, offset).await?)
+    }
+
+    pub async fn admin_user(&self, id: &str) -> Result<UserRecord, IdentityError> {
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(IdentityError::NotFound);
+        }
+        self.db.user_by_id(id).await?.ok_or(IdentityError::NotFound)
+    }
+
+    /// `PATCH /admin/users/{id}` (super_admin): effective on the user's next request.
+    pub async fn admin_update_user(
+        &self,
+        actor: &Principal,
+        id: &str,
+        change: UserChange,
+        meta: &RequestMeta,
+    ) -> Result<UserRecord, IdentityError> {
+        let target = self.admin_user(id).await?;
+        if target.id == actor.user_id {
+            if change.role.is_some_and(|r| r != Role::SuperAdmin) {
+                return Err(IdentityError::Forbidden("You cannot change your own role."));
+            }
+            if change.disabled == Some(true) {
+                return Err(IdentityError::Forbidden("You cannot disable your own account."));
+            }
+        }
+        let stored = AdminChange {
+            role: change.role.map(|r| r.as_str().to_string()),
+            tier: change.tier.map(|t| t.as_str().to_string()),
+            disabled: change.disabled,
+        };
+        if !self
+            .db
+            .admin_update_user(&target.id, &stored, &security::random::token(16), now())
+            .await?
+        {
+            return Err(IdentityError::NotFound);
+        }
+        if change.disabled == Some(true) {
+            self.revoke_user_sessions(&target.id, None, "account_disabled").await?;
+        } else if change.role.is_some() || change.tier.is_some() {
+            self.invalidate_access_tokens(&target.id).await?;
+        }
+        self.audit(
+            Event::success("admin.user.updated")
+                .actor(&actor.user_id)
+                .subject(&target.id)
+                .details(serde_json::json!({
+                    "role": stored.role,
+                    "tier": stored.tier,
+                    "disabled": stored.disabled,
+                    "previous_role": target.role,
+                    "previous_tier": target.tier,
+                })),
+            meta,
+        )
+        .await;
+        self.admin_user(&target.id).await
+    }
+
+    /// `POST /admin/users/{id}/revoke-sessions`.
+    pub async fn admin_revoke_sessions(&self, actor: &Principal, id: &str, meta: &RequestMeta) -> Result<usize, IdentityError> {
+        let target = self.admin_user(id).await?;
+        let count = self.revoke_user_sessions(&target.id, None, "admin_revoked").await?;
+        self.audit(
+            Event::success("session.revoked")
+                .actor(&actor.user_id)
+                .subject(&target.id)
+                .details(serde_json::json!({"sessions": count, "by": "admin"})),
+            meta,
+        )
+        .await;
+        Ok(count)
+    }
+}
