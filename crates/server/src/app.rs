@@ -29,6 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
+use crate::api;
 use crate::config::Settings;
 use crate::http::client::{self, EdgePolicy, ProxyTrust};
 use crate::http::headers::{HeaderPolicy, SecurityHeadersLayer};
@@ -36,7 +37,6 @@ use crate::http::normalize::{self, ErrorPolicy};
 use crate::http::problem::ApiError;
 use crate::http::{methods, metrics, request_id};
 use crate::openapi;
-use crate::api;
 use crate::ops;
 use crate::state::AppState;
 use crate::web;

@@ -30,6 +30,11 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Administer accounts.
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
     /// Work with secrets.
     Secrets {
         #[command(subcommand)]
@@ -47,4 +52,27 @@ pub enum ConfigAction {
 pub enum SecretsAction {
     /// Print fresh values for every secret variable as NAME=value lines.
     Generate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Create a verified user (the first administrator); the password is read from standard input.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        /// user, support or super_admin
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// free, pro or enterprise
+        #[arg(long, default_value = "free")]
+        tier: String,
+        /// Read the password from the first line of standard input (required: never on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Import users with bcrypt hashes from the previous system: CSV rows `email,bcrypt_hash,role,tier`.
+    ImportUsers {
+        /// The CSV file (a header row `email,...` is skipped).
+        file: PathBuf,
+    },
 }

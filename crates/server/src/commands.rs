@@ -101,7 +101,7 @@ pub fn secrets_generate() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

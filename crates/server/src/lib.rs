@@ -1,6 +1,7 @@
 //! TradeSignal's server: configuration, the axum application with its security middleware, operational
 //! endpoints and the command line. The binary in `main.rs` only dispatches to `commands`.
 
+pub mod admin_cli;
 pub mod api;
 pub mod app;
 pub mod cli;

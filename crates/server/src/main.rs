@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use server::cli::{Cli, Command, ConfigAction, SecretsAction};
+use server::cli::{AdminAction, Cli, Command, ConfigAction, SecretsAction};
 use server::commands;
 
 fn main() -> ExitCode {
@@ -23,6 +23,17 @@ fn main() -> ExitCode {
         },
         Command::Migrate => match commands::load_valid(config_path, &env) {
             Ok(settings) => commands::migrate(settings),
+            Err(code) => code,
+        },
+        Command::Admin { action } => match commands::load_valid(config_path, &env) {
+            Ok(settings) => match action {
+                AdminAction::CreateUser {
+                    email, role, tier, ..
+                } => server::admin_cli::create_user(settings, &email, &role, &tier),
+                AdminAction::ImportUsers { file } => {
+                    server::admin_cli::import_users(settings, &file)
+                }
+            },
             Err(code) => code,
         },
     }

@@ -27,7 +27,12 @@ pub struct Inner {
 pub struct AppState(Arc<Inner>);
 
 impl AppState {
-    pub fn new(settings: Arc<Settings>, db: Database, kv: Arc<dyn KvStore>, mailer: Arc<dyn Mailer>) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        db: Database,
+        kv: Arc<dyn KvStore>,
+        mailer: Arc<dyn Mailer>,
+    ) -> Self {
         let identity = Identity::new(settings.clone(), db.clone(), kv.clone(), mailer);
         Self(Arc::new(Inner {
             cookies: CookieNames::for_settings(&settings),

@@ -19,13 +19,16 @@ pub struct Transport {
 
 fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The transport of a `postgres://` URL, or `None` if the driver would not accept it.
 pub fn postgres(url: &str) -> Option<Transport> {
     let options = PgConnectOptions::from_str(url).ok()?;
-    let local = options.get_socket().is_some() || options.get_host().starts_with('/') || is_loopback(options.get_host());
+    let local = options.get_socket().is_some()
+        || options.get_host().starts_with('/')
+        || is_loopback(options.get_host());
     let tls = matches!(
         options.get_ssl_mode(),
         PgSslMode::Require | PgSslMode::VerifyCa | PgSslMode::VerifyFull
@@ -46,7 +49,10 @@ pub fn redis(url: &str) -> Option<Transport> {
             local: is_loopback(host),
             tls: !insecure,
         },
-        ConnectionAddr::Unix(_) => Transport { local: true, tls: false },
+        ConnectionAddr::Unix(_) => Transport {
+            local: true,
+            tls: false,
+        },
         _ => Transport {
             local: false,
             tls: false,
@@ -61,22 +67,49 @@ mod tests {
     #[test]
     fn postgres_reads_what_the_driver_reads() {
         let t = postgres("postgres://u:p@db.internal/ts?sslmode=verify-full").expect("parses");
-        assert_eq!(t, Transport { local: false, tls: true });
+        assert_eq!(
+            t,
+            Transport {
+                local: false,
+                tls: true
+            }
+        );
         // The driver applies the last sslmode.
-        let t = postgres("postgres://db.internal/ts?sslmode=require&sslmode=disable").expect("parses");
+        let t =
+            postgres("postgres://db.internal/ts?sslmode=require&sslmode=disable").expect("parses");
         assert!(!t.tls);
         // host= overrides the authority.
         let t = postgres("postgres://localhost/ts?host=db.remote").expect("parses");
         assert!(!t.local);
         assert!(postgres("postgres://127.0.0.1/ts").expect("parses").local);
-        assert!(postgres("postgres://db/ts?ssl-mode=require").expect("parses").tls);
+        assert!(
+            postgres("postgres://db/ts?ssl-mode=require")
+                .expect("parses")
+                .tls
+        );
     }
 
     #[test]
     fn redis_insecure_tls_is_not_tls() {
-        assert_eq!(redis("rediss://cache.internal:6380").expect("parses"), Transport { local: false, tls: true });
-        assert!(!redis("rediss://cache.internal:6380/#insecure").expect("parses").tls);
-        assert_eq!(redis("redis://127.0.0.1:6379").expect("parses"), Transport { local: true, tls: false });
+        assert_eq!(
+            redis("rediss://cache.internal:6380").expect("parses"),
+            Transport {
+                local: false,
+                tls: true
+            }
+        );
+        assert!(
+            !redis("rediss://cache.internal:6380/#insecure")
+                .expect("parses")
+                .tls
+        );
+        assert_eq!(
+            redis("redis://127.0.0.1:6379").expect("parses"),
+            Transport {
+                local: true,
+                tls: false
+            }
+        );
         assert!(redis("not a url").is_none());
     }
 }

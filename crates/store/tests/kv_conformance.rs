@@ -53,10 +53,17 @@ async fn values_set_exist_and_delete(kv: &dyn KvStore, wait: impl AsyncFn(Durati
 }
 
 async fn get_many_returns_values_in_order(kv: &dyn KvStore) {
-    kv.set("m1", "one", Duration::from_secs(60)).await.expect("set");
-    kv.set("m3", "three", Duration::from_secs(60)).await.expect("set");
+    kv.set("m1", "one", Duration::from_secs(60))
+        .await
+        .expect("set");
+    kv.set("m3", "three", Duration::from_secs(60))
+        .await
+        .expect("set");
     let values = kv.get_many(&["m1", "m2", "m3"]).await.expect("get_many");
-    assert_eq!(values, vec![Some("one".to_string()), None, Some("three".to_string())]);
+    assert_eq!(
+        values,
+        vec![Some("one".to_string()), None, Some("three".to_string())]
+    );
     assert!(kv.get_many(&[]).await.expect("empty").is_empty());
 }
 

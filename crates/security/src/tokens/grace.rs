@@ -20,13 +20,19 @@ fn xor(data: &[u8], key: &[u8; 32]) -> Vec<u8> {
 
 /// Seals `new_token` (a 256-bit opaque token) under `old_token`.
 pub fn seal(old_token: &str, new_token: &str) -> Option<String> {
-    let raw = URL_SAFE_NO_PAD.decode(new_token).ok().filter(|r| r.len() == 32)?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(new_token)
+        .ok()
+        .filter(|r| r.len() == 32)?;
     Some(URL_SAFE_NO_PAD.encode(xor(&raw, &pad(old_token))))
 }
 
 /// Opens what `seal` produced, given the same old token.
 pub fn open(old_token: &str, sealed: &str) -> Option<String> {
-    let raw = URL_SAFE_NO_PAD.decode(sealed).ok().filter(|r| r.len() == 32)?;
+    let raw = URL_SAFE_NO_PAD
+        .decode(sealed)
+        .ok()
+        .filter(|r| r.len() == 32)?;
     Some(URL_SAFE_NO_PAD.encode(xor(&raw, &pad(old_token))))
 }
 

@@ -40,10 +40,22 @@ async fn list_users(
     .resolve()?;
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
     if q.is_some_and(|q| q.chars().count() > 100) {
-        return Err(ApiError::validation(vec![FieldError::new("q", "too_long", "Search at most 100 characters.")]));
+        return Err(ApiError::validation(vec![FieldError::new(
+            "q",
+            "too_long",
+            "Search at most 100 characters.",
+        )]));
     }
-    let (users, total) = state.identity.admin_list_users(q, i64::from(per_page), offset).await?;
-    Ok(Json(Page::new(users.iter().map(UserBody::from).collect(), total, page, per_page)))
+    let (users, total) = state
+        .identity
+        .admin_list_users(q, i64::from(per_page), offset)
+        .await?;
+    Ok(Json(Page::new(
+        users.iter().map(UserBody::from).collect(),
+        total,
+        page,
+        per_page,
+    )))
 }
 
 #[derive(Serialize)]
@@ -84,14 +96,32 @@ async fn update_user(
     ApiJson(body): ApiJson<UpdateUserRequest>,
 ) -> Result<Json<AdminUserBody>, ApiError> {
     let mut errors = vec![];
-    let role = body.role.as_deref().map(|r| r.parse()).transpose().unwrap_or_else(|()| {
-        errors.push(FieldError::new("role", "invalid", "Use user, support or super_admin."));
-        None
-    });
-    let tier = body.tier.as_deref().map(|t| t.parse()).transpose().unwrap_or_else(|()| {
-        errors.push(FieldError::new("tier", "invalid", "Use free, pro or enterprise."));
-        None
-    });
+    let role = body
+        .role
+        .as_deref()
+        .map(|r| r.parse())
+        .transpose()
+        .unwrap_or_else(|()| {
+            errors.push(FieldError::new(
+                "role",
+                "invalid",
+                "Use user, support or super_admin.",
+            ));
+            None
+        });
+    let tier = body
+        .tier
+        .as_deref()
+        .map(|t| t.parse())
+        .transpose()
+        .unwrap_or_else(|()| {
+            errors.push(FieldError::new(
+                "tier",
+                "invalid",
+                "Use free, pro or enterprise.",
+            ));
+            None
+        });
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -100,7 +130,10 @@ async fn update_user(
         tier,
         disabled: body.disabled,
     };
-    let user = state.identity.admin_update_user(&admin, &id, change, &meta).await?;
+    let user = state
+        .identity
+        .admin_update_user(&admin, &id, change, &meta)
+        .await?;
     let sessions = state.identity.sessions(&user.id).await?;
     Ok(Json(AdminUserBody {
         user: UserBody::from(&user),
@@ -115,6 +148,9 @@ async fn revoke_sessions(
     Meta(meta): Meta,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.identity.admin_revoke_sessions(&staff, &id, &meta).await?;
+    state
+        .identity
+        .admin_revoke_sessions(&staff, &id, &meta)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -64,7 +64,10 @@ fn token_response(state: &AppState, jar: CookieJar, tokens: IssuedTokens) -> Res
         tokens.refresh_token.clone(),
         tokens.refresh_expires_in,
     );
-    let refresh_expires_in = tokens.refresh_token.as_ref().map(|_| tokens.refresh_expires_in);
+    let refresh_expires_in = tokens
+        .refresh_token
+        .as_ref()
+        .map(|_| tokens.refresh_expires_in);
     let body = TokenBody {
         access_token: tokens.access_token,
         token_type: "Bearer",
@@ -90,9 +93,16 @@ async fn register(
 ) -> Result<Response, ApiError> {
     state
         .identity
-        .register(&body.email, &body.password, body.full_name.as_deref(), &meta)
+        .register(
+            &body.email,
+            &body.password,
+            body.full_name.as_deref(),
+            &meta,
+        )
         .await?;
-    Ok(accepted("If this address can be registered, a verification email is on its way."))
+    Ok(accepted(
+        "If this address can be registered, a verification email is on its way.",
+    ))
 }
 
 #[derive(Deserialize)]
@@ -108,7 +118,10 @@ async fn login(
     jar: CookieJar,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let tokens = state.identity.login(&body.email, &body.password, &meta).await?;
+    let tokens = state
+        .identity
+        .login(&body.email, &body.password, &meta)
+        .await?;
     Ok(token_response(&state, jar, tokens))
 }
 
@@ -126,7 +139,10 @@ async fn refresh(
 ) -> Result<Response, ApiError> {
     let token = body
         .refresh_token
-        .or_else(|| jar.get(state.cookies.refresh).map(|c| c.value().to_string()))
+        .or_else(|| {
+            jar.get(state.cookies.refresh)
+                .map(|c| c.value().to_string())
+        })
         .unwrap_or_default();
     let fingerprint = jar
         .get(state.cookies.fingerprint)
@@ -176,11 +192,17 @@ async fn reauth(
         .get(state.cookies.fingerprint)
         .map(|c| c.value().to_string())
         .filter(|v| !v.is_empty());
-    let tokens = state.identity.reauth(&principal, &body.password, fingerprint, &meta).await?;
+    let tokens = state
+        .identity
+        .reauth(&principal, &body.password, fingerprint, &meta)
+        .await?;
     Ok(token_response(&state, jar, tokens))
 }
 
-async fn me(State(state): State<AppState>, Authenticated(principal): Authenticated) -> Result<Json<UserBody>, ApiError> {
+async fn me(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<UserBody>, ApiError> {
     let user = state.identity.profile(&principal.user_id).await?;
     Ok(Json(UserBody::from(&user)))
 }
@@ -218,7 +240,12 @@ async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     state
         .identity
-        .change_password(&principal, &body.current_password, &body.new_password, &meta)
+        .change_password(
+            &principal,
+            &body.current_password,
+            &body.new_password,
+            &meta,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -240,7 +267,9 @@ async fn change_email(
         .identity
         .change_email(&principal, &body.new_email, &body.password, &meta)
         .await?;
-    Ok(accepted("A confirmation link is on its way to the new address."))
+    Ok(accepted(
+        "A confirmation link is on its way to the new address.",
+    ))
 }
 
 #[derive(Deserialize)]
@@ -272,7 +301,9 @@ async fn resend_verification(
     Authenticated(principal): Authenticated,
 ) -> Result<Response, ApiError> {
     state.identity.resend_verification(&principal).await?;
-    Ok(accepted("If your address is not verified yet, a new link is on its way."))
+    Ok(accepted(
+        "If your address is not verified yet, a new link is on its way.",
+    ))
 }
 
 #[derive(Deserialize)]
@@ -287,7 +318,9 @@ async fn forgot_password(
     ApiJson(body): ApiJson<EmailRequest>,
 ) -> Result<Response, ApiError> {
     state.identity.forgot_password(&body.email, &meta).await?;
-    Ok(accepted("If an account uses this address, a reset link is on its way."))
+    Ok(accepted(
+        "If an account uses this address, a reset link is on its way.",
+    ))
 }
 
 #[derive(Deserialize)]
@@ -327,8 +360,14 @@ async fn password_strength(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<StrengthRequest>,
 ) -> Json<StrengthBody> {
-    let assessment = state.identity.assess_password(&body.password, body.email.as_deref());
-    let mut feedback: Vec<String> = assessment.violations.into_iter().map(|v| v.message).collect();
+    let assessment = state
+        .identity
+        .assess_password(&body.password, body.email.as_deref());
+    let mut feedback: Vec<String> = assessment
+        .violations
+        .into_iter()
+        .map(|v| v.message)
+        .collect();
     feedback.extend(assessment.suggestions);
     Json(StrengthBody {
         acceptable: assessment.acceptable,
@@ -356,6 +395,9 @@ async fn delete_session(
     Meta(meta): Meta,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.identity.delete_session(&principal, &id, &meta).await?;
+    state
+        .identity
+        .delete_session(&principal, &id, &meta)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -40,7 +40,13 @@ impl CookieNames {
             .build()
     }
 
-    pub fn set_session(&self, jar: CookieJar, fingerprint: String, refresh: Option<String>, refresh_secs: u64) -> CookieJar {
+    pub fn set_session(
+        &self,
+        jar: CookieJar,
+        fingerprint: String,
+        refresh: Option<String>,
+        refresh_secs: u64,
+    ) -> CookieJar {
         let max_age = Duration::seconds(i64::try_from(refresh_secs).unwrap_or(0));
         let jar = jar.add(self.build(self.fingerprint, fingerprint, max_age));
         match refresh {

@@ -26,14 +26,21 @@ fn unauthenticated(token_sent: bool) -> ApiError {
     };
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        if token_sent { "invalid-token" } else { "unauthorized" },
+        if token_sent {
+            "invalid-token"
+        } else {
+            "unauthorized"
+        },
         if token_sent {
             "The access token is invalid, expired or revoked."
         } else {
             "Authentication is required."
         },
     )
-    .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge))
+    .with_header(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    )
 }
 
 fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
@@ -42,7 +49,9 @@ fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
     };
     let text = value.to_str().map_err(|_| unauthenticated(true))?;
     match text.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(Some(token.trim().to_string()))
         }
         _ => Err(unauthenticated(true)),
@@ -55,14 +64,28 @@ pub struct Meta(pub RequestMeta);
 impl FromRequestParts<AppState> for Meta {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let ip = ClientIp::from_request_parts(parts, state).await.ok().map(|ClientIp(ip)| ip.to_string());
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ip = ClientIp::from_request_parts(parts, state)
+            .await
+            .ok()
+            .map(|ClientIp(ip)| ip.to_string());
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().filter(|c| !c.is_control()).take(MAX_USER_AGENT_CHARS).collect());
-        let request_id = parts.extensions.get::<RequestId>().map(|id| id.as_str().to_string());
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_USER_AGENT_CHARS)
+                    .collect()
+            });
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .map(|id| id.as_str().to_string());
         Ok(Meta(RequestMeta {
             ip,
             user_agent,
@@ -85,13 +108,20 @@ pub struct Authenticated(pub Principal);
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(principal) = parts.extensions.get::<Principal>() {
             return Ok(Self(principal.clone()));
         }
         let token = bearer(parts)?.ok_or_else(|| unauthenticated(false))?;
         let fingerprint = fingerprint_cookie(parts, state);
-        match state.identity.authenticate(&token, fingerprint.as_deref()).await {
+        match state
+            .identity
+            .authenticate(&token, fingerprint.as_deref())
+            .await
+        {
             Ok(principal) => {
                 parts.extensions.insert(principal.clone());
                 Ok(Self(principal))
@@ -111,11 +141,18 @@ pub struct CurrentUser(pub Principal);
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
         // Tokens issued before verification say so; the database has the final word.
         if !principal.email_verified {
-            let user = state.identity.profile(&principal.user_id).await.map_err(ApiError::from)?;
+            let user = state
+                .identity
+                .profile(&principal.user_id)
+                .await
+                .map_err(ApiError::from)?;
             if !user.is_verified() {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -162,7 +199,10 @@ pub struct RequireRole<R: RoleRequirement>(pub Principal, pub PhantomData<R>);
 impl<R: RoleRequirement> FromRequestParts<AppState> for RequireRole<R> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let CurrentUser(principal) = CurrentUser::from_request_parts(parts, state).await?;
         if R::allows(principal.role) {
             return Ok(Self(principal, PhantomData));
@@ -178,7 +218,11 @@ impl<R: RoleRequirement> FromRequestParts<AppState> for RequireRole<R> {
                 &meta,
             )
             .await;
-        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "You are not allowed to do this."))
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "You are not allowed to do this.",
+        ))
     }
 }
 
@@ -188,7 +232,10 @@ pub struct RecentAuth(pub Principal);
 impl FromRequestParts<AppState> for RecentAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
         state.identity.require_recent_login(&principal)?;
         Ok(Self(principal))

@@ -19,27 +19,37 @@ impl From<IdentityError> for ApiError {
             IdentityError::InvalidCredentials => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid-credentials", detail)
                     .with_member("error", "invalid_credentials")
-                    .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"tradesignal\""))
+                    .with_header(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"tradesignal\""),
+                    )
             }
             IdentityError::InvalidGrant => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid-grant", detail).with_member("error", "invalid_grant")
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid-grant", detail)
+                    .with_member("error", "invalid_grant")
             }
-            IdentityError::InvalidToken => ApiError::new(StatusCode::BAD_REQUEST, "invalid-token", detail),
+            IdentityError::InvalidToken => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid-token", detail)
+            }
             IdentityError::WeakPassword { field, violations } => ApiError::validation(
                 violations
                     .into_iter()
                     .map(|v| FieldError::new(field, v.code, v.message))
                     .collect(),
             ),
-            IdentityError::Invalid { field, code, message } => {
-                ApiError::validation(vec![FieldError::new(field, code, message)])
-            }
+            IdentityError::Invalid {
+                field,
+                code,
+                message,
+            } => ApiError::validation(vec![FieldError::new(field, code, message)]),
             IdentityError::WrongCurrentPassword => {
                 ApiError::new(StatusCode::FORBIDDEN, "invalid-current-password", detail)
             }
             IdentityError::StepUpRequired => step_up_required(),
             IdentityError::NotFound => ApiError::not_found(),
-            IdentityError::Forbidden(message) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            IdentityError::Forbidden(message) => {
+                ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
             IdentityError::Internal(e) => ApiError::internal(e),
         }
     }
@@ -74,7 +84,11 @@ impl Paging {
         let page = self.page.unwrap_or(1);
         let per_page = self.per_page.unwrap_or(50);
         if page == 0 {
-            return Err(ApiError::validation(vec![FieldError::new("page", "out_of_range", "Pages start at 1.")]));
+            return Err(ApiError::validation(vec![FieldError::new(
+                "page",
+                "out_of_range",
+                "Pages start at 1.",
+            )]));
         }
         if per_page == 0 || per_page > Self::MAX_PER_PAGE {
             return Err(ApiError::validation(vec![FieldError::new(

@@ -91,6 +91,8 @@ pub struct Settings {
     pub password_profile: security::password::PolicyProfile,
     /// API sessions end after this long without a refresh.
     pub session_idle: Duration,
+    /// A rotated refresh token presented again within this window gets the new token, not a revocation.
+    pub refresh_grace: Duration,
     pub mail_from: String,
     /// Problems in secrets found while loading; reported by `validate` in production only, because
     /// development runs with generated keys.

@@ -119,6 +119,30 @@ pub const VARIABLES: &[Variable] = &[
         "smtps://user:pass@host:465 or smtp://host:587?tls=required (required in production)",
     ),
     var(
+        "TRADESIGNAL_MAIL_FROM",
+        "TradeSignal <no-reply@<public host>>",
+        false,
+        "sender of every email",
+    ),
+    var(
+        "TRADESIGNAL_PASSWORD_PROFILE",
+        "default",
+        false,
+        "default (12-128 characters, upper/lower/digit/symbol, zxcvbn >= 3) | nist (NIST 800-63B: >= 15 characters, no composition rules)",
+    ),
+    var(
+        "TRADESIGNAL_SESSION_IDLE_SECS",
+        "86400",
+        false,
+        "an API session not refreshed for this long ends; the absolute limit is 30 days",
+    ),
+    var(
+        "TRADESIGNAL_REFRESH_GRACE_SECS",
+        "10",
+        false,
+        "seconds during which a just-rotated refresh token still yields the new token (two tabs at once); 0 = off",
+    ),
+    var(
         "TRADESIGNAL_METRICS_TOKEN",
         "(none: /metrics closed)",
         true,
@@ -396,6 +420,8 @@ impl RawSettings {
         };
         let request_timeout =
             Duration::from_secs(number("TRADESIGNAL_REQUEST_TIMEOUT_SECS", 30, 1, 600));
+        let refresh_grace =
+            Duration::from_secs(number("TRADESIGNAL_REFRESH_GRACE_SECS", 10, 0, 60));
         let session_idle = Duration::from_secs(number(
             "TRADESIGNAL_SESSION_IDLE_SECS",
             86_400,
@@ -410,18 +436,29 @@ impl RawSettings {
         ))
         .unwrap_or(1 << 20);
 
-        let password_profile = match self.get("TRADESIGNAL_PASSWORD_PROFILE").unwrap_or("default") {
+        let password_profile = match self
+            .get("TRADESIGNAL_PASSWORD_PROFILE")
+            .unwrap_or("default")
+        {
             "default" => security::password::PolicyProfile::Default,
             "nist" => security::password::PolicyProfile::Nist,
             other => {
-                problem("TRADESIGNAL_PASSWORD_PROFILE", format!("{other:?} is not default or nist"));
+                problem(
+                    "TRADESIGNAL_PASSWORD_PROFILE",
+                    format!("{other:?} is not default or nist"),
+                );
                 security::password::PolicyProfile::Default
             }
         };
         let mail_from = self
             .get("TRADESIGNAL_MAIL_FROM")
             .map(str::to_string)
-            .unwrap_or_else(|| format!("TradeSignal <no-reply@{}>", public_url.host_str().unwrap_or("localhost")));
+            .unwrap_or_else(|| {
+                format!(
+                    "TradeSignal <no-reply@{}>",
+                    public_url.host_str().unwrap_or("localhost")
+                )
+            });
 
         let log_filter = self.get("TRADESIGNAL_LOG").unwrap_or("info").to_string();
         if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
@@ -456,6 +493,7 @@ impl RawSettings {
             log_filter,
             password_profile,
             session_idle,
+            refresh_grace,
             mail_from,
             secret_problems,
         })

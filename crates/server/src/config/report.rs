@@ -64,6 +64,7 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                     security::password::PolicyProfile::Nist => "nist".to_string(),
                 },
                 "TRADESIGNAL_SESSION_IDLE_SECS" => settings.session_idle.as_secs().to_string(),
+                "TRADESIGNAL_REFRESH_GRACE_SECS" => settings.refresh_grace.as_secs().to_string(),
                 other => format!("(unknown variable {other})"),
             };
             (variable.env, value)

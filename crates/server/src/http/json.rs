@@ -45,7 +45,12 @@ const MAX_FIELD_NAME_CHARS: usize = 64;
 pub fn field_error(path: &str, message: &str) -> FieldError {
     let mut error = field_error_untruncated(path, message);
     if error.field.chars().count() > MAX_FIELD_NAME_CHARS {
-        error.field = error.field.chars().take(MAX_FIELD_NAME_CHARS).collect::<String>() + "…";
+        error.field = error
+            .field
+            .chars()
+            .take(MAX_FIELD_NAME_CHARS)
+            .collect::<String>()
+            + "…";
     }
     error
 }

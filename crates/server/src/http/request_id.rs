@@ -32,7 +32,11 @@ pub fn is_safe(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
-pub async fn assign(State(trust): State<Arc<ProxyTrust>>, mut request: Request, next: Next) -> Response {
+pub async fn assign(
+    State(trust): State<Arc<ProxyTrust>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let from_proxy = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -47,7 +47,12 @@ pub fn validate_full_name(name: Option<&str>) -> Result<Option<String>, Identity
 }
 
 impl Identity {
-    fn enforce_policy(&self, field: &'static str, password: &str, email: &str) -> Result<(), IdentityError> {
+    fn enforce_policy(
+        &self,
+        field: &'static str,
+        password: &str,
+        email: &str,
+    ) -> Result<(), IdentityError> {
         let assessment = self.policy.assess(password, Some(email));
         if assessment.acceptable {
             Ok(())
@@ -79,7 +84,11 @@ impl Identity {
         Ok(token.token)
     }
 
-    async fn consume(&self, purpose: OneTimePurpose, token: &str) -> Result<store::identity::tokens::ConsumedToken, IdentityError> {
+    async fn consume(
+        &self,
+        purpose: OneTimePurpose,
+        token: &str,
+    ) -> Result<store::identity::tokens::ConsumedToken, IdentityError> {
         if !security::tokens::opaque::looks_like_token(token) {
             return Err(IdentityError::InvalidToken);
         }
@@ -114,13 +123,22 @@ impl Identity {
             now: now(),
         };
         if self.db.insert_user(&user).await? {
-            let token = self.issue_one_time(OneTimePurpose::Verify, &user.id, None, VERIFY_TTL_SECS).await?;
+            let token = self
+                .issue_one_time(OneTimePurpose::Verify, &user.id, None, VERIFY_TTL_SECS)
+                .await?;
             self.send_mail(self.verification_email(&email, &token));
-            self.audit(Event::success("auth.register").actor(&user.id).subject(&user.id), meta).await;
+            self.audit(
+                Event::success("auth.register")
+                    .actor(&user.id)
+                    .subject(&user.id),
+                meta,
+            )
+            .await;
         } else {
             self.send_mail(self.existing_account_email(&email));
             self.audit(
-                Event::failure("auth.register").details(serde_json::json!({"reason": "email_taken"})),
+                Event::failure("auth.register")
+                    .details(serde_json::json!({"reason": "email_taken"})),
                 meta,
             )
             .await;
@@ -131,16 +149,28 @@ impl Identity {
     /// `POST /auth/verify-email`.
     pub async fn verify_email(&self, token: &str, meta: &RequestMeta) -> Result<(), IdentityError> {
         let consumed = self.consume(OneTimePurpose::Verify, token).await?;
-        self.db.mark_email_verified(&consumed.user_id, now()).await?;
-        self.audit(Event::success("auth.email.verified").subject(&consumed.user_id), meta).await;
+        self.db
+            .mark_email_verified(&consumed.user_id, now())
+            .await?;
+        self.audit(
+            Event::success("auth.email.verified").subject(&consumed.user_id),
+            meta,
+        )
+        .await;
         Ok(())
     }
 
     /// `POST /auth/resend-verification` (answers the same whether or not anything was sent).
     pub async fn resend_verification(&self, principal: &Principal) -> Result<(), IdentityError> {
-        let user = self.db.user_by_id(&principal.user_id).await?.ok_or(IdentityError::NotFound)?;
+        let user = self
+            .db
+            .user_by_id(&principal.user_id)
+            .await?
+            .ok_or(IdentityError::NotFound)?;
         if !user.is_verified() {
-            let token = self.issue_one_time(OneTimePurpose::Verify, &user.id, None, VERIFY_TTL_SECS).await?;
+            let token = self
+                .issue_one_time(OneTimePurpose::Verify, &user.id, None, VERIFY_TTL_SECS)
+                .await?;
             self.send_mail(self.verification_email(&user.email, &token));
         }
         Ok(())
@@ -148,7 +178,11 @@ impl Identity {
 
     /// `POST /auth/forgot-password`: the token and mail are made in the background so the answer takes
     /// the same time for every address.
-    pub async fn forgot_password(&self, email: &str, meta: &RequestMeta) -> Result<(), IdentityError> {
+    pub async fn forgot_password(
+        &self,
+        email: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
         let Ok(email) = security::email::normalize(email) else {
             return Ok(());
         };
@@ -162,9 +196,15 @@ impl Identity {
                 if user.is_disabled() {
                     return Ok(());
                 }
-                let token = this.issue_one_time(OneTimePurpose::Reset, &user.id, None, RESET_TTL_SECS).await?;
+                let token = this
+                    .issue_one_time(OneTimePurpose::Reset, &user.id, None, RESET_TTL_SECS)
+                    .await?;
                 this.send_mail(this.reset_email(&user.email, &token));
-                this.audit(Event::success("auth.password.reset_requested").subject(&user.id), &meta).await;
+                this.audit(
+                    Event::success("auth.password.reset_requested").subject(&user.id),
+                    &meta,
+                )
+                .await;
                 Ok(())
             }
             .await;
@@ -176,7 +216,12 @@ impl Identity {
     }
 
     /// `POST /auth/reset-password`: a new password, every session revoked, no automatic login.
-    pub async fn reset_password(&self, token: &str, new_password: &str, meta: &RequestMeta) -> Result<(), IdentityError> {
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        new_password: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
         if !security::tokens::opaque::looks_like_token(token) {
             return Err(IdentityError::InvalidToken);
         }
@@ -185,7 +230,11 @@ impl Identity {
             .one_time_token_owner(OneTimePurpose::Reset, &hash_token(token), now())
             .await?
             .ok_or(IdentityError::InvalidToken)?;
-        let user = self.db.user_by_id(&owner).await?.ok_or(IdentityError::InvalidToken)?;
+        let user = self
+            .db
+            .user_by_id(&owner)
+            .await?
+            .ok_or(IdentityError::InvalidToken)?;
         self.enforce_policy("new_password", new_password, &user.email)?;
         let hash = self.passwords.hash(new_password.to_string()).await?;
         // Consuming is the atomic step: of two concurrent resets with one token, one wins.
@@ -196,10 +245,14 @@ impl Identity {
         self.db
             .set_password_and_stamp(&user.id, &hash, &security::random::token(16), now())
             .await?;
-        let revoked = self.revoke_user_sessions(&user.id, None, "password_reset").await?;
+        let revoked = self
+            .revoke_user_sessions(&user.id, None, "password_reset")
+            .await?;
         self.send_mail(self.password_changed_email(&user.email));
         self.audit(
-            Event::success("auth.password.reset").subject(&user.id).details(serde_json::json!({"sessions_revoked": revoked})),
+            Event::success("auth.password.reset")
+                .subject(&user.id)
+                .details(serde_json::json!({"sessions_revoked": revoked})),
             meta,
         )
         .await;
@@ -214,8 +267,15 @@ impl Identity {
         new_password: &str,
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
-        let user = self.db.user_by_id(&principal.user_id).await?.ok_or(IdentityError::NotFound)?;
-        if !matches!(self.check_password(&user.email, current).await?, Credentials::Valid(_)) {
+        let user = self
+            .db
+            .user_by_id(&principal.user_id)
+            .await?
+            .ok_or(IdentityError::NotFound)?;
+        if !matches!(
+            self.check_password(&user.email, current).await?,
+            Credentials::Valid(_)
+        ) {
             self.audit(
                 Event::failure("auth.password.changed")
                     .actor(&user.id)
@@ -249,7 +309,9 @@ impl Identity {
 
     /// Whether the login behind `principal` is recent enough for a sensitive operation.
     pub fn require_recent_login(&self, principal: &Principal) -> Result<(), IdentityError> {
-        let age = u64::try_from(now()).unwrap_or(0).saturating_sub(principal.auth_time);
+        let age = u64::try_from(now())
+            .unwrap_or(0)
+            .saturating_sub(principal.auth_time);
         if age <= STEP_UP_WINDOW_SECS {
             Ok(())
         } else {
@@ -268,8 +330,15 @@ impl Identity {
     ) -> Result<(), IdentityError> {
         self.require_recent_login(principal)?;
         let new_email = normalize_email(new_email)?;
-        let user = self.db.user_by_id(&principal.user_id).await?.ok_or(IdentityError::NotFound)?;
-        if !matches!(self.check_password(&user.email, password).await?, Credentials::Valid(_)) {
+        let user = self
+            .db
+            .user_by_id(&principal.user_id)
+            .await?
+            .ok_or(IdentityError::NotFound)?;
+        if !matches!(
+            self.check_password(&user.email, password).await?,
+            Credentials::Valid(_)
+        ) {
             self.audit(
                 Event::failure("auth.email.changed")
                     .actor(&user.id)
@@ -289,7 +358,12 @@ impl Identity {
         }
         if self.db.user_by_email(&new_email).await?.is_none() {
             let token = self
-                .issue_one_time(OneTimePurpose::EmailChange, &user.id, Some(&new_email), EMAIL_CHANGE_TTL_SECS)
+                .issue_one_time(
+                    OneTimePurpose::EmailChange,
+                    &user.id,
+                    Some(&new_email),
+                    EMAIL_CHANGE_TTL_SECS,
+                )
                 .await?;
             self.send_mail(self.email_change_confirmation(&new_email, &token));
         }
@@ -298,26 +372,44 @@ impl Identity {
     }
 
     /// `POST /auth/confirm-email`.
-    pub async fn confirm_email(&self, token: &str, meta: &RequestMeta) -> Result<(), IdentityError> {
+    pub async fn confirm_email(
+        &self,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
         let consumed = self.consume(OneTimePurpose::EmailChange, token).await?;
         let new_email = consumed.new_email.ok_or(IdentityError::InvalidToken)?;
-        let user = self.db.user_by_id(&consumed.user_id).await?.ok_or(IdentityError::InvalidToken)?;
+        let user = self
+            .db
+            .user_by_id(&consumed.user_id)
+            .await?
+            .ok_or(IdentityError::InvalidToken)?;
         if !self.db.change_email(&user.id, &new_email, now()).await? {
             return Err(IdentityError::InvalidToken);
         }
         self.send_mail(self.email_changed_notice(&user.email));
-        self.audit(Event::success("auth.email.changed").subject(&user.id), meta).await;
+        self.audit(Event::success("auth.email.changed").subject(&user.id), meta)
+            .await;
         Ok(())
     }
 
     pub async fn profile(&self, user_id: &str) -> Result<UserRecord, IdentityError> {
-        self.db.user_by_id(user_id).await?.ok_or(IdentityError::NotFound)
+        self.db
+            .user_by_id(user_id)
+            .await?
+            .ok_or(IdentityError::NotFound)
     }
 
     /// `PATCH /auth/me`.
-    pub async fn update_profile(&self, user_id: &str, full_name: Option<&str>) -> Result<UserRecord, IdentityError> {
+    pub async fn update_profile(
+        &self,
+        user_id: &str,
+        full_name: Option<&str>,
+    ) -> Result<UserRecord, IdentityError> {
         let full_name = validate_full_name(full_name)?;
-        self.db.set_full_name(user_id, full_name.as_deref(), now()).await?;
+        self.db
+            .set_full_name(user_id, full_name.as_deref(), now())
+            .await?;
         self.profile(user_id).await
     }
 }

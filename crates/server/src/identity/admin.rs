@@ -17,7 +17,12 @@ pub struct UserChange {
 }
 
 impl Identity {
-    pub async fn admin_list_users(&self, q: Option<&str>, limit: i64, offset: i64) -> Result<(Vec<UserRecord>, i64), IdentityError> {
+    pub async fn admin_list_users(
+        &self,
+        q: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<UserRecord>, i64), IdentityError> {
         Ok(self.db.list_users(q, limit, offset).await?)
     }
 
@@ -42,7 +47,9 @@ impl Identity {
                 return Err(IdentityError::Forbidden("You cannot change your own role."));
             }
             if change.disabled == Some(true) {
-                return Err(IdentityError::Forbidden("You cannot disable your own account."));
+                return Err(IdentityError::Forbidden(
+                    "You cannot disable your own account.",
+                ));
             }
         }
         let stored = AdminChange {
@@ -58,7 +65,8 @@ impl Identity {
             return Err(IdentityError::NotFound);
         }
         if change.disabled == Some(true) {
-            self.revoke_user_sessions(&target.id, None, "account_disabled").await?;
+            self.revoke_user_sessions(&target.id, None, "account_disabled")
+                .await?;
         } else if change.role.is_some() || change.tier.is_some() {
             self.invalidate_access_tokens(&target.id).await?;
         }
@@ -80,9 +88,16 @@ impl Identity {
     }
 
     /// `POST /admin/users/{id}/revoke-sessions`.
-    pub async fn admin_revoke_sessions(&self, actor: &Principal, id: &str, meta: &RequestMeta) -> Result<usize, IdentityError> {
+    pub async fn admin_revoke_sessions(
+        &self,
+        actor: &Principal,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<usize, IdentityError> {
         let target = self.admin_user(id).await?;
-        let count = self.revoke_user_sessions(&target.id, None, "admin_revoked").await?;
+        let count = self
+            .revoke_user_sessions(&target.id, None, "admin_revoked")
+            .await?;
         self.audit(
             Event::success("session.revoked")
                 .actor(&actor.user_id)

@@ -91,18 +91,27 @@ pub struct Identity {
 
 impl Identity {
     /// Builds the service; in development without configured keys a random ring is made for this run.
-    pub fn new(settings: Arc<Settings>, db: Database, kv: Arc<dyn KvStore>, mailer: Arc<dyn Mailer>) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        db: Database,
+        kv: Arc<dyn KvStore>,
+        mailer: Arc<dyn Mailer>,
+    ) -> Self {
         let ring = match &settings.jwt_keys {
             Some(ring) => ring.clone(),
             None => {
-                tracing::warn!("TRADESIGNAL_JWT_KEYS not set: using a key generated for this run (tokens end at restart)");
+                tracing::warn!(
+                    "TRADESIGNAL_JWT_KEYS not set: using a key generated for this run (tokens end at restart)"
+                );
                 Arc::new(ephemeral_ring())
             }
         };
         let issuer = settings.public_url.origin().ascii_serialization();
         Self {
             codec: JwtCodec::new(ring, issuer, AUDIENCE),
-            passwords: PasswordService::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            passwords: PasswordService::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
             policy: PasswordPolicy::new(settings.password_profile),
             db,
             kv,

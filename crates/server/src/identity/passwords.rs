@@ -19,9 +19,18 @@ impl PasswordService {
         }
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-        let _permit = self.permits.acquire().await.context("password hashing pool closed")?;
-        tokio::task::spawn_blocking(work).await.context("password hashing task failed")
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .context("password hashing pool closed")?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .context("password hashing task failed")
     }
 
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
@@ -31,9 +40,15 @@ impl PasswordService {
     }
 
     /// Verifies against `stored`, or against a dummy hash when there is no account, so both cost the same.
-    pub async fn verify(&self, password: String, stored: Option<String>) -> anyhow::Result<Verification> {
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> anyhow::Result<Verification> {
         self.run(move || {
-            let hash = stored.as_deref().unwrap_or_else(|| password::hash::dummy_hash());
+            let hash = stored
+                .as_deref()
+                .unwrap_or_else(|| password::hash::dummy_hash());
             let outcome = password::verify_password(&password, hash);
             match (stored.is_some(), outcome) {
                 (true, outcome) => outcome,

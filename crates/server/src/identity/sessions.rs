@@ -15,10 +15,10 @@ use store::identity::{NewSession, SessionRecord, UserRecord};
 use subtle::ConstantTimeEq;
 
 use super::audit::Event;
-use super::{ACCESS_TTL, API_SESSION_LIFETIME, Identity, IdentityError, Principal, RequestMeta, now};
+use super::{
+    ACCESS_TTL, API_SESSION_LIFETIME, Identity, IdentityError, Principal, RequestMeta, now,
+};
 
-/// Two tabs refreshing with the same token within this window both succeed (with the same new token).
-pub const REFRESH_GRACE: Duration = Duration::from_secs(10);
 /// How long a revoked marker stays in the store: longer than any access token can live.
 const REVOKED_MARKER_TTL: Duration = Duration::from_secs(16 * 60);
 /// How long a cached token version may be served from the store before the database is asked again.
@@ -43,7 +43,9 @@ pub struct IssuedTokens {
 pub enum Credentials {
     Valid(UserRecord),
     /// Wrong password, unknown email or disabled account; `account` is for the audit trail only.
-    Invalid { account: Option<String> },
+    Invalid {
+        account: Option<String>,
+    },
 }
 
 /// Why an access token was refused; every variant becomes a 401.
@@ -75,7 +77,12 @@ impl Identity {
     }
 
     /// Signs an access token for `session` of `user`.
-    fn access_token(&self, user: &UserRecord, session: &SessionRecord, fingerprint: &str) -> Result<String, IdentityError> {
+    fn access_token(
+        &self,
+        user: &UserRecord,
+        session: &SessionRecord,
+        fingerprint: &str,
+    ) -> Result<String, IdentityError> {
         let issued = unix(now());
         let claims = AccessClaims {
             iss: self.codec.issuer().to_string(),
@@ -87,14 +94,21 @@ impl Identity {
             nbf: issued,
             exp: issued + ACCESS_TTL.as_secs(),
             auth_time: unix(session.auth_time),
-            amr: session.amr.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            amr: session
+                .amr
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
             role: user.role.clone(),
             tier: user.tier.clone(),
             fgp: fingerprint_hash(fingerprint),
             sv: unix(session.token_version),
             evf: user.is_verified(),
         };
-        self.codec.issue(&claims).map_err(|e| IdentityError::Internal(e.into()))
+        self.codec
+            .issue(&claims)
+            .map_err(|e| IdentityError::Internal(e.into()))
     }
 
     fn tokens(
@@ -116,14 +130,21 @@ impl Identity {
 
     /// Checks email and password with the same cost whether or not the account exists; a correct
     /// password on an imported bcrypt hash (or weaker argon2 parameters) upgrades the stored hash.
-    pub async fn check_password(&self, email: &str, password: &str) -> Result<Credentials, IdentityError> {
+    pub async fn check_password(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Credentials, IdentityError> {
         let normalized = security::email::normalize(email).ok();
         let user = match &normalized {
             Some(email) => self.db.user_by_email(email).await?,
             None => None,
         };
         let usable = password.chars().count() <= MAX_LOGIN_PASSWORD_CHARS;
-        let stored = user.as_ref().filter(|_| usable).map(|u| u.password_hash.clone());
+        let stored = user
+            .as_ref()
+            .filter(|_| usable)
+            .map(|u| u.password_hash.clone());
         let attempt: String = password.chars().take(MAX_LOGIN_PASSWORD_CHARS).collect();
         let verification = self.passwords.verify(attempt, stored).await?;
         match (user, verification) {
@@ -142,7 +163,12 @@ impl Identity {
     }
 
     /// `POST /auth/login`.
-    pub async fn login(&self, email: &str, password: &str, meta: &RequestMeta) -> Result<IssuedTokens, IdentityError> {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        meta: &RequestMeta,
+    ) -> Result<IssuedTokens, IdentityError> {
         let user = match self.check_password(email, password).await? {
             Credentials::Valid(user) => user,
             Credentials::Invalid { account } => {
@@ -171,9 +197,16 @@ impl Identity {
         self.db
             .insert_refresh_token(&session.id, &refresh.hash, 1, issued, session.expires_at)
             .await?;
-        let record = self.db.session_by_id(&session.id).await?.context("session just created")?;
+        let record = self
+            .db
+            .session_by_id(&session.id)
+            .await?
+            .context("session just created")?;
         self.audit(
-            Event::success("auth.login.succeeded").actor(&user.id).subject(&user.id).session(&session.id),
+            Event::success("auth.login.succeeded")
+                .actor(&user.id)
+                .subject(&user.id)
+                .session(&session.id),
             meta,
         )
         .await;
@@ -192,13 +225,25 @@ impl Identity {
             return Err(IdentityError::InvalidGrant);
         }
         let hash = hash_token(token);
-        let record = self.db.refresh_token(&hash).await?.ok_or(IdentityError::InvalidGrant)?;
+        let record = self
+            .db
+            .refresh_token(&hash)
+            .await?
+            .ok_or(IdentityError::InvalidGrant)?;
         let at = now();
-        let session = self.db.session_by_id(&record.session_id).await?.ok_or(IdentityError::InvalidGrant)?;
+        let session = self
+            .db
+            .session_by_id(&record.session_id)
+            .await?
+            .ok_or(IdentityError::InvalidGrant)?;
         if !session.is_active(at, self.idle_secs()) || record.expires_at <= at {
             return Err(IdentityError::InvalidGrant);
         }
-        let user = self.db.user_by_id(&session.user_id).await?.ok_or(IdentityError::InvalidGrant)?;
+        let user = self
+            .db
+            .user_by_id(&session.user_id)
+            .await?
+            .ok_or(IdentityError::InvalidGrant)?;
         if user.is_disabled() {
             self.revoke_session(&session.id, "account_disabled").await?;
             return Err(IdentityError::InvalidGrant);
@@ -207,14 +252,26 @@ impl Identity {
         let child = OpaqueToken::generate();
         if self.db.claim_refresh_token(&hash, at).await? {
             if let Some(sealed) = grace::seal(token, &child.token)
-                && let Err(e) = self.kv.set(&format!("rtg:{hash}"), &sealed, REFRESH_GRACE).await
+                && !self.settings.refresh_grace.is_zero()
+                && let Err(e) = self
+                    .kv
+                    .set(&format!("rtg:{hash}"), &sealed, self.settings.refresh_grace)
+                    .await
             {
                 tracing::warn!(error = %e, "refresh grace entry not stored; a concurrent refresh will fail");
             }
             self.db
-                .insert_refresh_token(&session.id, &child.hash, record.generation + 1, at, session.expires_at)
+                .insert_refresh_token(
+                    &session.id,
+                    &child.hash,
+                    record.generation + 1,
+                    at,
+                    session.expires_at,
+                )
                 .await?;
-            self.db.touch_session(&session.id, at, meta.ip.as_deref()).await?;
+            self.db
+                .touch_session(&session.id, at, meta.ip.as_deref())
+                .await?;
             return self.tokens(&user, &session, Some(child.token), fingerprint);
         }
 
@@ -225,7 +282,8 @@ impl Identity {
             .await?
             .and_then(|r| r.used_at)
             .unwrap_or(0);
-        if at - used_at <= i64::try_from(REFRESH_GRACE.as_secs()).unwrap_or(0) {
+        let grace_secs = i64::try_from(self.settings.refresh_grace.as_secs()).unwrap_or(0);
+        if grace_secs > 0 && at - used_at <= grace_secs {
             for _ in 0..30 {
                 if let Ok(Some(sealed)) = self.kv.get(&format!("rtg:{hash}")).await
                     && let Some(winner) = grace::open(token, &sealed)
@@ -237,7 +295,8 @@ impl Identity {
             return Err(IdentityError::InvalidGrant);
         }
 
-        self.revoke_session(&session.id, "refresh_token_reuse").await?;
+        self.revoke_session(&session.id, "refresh_token_reuse")
+            .await?;
         self.audit(
             Event::failure("auth.refresh.reuse_detected")
                 .subject(&user.id)
@@ -252,14 +311,22 @@ impl Identity {
     }
 
     /// Revokes a session in the database and marks it revoked in the store.
-    pub async fn revoke_session(&self, session_id: &str, reason: &str) -> Result<bool, IdentityError> {
+    pub async fn revoke_session(
+        &self,
+        session_id: &str,
+        reason: &str,
+    ) -> Result<bool, IdentityError> {
         let revoked = self.db.revoke_session(session_id, reason, now()).await?;
         self.mark_revoked(session_id).await;
         Ok(revoked)
     }
 
     async fn mark_revoked(&self, session_id: &str) {
-        if let Err(e) = self.kv.set(&sv_key(session_id), "r", REVOKED_MARKER_TTL).await {
+        if let Err(e) = self
+            .kv
+            .set(&sv_key(session_id), "r", REVOKED_MARKER_TTL)
+            .await
+        {
             // The database already says revoked; the store is consulted first, so note the gap.
             tracing::error!(session_id, error = %e, "revocation not written to the key-value store");
             metrics::counter!("tradesignal_revocation_cache_failures_total").increment(1);
@@ -267,8 +334,16 @@ impl Identity {
     }
 
     /// Revokes every session of a user but `except`.
-    pub async fn revoke_user_sessions(&self, user_id: &str, except: Option<&str>, reason: &str) -> Result<usize, IdentityError> {
-        let ids = self.db.revoke_user_sessions(user_id, except, reason, now()).await?;
+    pub async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        except: Option<&str>,
+        reason: &str,
+    ) -> Result<usize, IdentityError> {
+        let ids = self
+            .db
+            .revoke_user_sessions(user_id, except, reason, now())
+            .await?;
         for id in &ids {
             self.mark_revoked(id).await;
         }
@@ -278,7 +353,15 @@ impl Identity {
     /// Makes every access token of the user's sessions invalid at once; a refresh issues fresh claims.
     pub async fn invalidate_access_tokens(&self, user_id: &str) -> Result<(), IdentityError> {
         for (session_id, version) in self.db.bump_token_versions(user_id).await? {
-            if let Err(e) = self.kv.set(&sv_key(&session_id), &version.to_string(), VERSION_CACHE_TTL).await {
+            if let Err(e) = self
+                .kv
+                .set(
+                    &sv_key(&session_id),
+                    &version.to_string(),
+                    VERSION_CACHE_TTL,
+                )
+                .await
+            {
                 tracing::error!(session_id, error = %e, "token version not written to the key-value store");
             }
         }
@@ -287,8 +370,15 @@ impl Identity {
 
     /// Validates an access token and its fingerprint cookie: signature and claims, then the deny list
     /// and session state in one store round trip (the database when the store cannot answer).
-    pub async fn authenticate(&self, token: &str, fingerprint: Option<&str>) -> Result<Principal, AuthFailure> {
-        let claims = self.codec.verify(token).map_err(|e| AuthFailure::Rejected(e.to_string()))?;
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        fingerprint: Option<&str>,
+    ) -> Result<Principal, AuthFailure> {
+        let claims = self
+            .codec
+            .verify(token)
+            .map_err(|e| AuthFailure::Rejected(e.to_string()))?;
         let presented = fingerprint.map(fingerprint_hash).unwrap_or_default();
         if !bool::from(presented.as_bytes().ct_eq(claims.fgp.as_bytes())) {
             return Err(AuthFailure::Rejected("fingerprint mismatch".into()));
@@ -304,16 +394,29 @@ impl Identity {
         };
         match cached.as_deref() {
             Some([Some(_), _]) => return Err(AuthFailure::Rejected("token logged out".into())),
-            Some([None, Some(v)]) if v == "r" => return Err(AuthFailure::Rejected("session revoked".into())),
+            Some([None, Some(v)]) if v == "r" => {
+                return Err(AuthFailure::Rejected("session revoked".into()));
+            }
             Some([None, Some(v)]) if v.parse::<u64>().ok() == Some(claims.sv) => {}
-            Some([None, Some(_)]) => return Err(AuthFailure::Rejected("token version superseded".into())),
-            _ => self.check_session_in_database(&claims, cached.is_some()).await?,
+            Some([None, Some(_)]) => {
+                return Err(AuthFailure::Rejected("token version superseded".into()));
+            }
+            _ => {
+                self.check_session_in_database(&claims, cached.is_some())
+                    .await?
+            }
         }
         Ok(Principal {
             user_id: claims.sub,
             session_id: claims.sid,
-            role: claims.role.parse::<Role>().map_err(|()| AuthFailure::Rejected("unknown role".into()))?,
-            tier: claims.tier.parse::<Tier>().map_err(|()| AuthFailure::Rejected("unknown tier".into()))?,
+            role: claims
+                .role
+                .parse::<Role>()
+                .map_err(|()| AuthFailure::Rejected("unknown role".into()))?,
+            tier: claims
+                .tier
+                .parse::<Tier>()
+                .map_err(|()| AuthFailure::Rejected("unknown tier".into()))?,
             email_verified: claims.evf,
             auth_time: claims.auth_time,
             amr: claims.amr,
@@ -322,7 +425,11 @@ impl Identity {
         })
     }
 
-    async fn check_session_in_database(&self, claims: &AccessClaims, store_up: bool) -> Result<(), AuthFailure> {
+    async fn check_session_in_database(
+        &self,
+        claims: &AccessClaims,
+        store_up: bool,
+    ) -> Result<(), AuthFailure> {
         let internal = |e: store::StoreError| AuthFailure::Internal(e.into());
         let session = self.db.session_by_id(&claims.sid).await.map_err(internal)?;
         let Some(session) = session.filter(|s| s.user_id == claims.sub) else {
@@ -344,21 +451,40 @@ impl Identity {
         if store_up {
             let _ = self
                 .kv
-                .set(&sv_key(&session.id), &session.token_version.to_string(), VERSION_CACHE_TTL)
+                .set(
+                    &sv_key(&session.id),
+                    &session.token_version.to_string(),
+                    VERSION_CACHE_TTL,
+                )
                 .await;
         }
         Ok(())
     }
 
     /// `POST /auth/logout`: ends this session and denylists this access token until it expires.
-    pub async fn logout(&self, principal: &Principal, meta: &RequestMeta) -> Result<(), IdentityError> {
+    pub async fn logout(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
         self.revoke_session(&principal.session_id, "logout").await?;
         let remaining = principal.expires_at.saturating_sub(unix(now())) + 60;
-        if let Err(e) = self.kv.set(&deny_key(&principal.jti), "1", Duration::from_secs(remaining)).await {
+        if let Err(e) = self
+            .kv
+            .set(
+                &deny_key(&principal.jti),
+                "1",
+                Duration::from_secs(remaining),
+            )
+            .await
+        {
             tracing::error!(error = %e, "logged-out token not denylisted; the revoked session still refuses it");
         }
         self.audit(
-            Event::success("auth.logout").actor(&principal.user_id).subject(&principal.user_id).session(&principal.session_id),
+            Event::success("auth.logout")
+                .actor(&principal.user_id)
+                .subject(&principal.user_id)
+                .session(&principal.session_id),
             meta,
         )
         .await;
@@ -366,11 +492,17 @@ impl Identity {
     }
 
     /// `POST /auth/logout-all`: a new security stamp and every session revoked.
-    pub async fn logout_all(&self, principal: &Principal, meta: &RequestMeta) -> Result<(), IdentityError> {
+    pub async fn logout_all(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
         self.db
             .set_security_stamp(&principal.user_id, &security::random::token(16), now())
             .await?;
-        let count = self.revoke_user_sessions(&principal.user_id, None, "logout_all").await?;
+        let count = self
+            .revoke_user_sessions(&principal.user_id, None, "logout_all")
+            .await?;
         self.audit(
             Event::success("auth.logout_all")
                 .actor(&principal.user_id)
@@ -390,24 +522,45 @@ impl Identity {
         fingerprint: Option<String>,
         meta: &RequestMeta,
     ) -> Result<IssuedTokens, IdentityError> {
-        let user = self.db.user_by_id(&principal.user_id).await?.ok_or(IdentityError::InvalidCredentials)?;
+        let user = self
+            .db
+            .user_by_id(&principal.user_id)
+            .await?
+            .ok_or(IdentityError::InvalidCredentials)?;
         let verification = self
             .passwords
-            .verify(password.chars().take(MAX_LOGIN_PASSWORD_CHARS).collect(), Some(user.password_hash.clone()))
+            .verify(
+                password.chars().take(MAX_LOGIN_PASSWORD_CHARS).collect(),
+                Some(user.password_hash.clone()),
+            )
             .await?;
         if verification == Verification::Invalid {
-            self.audit(Event::failure("auth.reauth").actor(&user.id).subject(&user.id).session(&principal.session_id), meta)
-                .await;
+            self.audit(
+                Event::failure("auth.reauth")
+                    .actor(&user.id)
+                    .subject(&user.id)
+                    .session(&principal.session_id),
+                meta,
+            )
+            .await;
             return Err(IdentityError::InvalidCredentials);
         }
-        self.db.set_auth_time(&principal.session_id, now(), "pwd").await?;
+        self.db
+            .set_auth_time(&principal.session_id, now(), "pwd")
+            .await?;
         let session = self
             .db
             .session_by_id(&principal.session_id)
             .await?
             .ok_or(IdentityError::InvalidCredentials)?;
-        self.audit(Event::success("auth.reauth").actor(&user.id).subject(&user.id).session(&session.id), meta)
-            .await;
+        self.audit(
+            Event::success("auth.reauth")
+                .actor(&user.id)
+                .subject(&user.id)
+                .session(&session.id),
+            meta,
+        )
+        .await;
         self.tokens(&user, &session, None, fingerprint)
     }
 
@@ -425,13 +578,21 @@ impl Identity {
     }
 
     /// `DELETE /auth/sessions/{id}`: only the caller's own sessions; anything else is "not found".
-    pub async fn delete_session(&self, principal: &Principal, session_id: &str, meta: &RequestMeta) -> Result<(), IdentityError> {
+    pub async fn delete_session(
+        &self,
+        principal: &Principal,
+        session_id: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
         let session = self.db.session_by_id(session_id).await?;
         match session {
             Some(s) if s.user_id == principal.user_id && s.revoked_at.is_none() => {
                 self.revoke_session(&s.id, "user_revoked").await?;
                 self.audit(
-                    Event::success("session.revoked").actor(&principal.user_id).subject(&principal.user_id).session(&s.id),
+                    Event::success("session.revoked")
+                        .actor(&principal.user_id)
+                        .subject(&principal.user_id)
+                        .session(&s.id),
                     meta,
                 )
                 .await;

@@ -180,10 +180,26 @@ fn a_sound_production_configuration_passes_and_prints_redacted() {
 fn tls_checks_read_urls_the_way_the_drivers_do() {
     let secrets = generated();
     for (variable, value, expected) in [
-        ("DATABASE_URL", "postgres://app@db.internal/ts?sslmode=require&sslmode=disable", "DATABASE_URL: connects to a non-loopback host without TLS"),
-        ("DATABASE_URL", "postgres://app@localhost/ts?host=db.remote", "DATABASE_URL: connects to a non-loopback host without TLS"),
-        ("REDIS_URL", "rediss://cache.internal:6380/#insecure", "REDIS_URL: connects to a non-loopback host without verified TLS"),
-        ("TRADESIGNAL_PUBLIC_URL", "https://:hunter2@ts.example.com", "TRADESIGNAL_PUBLIC_URL: must not carry credentials"),
+        (
+            "DATABASE_URL",
+            "postgres://app@db.internal/ts?sslmode=require&sslmode=disable",
+            "DATABASE_URL: connects to a non-loopback host without TLS",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://app@localhost/ts?host=db.remote",
+            "DATABASE_URL: connects to a non-loopback host without TLS",
+        ),
+        (
+            "REDIS_URL",
+            "rediss://cache.internal:6380/#insecure",
+            "REDIS_URL: connects to a non-loopback host without verified TLS",
+        ),
+        (
+            "TRADESIGNAL_PUBLIC_URL",
+            "https://:hunter2@ts.example.com",
+            "TRADESIGNAL_PUBLIC_URL: must not carry credentials",
+        ),
     ] {
         let mut env = strong_production_env(&secrets);
         env.retain(|(k, _)| *k != variable);

@@ -360,3 +360,211 @@ pub fn socket_of(url: &str) -> SocketAddr {
     };
     SocketAddr::new(ip, port)
 }
+
+/// A browser-like client: its own cookie jar, so it holds its own fingerprint cookie.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A logged-in client.
+pub struct Session {
+    pub client: reqwest::Client,
+    pub access: String,
+    pub refresh: String,
+}
+
+impl Session {
+    pub fn claims(&self) -> serde_json::Value {
+        jwt_claims(&self.access)
+    }
+}
+
+/// The (unverified) payload of a JWT, for assertions.
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("json")
+}
+
+pub const PASSWORD: &str = "Granite-Falcon-82-Orbit!";
+
+impl TestApp {
+    pub fn outbox(&self) -> std::path::PathBuf {
+        self._dir.path().join("outbox")
+    }
+
+    /// The newest email to `to` (waits for background delivery), as text.
+    pub async fn mail_to(&self, to: &str) -> String {
+        self.mail_to_after(to, 0).await
+    }
+
+    /// The newest email to `to` once more than `seen` have arrived for them.
+    pub async fn mail_to_after(&self, to: &str, seen: usize) -> String {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut mails: Vec<(std::time::SystemTime, String)> = vec![];
+            if let Ok(entries) = std::fs::read_dir(self.outbox()) {
+                for entry in entries.flatten() {
+                    let Ok(text) = std::fs::read_to_string(entry.path()) else {
+                        continue;
+                    };
+                    if text.contains(&format!("\r\nTo: {to}\r\n")) {
+                        let modified = entry
+                            .metadata()
+                            .and_then(|m| m.modified())
+                            .unwrap_or(std::time::UNIX_EPOCH);
+                        mails.push((modified, text));
+                    }
+                }
+            }
+            if mails.len() > seen {
+                mails.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+                // Files are named by UUIDv7, so the lexically greatest name is newest; sort by content
+                // time first and fall back to order of arrival.
+                return mails.pop().map(|(_, t)| t).unwrap_or_default();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no email to {to} arrived"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn mails_to(&self, to: &str) -> usize {
+        std::fs::read_dir(self.outbox())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| {
+                        std::fs::read_to_string(e.path())
+                            .is_ok_and(|t| t.contains(&format!("\r\nTo: {to}\r\n")))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    pub async fn post_json(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Registers and verifies through the real flow.
+    pub async fn register_verified(&self, email: &str) {
+        let response = self
+            .post_json(
+                &self.client,
+                "/api/v1/auth/register",
+                serde_json::json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), 202);
+        let mail = self.mail_to(email).await;
+        let token = token_in(&mail, "/verify-email?token=");
+        let response = self
+            .post_json(
+                &self.client,
+                "/api/v1/auth/verify-email",
+                serde_json::json!({"token": token}),
+            )
+            .await;
+        assert_eq!(response.status(), 204);
+    }
+
+    /// Creates a verified user with a role directly in the database.
+    pub async fn create_user(&self, email: &str, role: &str) -> String {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let user = store::identity::NewUser {
+            id: id.clone(),
+            email: email.to_string(),
+            password_hash: security::password::hash_password(PASSWORD).expect("hash"),
+            full_name: None,
+            role: role.to_string(),
+            tier: "free".into(),
+            verified_at: Some(now),
+            security_stamp: "stamp".into(),
+            now,
+        };
+        assert!(self.state.db.insert_user(&user).await.expect("insert"));
+        id
+    }
+
+    pub async fn login_as(&self, email: &str, password: &str) -> Session {
+        let client = browser();
+        let response = self
+            .post_json(
+                &client,
+                "/api/v1/auth/login",
+                serde_json::json!({"email": email, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "login of {email}");
+        let body: serde_json::Value = response.json().await.expect("tokens");
+        Session {
+            client,
+            access: body["access_token"].as_str().expect("access").to_string(),
+            refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
+        }
+    }
+
+    pub async fn login(&self, email: &str) -> Session {
+        self.login_as(email, PASSWORD).await
+    }
+
+    /// GET with the session's token and cookies.
+    pub async fn get_as(&self, session: &Session, path: &str) -> reqwest::Response {
+        session
+            .client
+            .get(self.url(path))
+            .bearer_auth(&session.access)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_as(
+        &self,
+        session: &Session,
+        path: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        session
+            .client
+            .post(self.url(path))
+            .bearer_auth(&session.access)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+/// The token of the first link with `marker` in an email.
+pub fn token_in(mail: &str, marker: &str) -> String {
+    let start = mail
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} not in mail:\n{mail}"))
+        + marker.len();
+    mail[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}

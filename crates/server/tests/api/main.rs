@@ -5,6 +5,8 @@
 
 mod helpers;
 
+mod admin;
+mod auth;
 mod bad_input;
 mod cli;
 mod faults;
@@ -12,3 +14,5 @@ mod headers;
 mod ops;
 mod problems;
 mod proxy;
+mod sessions;
+mod tokens;

@@ -222,30 +222,63 @@ backend_test!(production_5xx_details_are_generic, |backend| {
     );
 });
 
-backend_test!(request_ids_are_echoed_only_from_trusted_proxies_and_only_when_safe, |backend| {
-    let direct = TestApp::spawn(backend).await;
-    let response = direct.client.get(direct.url("/nowhere")).header("x-request-id", "chosen-by-attacker").send().await.expect("response");
-    let id = response.headers()["x-request-id"].to_str().expect("ascii").to_string();
-    assert_ne!(id, "chosen-by-attacker", "a client cannot pick its request id");
-    assert_eq!(problem(response).await["request_id"], id.as_str());
+backend_test!(
+    request_ids_are_echoed_only_from_trusted_proxies_and_only_when_safe,
+    |backend| {
+        let direct = TestApp::spawn(backend).await;
+        let response = direct
+            .client
+            .get(direct.url("/nowhere"))
+            .header("x-request-id", "chosen-by-attacker")
+            .send()
+            .await
+            .expect("response");
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert_ne!(
+            id, "chosen-by-attacker",
+            "a client cannot pick its request id"
+        );
+        assert_eq!(problem(response).await["request_id"], id.as_str());
 
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            env: vec![("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1".into())],
-            ..Options::default()
-        },
-    )
-    .await;
-    let response = app.client.get(app.url("/nowhere")).header("x-request-id", "lb-1234.abc").send().await.expect("response");
-    assert_eq!(response.headers()["x-request-id"], "lb-1234.abc");
-    let body = problem(response).await;
-    assert_eq!(body["request_id"], "lb-1234.abc");
+        let app = TestApp::spawn_with(
+            backend,
+            Options {
+                env: vec![("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1".into())],
+                ..Options::default()
+            },
+        )
+        .await;
+        let response = app
+            .client
+            .get(app.url("/nowhere"))
+            .header("x-request-id", "lb-1234.abc")
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.headers()["x-request-id"], "lb-1234.abc");
+        let body = problem(response).await;
+        assert_eq!(body["request_id"], "lb-1234.abc");
 
-    for hostile in ["<script>alert(1)</script>", "a b", &"x".repeat(200)] {
-        let response = app.client.get(app.url("/healthz")).header("x-request-id", hostile).send().await.expect("response");
-        let id = response.headers()["x-request-id"].to_str().expect("ascii").to_string();
-        assert_ne!(id, hostile);
-        assert!(uuid::Uuid::parse_str(&id).is_ok(), "replaced by a fresh UUID");
+        for hostile in ["<script>alert(1)</script>", "a b", &"x".repeat(200)] {
+            let response = app
+                .client
+                .get(app.url("/healthz"))
+                .header("x-request-id", hostile)
+                .send()
+                .await
+                .expect("response");
+            let id = response.headers()["x-request-id"]
+                .to_str()
+                .expect("ascii")
+                .to_string();
+            assert_ne!(id, hostile);
+            assert!(
+                uuid::Uuid::parse_str(&id).is_ok(),
+                "replaced by a fresh UUID"
+            );
+        }
     }
-});
+);
