@@ -3,6 +3,7 @@
 //! defined here (`KvStore`, `Clock`).
 
 pub mod authz;
+pub mod bruteforce;
 pub mod clock;
 pub mod email;
 pub mod gcra;
@@ -10,6 +11,7 @@ pub mod keys;
 pub mod kv;
 pub mod password;
 pub mod random;
+pub mod ratelimit;
 pub mod redact;
 pub mod tokens;
 

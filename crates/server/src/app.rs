@@ -35,7 +35,7 @@ use crate::http::client::{self, EdgePolicy, ProxyTrust};
 use crate::http::headers::{HeaderPolicy, SecurityHeadersLayer};
 use crate::http::normalize::{self, ErrorPolicy};
 use crate::http::problem::ApiError;
-use crate::http::{methods, metrics, request_id};
+use crate::http::{methods, metrics, ratelimit, request_id};
 use crate::openapi;
 use crate::ops;
 use crate::state::AppState;
@@ -150,7 +150,13 @@ pub fn router(state: AppState) -> Router {
 pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let settings = state.settings.clone();
     let csp_reports = Router::new()
-        .route("/security/csp-report", post(ops::csp_report))
+        .route(
+            "/security/csp-report",
+            post(ops::csp_report).route_layer(from_fn_with_state(
+                (state.clone(), "csp_report"),
+                ratelimit::endpoint,
+            )),
+        )
         .layer(DefaultBodyLimit::max(ops::CSP_REPORT_BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(ops::CSP_REPORT_BODY_LIMIT));
     let no_store = axum::middleware::map_response(|mut response: Response| async move {
@@ -159,7 +165,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     });
     let api = Router::new()
         .route("/openapi.json", get(openapi::openapi_json))
-        .nest("/auth", api::auth::routes().layer(no_store.clone()))
+        .nest("/auth", api::auth::routes(&state).layer(no_store.clone()))
         .nest("/admin", api::admin::routes().layer(no_store))
         .merge(csp_reports);
     let mut router = Router::new()
@@ -170,7 +176,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .nest("/api/v1", api)
         .merge(extra)
         .fallback(ops::not_found)
-        .with_state(state);
+        .with_state(state.clone());
     if let Some(cors) = cors(&settings) {
         router = router.layer(cors);
     }
@@ -212,6 +218,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .on_failure(());
 
     router
+        .layer(from_fn_with_state(state.clone(), ratelimit::quota))
         .layer(from_fn_with_state(edge, client::resolve))
         .layer(from_fn(methods::refuse_unknown))
         .layer(DefaultBodyLimit::max(settings.body_limit))

@@ -40,7 +40,7 @@ pub async fn healthz() -> Json<StatusBody> {
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
-        (status = 200, description = "Database and key-value store answer", body = StatusBody),
+        (status = 200, description = "`ok`, or `degraded` when the database answers but Redis does not (limits then hold per instance)", body = StatusBody),
         (status = 503, description = "A dependency is down", content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, ApiError> {
@@ -48,7 +48,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, A
     let (db, kv) = tokio::join!(state.db.ping(PING_TIMEOUT), async move {
         tokio::time::timeout(PING_TIMEOUT, kv.ping()).await
     });
-    let db_ok = db.as_ref().is_ok();
+    let db_ok = db.is_ok();
     let kv_ok = matches!(kv, Ok(Ok(())));
     metrics::gauge!("tradesignal_ready", "component" => "database").set(if db_ok {
         1.0
@@ -56,20 +56,27 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, A
         0.0
     });
     metrics::gauge!("tradesignal_ready", "component" => "kv").set(if kv_ok { 1.0 } else { 0.0 });
-    if db_ok && kv_ok {
-        return Ok(Json(StatusBody { status: "ok" }));
+    match (db, kv_ok) {
+        (Ok(()), true) => Ok(Json(StatusBody { status: "ok" })),
+        // Without Redis the service goes on with per-instance limits and database revocation checks:
+        // still ready (pulling every instance would turn a cache outage into a full one), but degraded.
+        (Ok(()), false) => {
+            tracing::warn!(
+                alert = "kv_degraded",
+                backend = state.kv.backend(),
+                "ready but degraded: key-value store unreachable"
+            );
+            Ok(Json(StatusBody { status: "degraded" }))
+        }
+        (Err(e), _) => {
+            tracing::warn!(reason = %format!("database: {e}"), "not ready");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "The service is not ready.",
+            ))
+        }
     }
-    let detail = match (&db, &kv) {
-        (Err(e), _) => format!("database: {e}"),
-        (_, Ok(Err(e))) => format!("{}: {e}", state.kv.backend()),
-        _ => format!("{}: no answer within {PING_TIMEOUT:?}", state.kv.backend()),
-    };
-    tracing::warn!(reason = %detail, "not ready");
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not-ready",
-        "The service is not ready.",
-    ))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -7,7 +7,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use security::KvStore;
 use store::Database;
 
+use security::ratelimit::RateLimits;
 use store::mail::Mailer;
+use store::{FailoverKv, MemoryKv};
 
 use crate::api::cookies::CookieNames;
 use crate::config::Settings;
@@ -20,6 +22,9 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     pub identity: Identity,
     pub cookies: CookieNames,
+    /// Counters for rate limits and lockouts: Redis with an in-process fallback while it is down.
+    pub limiter: Arc<dyn KvStore>,
+    pub limits: RateLimits,
 }
 
 /// Cheap to clone; handlers take it with `State<AppState>`.
@@ -33,9 +38,22 @@ impl AppState {
         kv: Arc<dyn KvStore>,
         mailer: Arc<dyn Mailer>,
     ) -> Self {
-        let identity = Identity::new(settings.clone(), db.clone(), kv.clone(), mailer);
+        let limiter: Arc<dyn KvStore> = if kv.backend() == "memory" {
+            kv.clone()
+        } else {
+            Arc::new(FailoverKv::new(kv.clone(), Arc::new(MemoryKv::new())))
+        };
+        let identity = Identity::new(
+            settings.clone(),
+            db.clone(),
+            kv.clone(),
+            limiter.clone(),
+            mailer,
+        );
         Self(Arc::new(Inner {
             cookies: CookieNames::for_settings(&settings),
+            limits: settings.rate_limits.clone(),
+            limiter,
             settings,
             db,
             kv,

@@ -11,4 +11,4 @@ pub mod transport;
 pub mod url_redact;
 
 pub use db::{Backend, Database, DbOptions, StoreError};
-pub use kv::{memory::MemoryKv, redis::RedisKv};
+pub use kv::{failover::FailoverKv, memory::MemoryKv, redis::RedisKv};

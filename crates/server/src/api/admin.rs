@@ -18,6 +18,8 @@ pub fn routes() -> Router<AppState> {
         .route("/users", get(list_users))
         .route("/users/{id}", get(get_user).patch(update_user))
         .route("/users/{id}/revoke-sessions", post(revoke_sessions))
+        .route("/users/{id}/unlock", post(unlock))
+        .route("/security/alerts", get(alerts))
 }
 
 #[derive(Deserialize)]
@@ -63,7 +65,32 @@ struct AdminUserBody {
     #[serde(flatten)]
     user: UserBody,
     disabled: bool,
+    /// When the brute-force lock ends, if the account is locked.
+    locked_until: Option<String>,
     sessions: Vec<SessionBody>,
+}
+
+async fn admin_user_body(
+    state: &AppState,
+    user: &store::identity::UserRecord,
+) -> Result<AdminUserBody, ApiError> {
+    let sessions = state.identity.sessions(&user.id).await?;
+    let locked_until = state
+        .identity
+        .lock_remaining(&user.email)
+        .await
+        .map(|wait| {
+            super::responses::rfc3339(
+                time::OffsetDateTime::now_utc().unix_timestamp()
+                    + i64::try_from(wait.as_secs()).unwrap_or(0),
+            )
+        });
+    Ok(AdminUserBody {
+        user: UserBody::from(user),
+        disabled: user.is_disabled(),
+        locked_until,
+        sessions: sessions.iter().map(|s| SessionBody::new(s, "")).collect(),
+    })
 }
 
 async fn get_user(
@@ -72,12 +99,7 @@ async fn get_user(
     Path(id): Path<String>,
 ) -> Result<Json<AdminUserBody>, ApiError> {
     let user = state.identity.admin_user(&id).await?;
-    let sessions = state.identity.sessions(&user.id).await?;
-    Ok(Json(AdminUserBody {
-        user: UserBody::from(&user),
-        disabled: user.is_disabled(),
-        sessions: sessions.iter().map(|s| SessionBody::new(s, "")).collect(),
-    }))
+    Ok(Json(admin_user_body(&state, &user).await?))
 }
 
 #[derive(Deserialize)]
@@ -134,12 +156,7 @@ async fn update_user(
         .identity
         .admin_update_user(&admin, &id, change, &meta)
         .await?;
-    let sessions = state.identity.sessions(&user.id).await?;
-    Ok(Json(AdminUserBody {
-        user: UserBody::from(&user),
-        disabled: user.is_disabled(),
-        sessions: sessions.iter().map(|s| SessionBody::new(s, "")).collect(),
-    }))
+    Ok(Json(admin_user_body(&state, &user).await?))
 }
 
 async fn revoke_sessions(
@@ -153,4 +170,60 @@ async fn revoke_sessions(
         .admin_revoke_sessions(&staff, &id, &meta)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unlock(
+    State(state): State<AppState>,
+    RequireRole(staff, _): RequireRole<Staff>,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.admin_unlock(&staff, &id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct AlertBody {
+    id: String,
+    ts: String,
+    rule: String,
+    severity: String,
+    subject: Option<String>,
+    details: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertQuery {
+    page: Option<u32>,
+    per_page: Option<u32>,
+}
+
+async fn alerts(
+    State(state): State<AppState>,
+    _staff: RequireRole<Staff>,
+    Query(query): Query<AlertQuery>,
+) -> Result<Json<Page<AlertBody>>, ApiError> {
+    let (page, per_page, offset) = super::Paging {
+        page: query.page,
+        per_page: query.per_page,
+    }
+    .resolve()?;
+    let (alerts, total) = state
+        .db
+        .security_alerts(i64::from(per_page), offset)
+        .await
+        .map_err(ApiError::internal)?;
+    let items = alerts
+        .into_iter()
+        .map(|a| AlertBody {
+            id: a.id,
+            ts: super::responses::rfc3339(a.ts),
+            rule: a.rule,
+            severity: a.severity,
+            subject: a.subject,
+            details: serde_json::from_str(&a.details).unwrap_or_default(),
+        })
+        .collect();
+    Ok(Json(Page::new(items, total, page, per_page)))
 }

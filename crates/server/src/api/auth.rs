@@ -11,14 +11,17 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{Authenticated, Meta, RecentAuth};
 use super::responses::{SessionBody, UserBody};
-use crate::http::{ApiError, ApiJson};
+use crate::http::{ApiError, ApiJson, ratelimit};
 use crate::identity::sessions::IssuedTokens;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let limited = |policy: &'static str| {
+        axum::middleware::from_fn_with_state((state.clone(), policy), ratelimit::endpoint)
+    };
     Router::new()
-        .route("/register", post(register))
-        .route("/login", post(login))
+        .route("/register", post(register).route_layer(limited("register")))
+        .route("/login", post(login).route_layer(limited("login")))
         .route("/refresh", post(refresh))
         .route("/logout", post(logout))
         .route("/logout-all", post(logout_all))
@@ -26,12 +29,28 @@ pub fn routes() -> Router<AppState> {
         .route("/me", get(me).patch(update_me))
         .route("/change-password", post(change_password))
         .route("/change-email", post(change_email))
-        .route("/confirm-email", post(confirm_email))
-        .route("/forgot-password", post(forgot_password))
-        .route("/reset-password", post(reset_password))
-        .route("/verify-email", post(verify_email))
+        .route(
+            "/forgot-password",
+            post(forgot_password).route_layer(limited("forgot.ip")),
+        )
+        .route(
+            "/reset-password",
+            post(reset_password).route_layer(limited("reset")),
+        )
+        .route(
+            "/verify-email",
+            post(verify_email).route_layer(limited("verify")),
+        )
+        .route(
+            "/confirm-email",
+            post(confirm_email).route_layer(limited("verify")),
+        )
+        .route("/unlock", post(unlock).route_layer(limited("unlock")))
         .route("/resend-verification", post(resend_verification))
-        .route("/password-strength", post(password_strength))
+        .route(
+            "/password-strength",
+            post(password_strength).route_layer(limited("password_strength")),
+        )
         .route("/sessions", get(sessions))
         .route("/sessions/{id}", delete(delete_session))
 }
@@ -58,6 +77,10 @@ struct TokenBody {
 }
 
 fn token_response(state: &AppState, jar: CookieJar, tokens: IssuedTokens) -> Response {
+    let jar = match tokens.device_cookie {
+        Some(device) => state.cookies.set_device(jar, device),
+        None => jar,
+    };
     let jar = state.cookies.set_session(
         jar,
         tokens.fingerprint,
@@ -118,9 +141,10 @@ async fn login(
     jar: CookieJar,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    let device = jar.get(state.cookies.device).map(|c| c.value().to_string());
     let tokens = state
         .identity
-        .login(&body.email, &body.password, &meta)
+        .login(&body.email, &body.password, device.as_deref(), &meta)
         .await?;
     Ok(token_response(&state, jar, tokens))
 }
@@ -284,6 +308,15 @@ async fn confirm_email(
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> Result<StatusCode, ApiError> {
     state.identity.confirm_email(&body.token, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn unlock(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.unlock_with_token(&body.token, &meta).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,8 +10,13 @@ use crate::config::Settings;
 pub struct CookieNames {
     pub fingerprint: &'static str,
     pub refresh: &'static str,
+    /// The device cookie of brute-force protection (OWASP "device cookies").
+    pub device: &'static str,
     secure: bool,
 }
+
+/// Device cookies outlive sessions: they mark a browser that logged in to the account before.
+const DEVICE_COOKIE_DAYS: i64 = 365;
 
 impl CookieNames {
     pub fn for_settings(settings: &Settings) -> Self {
@@ -19,12 +24,14 @@ impl CookieNames {
             Self {
                 fingerprint: "__Host-ts_fgp",
                 refresh: "__Host-ts_refresh",
+                device: "__Host-ts_device",
                 secure: true,
             }
         } else {
             Self {
                 fingerprint: "ts_fgp",
                 refresh: "ts_refresh",
+                device: "ts_device",
                 secure: false,
             }
         }
@@ -53,6 +60,10 @@ impl CookieNames {
             Some(token) => jar.add(self.build(self.refresh, token, max_age)),
             None => jar,
         }
+    }
+
+    pub fn set_device(&self, jar: CookieJar, value: String) -> CookieJar {
+        jar.add(self.build(self.device, value, Duration::days(DEVICE_COOKIE_DAYS)))
     }
 
     pub fn clear(&self, jar: CookieJar) -> CookieJar {

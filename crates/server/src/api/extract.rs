@@ -102,6 +102,13 @@ pub fn fingerprint_cookie(parts: &Parts, state: &AppState) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The bearer token (if well-formed) and fingerprint cookie of a request, for authentication outside an
+/// extractor (the rate limiter authenticates once, extractors reuse the result).
+pub fn fingerprint_bearer(parts: &Parts, state: &AppState) -> Option<(String, Option<String>)> {
+    let token = bearer(parts).ok().flatten()?;
+    Some((token, fingerprint_cookie(parts, state)))
+}
+
 /// Any valid access token (for `/auth/*`, which unverified users may reach).
 pub struct Authenticated(pub Principal);
 

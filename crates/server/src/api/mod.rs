@@ -47,6 +47,30 @@ impl From<IdentityError> for ApiError {
             }
             IdentityError::StepUpRequired => step_up_required(),
             IdentityError::NotFound => ApiError::not_found(),
+            IdentityError::Throttled(wait) => {
+                let retry = wait.as_secs().max(1);
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too-many-attempts",
+                    format!("Too many attempts; retry in {retry} seconds."),
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from(retry))
+            }
+            IdentityError::RateLimited { quota, decision } => {
+                let retry = decision.retry_after.as_secs().max(1);
+                let mut error = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate-limited",
+                    format!("Too many requests; retry in {retry} seconds."),
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from(retry));
+                for (name, value) in crate::http::ratelimit::header_values(quota, &decision) {
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        error = error.with_header(name, value);
+                    }
+                }
+                error
+            }
             IdentityError::Forbidden(message) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
             }

@@ -93,6 +93,9 @@ pub struct Settings {
     pub session_idle: Duration,
     /// A rotated refresh token presented again within this window gets the new token, not a revocation.
     pub refresh_grace: Duration,
+    pub rate_limits: security::ratelimit::RateLimits,
+    /// The first account lock; later locks double up to a day.
+    pub lockout: Duration,
     pub mail_from: String,
     /// Problems in secrets found while loading; reported by `validate` in production only, because
     /// development runs with generated keys.

@@ -143,6 +143,18 @@ pub const VARIABLES: &[Variable] = &[
         "seconds during which a just-rotated refresh token still yields the new token (two tabs at once); 0 = off",
     ),
     var(
+        "TRADESIGNAL_RATE_LIMITS",
+        "(the hardening plan's defaults)",
+        false,
+        "overrides as name=limit/seconds, e.g. login=10/60,tier.free=100/3600 (names: tier.free tier.pro tier.enterprise anonymous login register forgot.email forgot.ip reset verify unlock refresh password_strength mfa csp_report)",
+    ),
+    var(
+        "TRADESIGNAL_LOCKOUT_SECS",
+        "900",
+        false,
+        "first account lock after 5 failures in 15 minutes; each further lock within a day doubles (cap 24 h)",
+    ),
+    var(
         "TRADESIGNAL_METRICS_TOKEN",
         "(none: /metrics closed)",
         true,
@@ -422,6 +434,8 @@ impl RawSettings {
             Duration::from_secs(number("TRADESIGNAL_REQUEST_TIMEOUT_SECS", 30, 1, 600));
         let refresh_grace =
             Duration::from_secs(number("TRADESIGNAL_REFRESH_GRACE_SECS", 10, 0, 60));
+        let lockout = Duration::from_secs(number("TRADESIGNAL_LOCKOUT_SECS", 900, 1, 86_400));
+
         let session_idle = Duration::from_secs(number(
             "TRADESIGNAL_SESSION_IDLE_SECS",
             86_400,
@@ -436,6 +450,15 @@ impl RawSettings {
         ))
         .unwrap_or(1 << 20);
 
+        let rate_limits = security::ratelimit::RateLimits::parse(
+            self.get("TRADESIGNAL_RATE_LIMITS").unwrap_or(""),
+        )
+        .unwrap_or_else(|errors| {
+            for message in errors {
+                problem("TRADESIGNAL_RATE_LIMITS", message);
+            }
+            security::ratelimit::RateLimits::default()
+        });
         let password_profile = match self
             .get("TRADESIGNAL_PASSWORD_PROFILE")
             .unwrap_or("default")
@@ -494,6 +517,8 @@ impl RawSettings {
             password_profile,
             session_idle,
             refresh_grace,
+            rate_limits,
+            lockout,
             mail_from,
             secret_problems,
         })

@@ -8,6 +8,7 @@ pub mod methods;
 pub mod metrics;
 pub mod normalize;
 pub mod problem;
+pub mod ratelimit;
 pub mod request_id;
 pub mod telemetry;
 

@@ -7,6 +7,7 @@ use security::password::Assessment;
 use security::tokens::{OpaqueToken, hash_token};
 use store::identity::{NewUser, OneTimePurpose, UserRecord};
 
+use super::abuse::account_of;
 use super::audit::Event;
 use super::sessions::Credentials;
 use super::{Identity, IdentityError, Principal, RequestMeta, STEP_UP_WINDOW_SECS, now};
@@ -186,6 +187,9 @@ impl Identity {
         let Ok(email) = security::email::normalize(email) else {
             return Ok(());
         };
+        // Per address, whether or not it has an account: the limit reveals nothing.
+        self.limit(&format!("rl:forgot:{}", account_of(&email)), "forgot.email")
+            .await?;
         let this = self.clone();
         let meta = meta.clone();
         tokio::spawn(async move {
@@ -272,10 +276,14 @@ impl Identity {
             .user_by_id(&principal.user_id)
             .await?
             .ok_or(IdentityError::NotFound)?;
+        let account = account_of(&user.email);
+        self.ensure_not_blocked(&account, None, meta).await?;
         if !matches!(
             self.check_password(&user.email, current).await?,
             Credentials::Valid(_)
         ) {
+            self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
+                .await;
             self.audit(
                 Event::failure("auth.password.changed")
                     .actor(&user.id)

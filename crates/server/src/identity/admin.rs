@@ -87,6 +87,38 @@ impl Identity {
         self.admin_user(&target.id).await
     }
 
+    /// `POST /admin/users/{id}/unlock` (support staff).
+    pub async fn admin_unlock(
+        &self,
+        actor: &Principal,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<bool, IdentityError> {
+        let target = self.admin_user(id).await?;
+        let was_locked = self
+            .guard
+            .unlock(&super::abuse::account_of(&target.email))
+            .await
+            .map_err(|e| IdentityError::Internal(e.into()))?;
+        self.audit(
+            Event::success("admin.user.unlocked")
+                .actor(&actor.user_id)
+                .subject(&target.id)
+                .details(serde_json::json!({"was_locked": was_locked})),
+            meta,
+        )
+        .await;
+        self.audit(
+            Event::success("auth.unlock")
+                .actor(&actor.user_id)
+                .subject(&target.id)
+                .details(serde_json::json!({"by": "support"})),
+            meta,
+        )
+        .await;
+        Ok(was_locked)
+    }
+
     /// `POST /admin/users/{id}/revoke-sessions`.
     pub async fn admin_revoke_sessions(
         &self,

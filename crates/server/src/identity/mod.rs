@@ -1,6 +1,7 @@
 //! Accounts, passwords, sessions and tokens: the identity service. It knows nothing of HTTP — handlers
 //! in `crate::api` parse requests, call these functions and map `IdentityError` to responses.
 
+pub mod abuse;
 pub mod accounts;
 pub mod admin;
 pub mod audit;
@@ -12,10 +13,12 @@ pub mod sessions;
 use std::sync::Arc;
 use std::time::Duration;
 
-use security::KvStore;
+use security::bruteforce::{BruteForce, DeviceCookies, LockoutPolicy};
 use security::keys::{self, KeyRing};
 use security::password::{PasswordPolicy, Violation};
+use security::ratelimit::RateLimits;
 use security::tokens::JwtCodec;
+use security::{KvStore, SystemClock};
 use store::Database;
 use store::mail::Mailer;
 
@@ -65,6 +68,15 @@ pub enum IdentityError {
     StepUpRequired,
     #[error("No such resource.")]
     NotFound,
+    /// Brute-force protection: wait before trying again (identical for unknown accounts).
+    #[error("Too many attempts; retry later.")]
+    Throttled(std::time::Duration),
+    /// A rate limit of this operation (per email, per session).
+    #[error("Too many requests; retry later.")]
+    RateLimited {
+        quota: security::Quota,
+        decision: security::GcraDecision,
+    },
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("internal error: {0:#}")]
@@ -81,7 +93,15 @@ impl From<store::StoreError> for IdentityError {
 #[derive(Clone)]
 pub struct Identity {
     pub db: Database,
+    /// Revocation state (Redis or in-process); when it fails, the database answers instead.
     pub kv: Arc<dyn KvStore>,
+    /// Counters for limits and lockouts, with an in-process fallback while Redis is down.
+    pub limiter: Arc<dyn KvStore>,
+    pub guard: Arc<BruteForce>,
+    /// Revocations not yet written to the store (see `sessions::PendingRevocations`).
+    pub pending: Arc<sessions::PendingRevocations>,
+    pub devices: Arc<DeviceCookies>,
+    pub limits: RateLimits,
     pub codec: JwtCodec,
     pub passwords: PasswordService,
     pub policy: PasswordPolicy,
@@ -95,6 +115,7 @@ impl Identity {
         settings: Arc<Settings>,
         db: Database,
         kv: Arc<dyn KvStore>,
+        limiter: Arc<dyn KvStore>,
         mailer: Arc<dyn Mailer>,
     ) -> Self {
         let ring = match &settings.jwt_keys {
@@ -107,7 +128,22 @@ impl Identity {
             }
         };
         let issuer = settings.public_url.origin().ascii_serialization();
+        let policy = LockoutPolicy {
+            first_lock: settings.lockout,
+            ..LockoutPolicy::default()
+        };
         Self {
+            pending: Arc::default(),
+            guard: Arc::new(BruteForce::new(
+                limiter.clone(),
+                Arc::new(SystemClock),
+                policy,
+            )),
+            devices: Arc::new(DeviceCookies::from_master_key(keys::material(
+                ring.active(),
+            ))),
+            limits: settings.rate_limits.clone(),
+            limiter,
             codec: JwtCodec::new(ring, issuer, AUDIENCE),
             passwords: PasswordService::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),

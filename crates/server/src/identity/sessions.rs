@@ -14,6 +14,7 @@ use security::tokens::{AccessClaims, OpaqueToken, fingerprint_hash, grace, hash_
 use store::identity::{NewSession, SessionRecord, UserRecord};
 use subtle::ConstantTimeEq;
 
+use super::abuse::account_of;
 use super::audit::Event;
 use super::{
     ACCESS_TTL, API_SESSION_LIFETIME, Identity, IdentityError, Principal, RequestMeta, now,
@@ -36,6 +37,8 @@ pub struct IssuedTokens {
     pub refresh_expires_in: u64,
     /// The fingerprint cookie's value; its hash is in the access token.
     pub fingerprint: String,
+    /// A new device cookie for this browser (after a login without a valid one).
+    pub device_cookie: Option<String>,
 }
 
 /// The outcome of an email + password check.
@@ -125,6 +128,7 @@ impl Identity {
             refresh_token: refresh,
             refresh_expires_in: unix(session.expires_at - now()),
             fingerprint,
+            device_cookie: None,
         })
     }
 
@@ -162,25 +166,43 @@ impl Identity {
         }
     }
 
-    /// `POST /auth/login`.
+    /// `POST /auth/login`: brute-force checks first (identical for unknown accounts), then the password.
     pub async fn login(
         &self,
         email: &str,
         password: &str,
+        device_cookie: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<IssuedTokens, IdentityError> {
+        let account = account_of(email);
+        let device = device_cookie.and_then(|c| self.devices.verify(&account, c));
+        self.ensure_not_blocked(&account, device.as_deref(), meta)
+            .await?;
         let user = match self.check_password(email, password).await? {
             Credentials::Valid(user) => user,
-            Credentials::Invalid { account } => {
-                let mut event = Event::failure("auth.login.failed")
-                    .details(serde_json::json!({"reason": "invalid_credentials", "known_account": account.is_some()}));
-                if let Some(id) = &account {
+            Credentials::Invalid { account: known } => {
+                let user = match &known {
+                    Some(id) => self.db.user_by_id(id).await?,
+                    None => None,
+                };
+                self.note_failure(
+                    &account,
+                    device.as_deref(),
+                    user.as_ref().map(|u| (u.id.as_str(), u.email.as_str())),
+                    meta,
+                )
+                .await;
+                let mut event = Event::failure("auth.login.failed").details(
+                    serde_json::json!({"reason": "invalid_credentials", "known_account": known.is_some()}),
+                );
+                if let Some(id) = &known {
                     event = event.subject(id);
                 }
                 self.audit(event, meta).await;
                 return Err(IdentityError::InvalidCredentials);
             }
         };
+        self.note_success(&account, device.as_deref(), meta).await;
         let issued = now();
         let session = NewSession {
             id: uuid::Uuid::now_v7().to_string(),
@@ -210,7 +232,11 @@ impl Identity {
             meta,
         )
         .await;
-        self.tokens(&user, &record, Some(refresh.token), None)
+        let mut tokens = self.tokens(&user, &record, Some(refresh.token), None)?;
+        if device.is_none() {
+            tokens.device_cookie = Some(self.devices.issue(&account));
+        }
+        Ok(tokens)
     }
 
     /// `POST /auth/refresh`: rotates the refresh token. A token used twice outside the grace window
@@ -236,6 +262,8 @@ impl Identity {
             .session_by_id(&record.session_id)
             .await?
             .ok_or(IdentityError::InvalidGrant)?;
+        self.limit(&format!("rl:refresh:{}", session.id), "refresh")
+            .await?;
         if !session.is_active(at, self.idle_secs()) || record.expires_at <= at {
             return Err(IdentityError::InvalidGrant);
         }
@@ -322,15 +350,50 @@ impl Identity {
     }
 
     async fn mark_revoked(&self, session_id: &str) {
-        if let Err(e) = self
-            .kv
-            .set(&sv_key(session_id), "r", REVOKED_MARKER_TTL)
-            .await
-        {
-            // The database already says revoked; the store is consulted first, so note the gap.
-            tracing::error!(session_id, error = %e, "revocation not written to the key-value store");
+        self.write_revocation(sv_key(session_id), "r".into(), REVOKED_MARKER_TTL)
+            .await;
+    }
+
+    /// Writes revocation state to the store. If the store is down the write is queued and retried in
+    /// the background, and until it lands this instance checks every token in the database: a stale
+    /// entry surviving in Redis must not let a revoked token back in when Redis returns.
+    async fn write_revocation(&self, key: String, value: String, ttl: Duration) {
+        if let Err(e) = self.kv.set(&key, &value, ttl).await {
+            tracing::error!(error = %e, "revocation not written to the key-value store; queued for retry");
             metrics::counter!("tradesignal_revocation_cache_failures_total").increment(1);
+            self.pending.push(key, value, ttl);
+            self.spawn_revocation_retry();
         }
+    }
+
+    fn spawn_revocation_retry(&self) {
+        if !self.pending.claim_retrier() {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if this.flush_revocations().await {
+                    break;
+                }
+            }
+            this.pending.release_retrier();
+            // A write queued while the loop was finishing gets its own retrier.
+            if !this.pending.is_empty() {
+                this.spawn_revocation_retry();
+            }
+        });
+    }
+
+    /// Writes queued revocations; true when none is left.
+    async fn flush_revocations(&self) -> bool {
+        for (key, value, ttl) in self.pending.take() {
+            if self.kv.set(&key, &value, ttl).await.is_err() {
+                self.pending.push(key, value, ttl);
+            }
+        }
+        self.pending.is_empty()
     }
 
     /// Revokes every session of a user but `except`.
@@ -353,17 +416,8 @@ impl Identity {
     /// Makes every access token of the user's sessions invalid at once; a refresh issues fresh claims.
     pub async fn invalidate_access_tokens(&self, user_id: &str) -> Result<(), IdentityError> {
         for (session_id, version) in self.db.bump_token_versions(user_id).await? {
-            if let Err(e) = self
-                .kv
-                .set(
-                    &sv_key(&session_id),
-                    &version.to_string(),
-                    VERSION_CACHE_TTL,
-                )
-                .await
-            {
-                tracing::error!(session_id, error = %e, "token version not written to the key-value store");
-            }
+            self.write_revocation(sv_key(&session_id), version.to_string(), VERSION_CACHE_TTL)
+                .await;
         }
         Ok(())
     }
@@ -384,7 +438,14 @@ impl Identity {
             return Err(AuthFailure::Rejected("fingerprint mismatch".into()));
         }
         let keys = [deny_key(&claims.jti), sv_key(&claims.sid)];
-        let cached = match self.kv.get_many(&[&keys[0], &keys[1]]).await {
+        // While revocations wait to be written, the store may hold stale entries: ask the database.
+        let store_trusted = self.pending.is_empty() || self.flush_revocations().await;
+        let lookup = if store_trusted {
+            self.kv.get_many(&[&keys[0], &keys[1]]).await
+        } else {
+            Err(security::KvError::Unavailable("revocations pending".into()))
+        };
+        let cached = match lookup {
             Ok(values) => Some(values),
             Err(e) => {
                 tracing::warn!(error = %e, "key-value store unavailable; checking the session in the database");
@@ -469,17 +530,12 @@ impl Identity {
     ) -> Result<(), IdentityError> {
         self.revoke_session(&principal.session_id, "logout").await?;
         let remaining = principal.expires_at.saturating_sub(unix(now())) + 60;
-        if let Err(e) = self
-            .kv
-            .set(
-                &deny_key(&principal.jti),
-                "1",
-                Duration::from_secs(remaining),
-            )
-            .await
-        {
-            tracing::error!(error = %e, "logged-out token not denylisted; the revoked session still refuses it");
-        }
+        self.write_revocation(
+            deny_key(&principal.jti),
+            "1".into(),
+            Duration::from_secs(remaining),
+        )
+        .await;
         self.audit(
             Event::success("auth.logout")
                 .actor(&principal.user_id)
@@ -527,6 +583,8 @@ impl Identity {
             .user_by_id(&principal.user_id)
             .await?
             .ok_or(IdentityError::InvalidCredentials)?;
+        let account = account_of(&user.email);
+        self.ensure_not_blocked(&account, None, meta).await?;
         let verification = self
             .passwords
             .verify(
@@ -535,6 +593,8 @@ impl Identity {
             )
             .await?;
         if verification == Verification::Invalid {
+            self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
+                .await;
             self.audit(
                 Event::failure("auth.reauth")
                     .actor(&user.id)
@@ -600,5 +660,48 @@ impl Identity {
             }
             _ => Err(IdentityError::NotFound),
         }
+    }
+}
+
+/// Revocation writes waiting for the key-value store to come back.
+#[derive(Default)]
+pub struct PendingRevocations {
+    writes: std::sync::Mutex<Vec<(String, String, Duration)>>,
+    count: std::sync::atomic::AtomicUsize,
+    retrier: std::sync::atomic::AtomicBool,
+}
+
+impl PendingRevocations {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, String, Duration)>> {
+        // Entries are whole tuples; a panic elsewhere cannot leave one half-written.
+        self.writes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn push(&self, key: String, value: String, ttl: Duration) {
+        let mut writes = self.lock();
+        writes.push((key, value, ttl));
+        self.count
+            .store(writes.len(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn take(&self) -> Vec<(String, String, Duration)> {
+        let mut writes = self.lock();
+        self.count.store(0, std::sync::atomic::Ordering::SeqCst);
+        std::mem::take(&mut *writes)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count.load(std::sync::atomic::Ordering::SeqCst) == 0
+    }
+
+    fn claim_retrier(&self) -> bool {
+        !self.retrier.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn release_retrier(&self) {
+        self.retrier
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }

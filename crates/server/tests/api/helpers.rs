@@ -153,6 +153,10 @@ pub struct Options {
     /// Point DATABASE_URL / REDIS_URL through these proxies instead of at the servers.
     pub database_proxy: Option<SocketAddr>,
     pub redis_proxy: Option<SocketAddr>,
+    /// Share a Redis key prefix with another instance (two instances, one quota).
+    pub redis_prefix: Option<String>,
+    /// Share the database of another instance.
+    pub database_url: Option<String>,
 }
 
 impl TestApp {
@@ -173,7 +177,13 @@ impl TestApp {
         let mut database = None;
         if backend == Backend::Postgres {
             let admin = test_database_url().expect("database URL");
-            let (scratch, mut url) = ScratchDatabase::create(&admin).await;
+            let (scratch, mut url) = match &options.database_url {
+                Some(shared) => (None, shared.clone()),
+                None => {
+                    let (scratch, url) = ScratchDatabase::create(&admin).await;
+                    (Some(scratch), url)
+                }
+            };
             if let Some(proxy) = options.database_proxy {
                 let mut parsed = url::Url::parse(&url).expect("url");
                 parsed.set_ip_host(proxy.ip()).expect("host");
@@ -192,7 +202,19 @@ impl TestApp {
                 "TRADESIGNAL_REDIS_PREFIX".into(),
                 format!("ts_test:{}:", uuid::Uuid::new_v4().simple()),
             );
-            database = Some(scratch);
+            database = scratch;
+        }
+        // Generous limits by default so tests of other features are not throttled; abuse tests set
+        // their own.
+        env.insert(
+            "TRADESIGNAL_RATE_LIMITS".into(),
+            "anonymous=100000/3600,tier.free=100000/3600,tier.pro=100000/3600,register=1000/3600,login=1000/60,\
+             forgot.email=1000/3600,forgot.ip=1000/3600,reset=1000/60,verify=1000/60,unlock=1000/60,refresh=1000/60,\
+             password_strength=1000/60,csp_report=1000/60"
+                .into(),
+        );
+        if let Some(prefix) = &options.redis_prefix {
+            env.insert("TRADESIGNAL_REDIS_PREFIX".into(), prefix.clone());
         }
         for (k, v) in options.env {
             env.insert(k.to_string(), v);
@@ -225,6 +247,12 @@ impl TestApp {
             _dir: dir,
             _database: database,
         }
+    }
+
+    /// The DATABASE_URL this instance uses (to start a second instance on the same database).
+    pub fn database_url(&self) -> String {
+        use secrecy::ExposeSecret;
+        self.state.settings.database_url.expose_secret().to_string()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod abuse;
 mod admin;
 mod auth;
 mod bad_input;

@@ -1,0 +1,397 @@
+//! Brute-force protection over a `KvStore`: failures are counted per account, per client IP and per
+//! (account, IP) pair, with TTLs, keyed by the normalised email whether or not an account exists so the
+//! answers never reveal existence.
+//!
+//! - Backoff: from the 3rd consecutive failure of a pair, that pair waits 2^(n-3) s (cap 15 min) before
+//!   its next attempt is even checked.
+//! - Lockout: 5 failures on an account within 15 min lock it for 15 min; each further lock within a day
+//!   doubles (cap 24 h). A correct password during a lock is refused the same way.
+//! - Spraying: more than 20 failures from one IP across accounts within 10 min throttle that IP.
+//! - Device cookies (OWASP): a browser that logged in to the account before presents a signed cookie;
+//!   its attempts are counted on their own and an attacker's lock does not stop it.
+//!
+//! Keys hold the moment a wait ends (Unix seconds) so the remaining time is known without a TTL query.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::kv::{KvError, KvStore};
+
+/// The limits; defaults are the hardening plan's.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    pub failures_before_lock: u64,
+    pub failure_window: Duration,
+    pub first_lock: Duration,
+    pub max_lock: Duration,
+    pub backoff_from: u64,
+    pub max_backoff: Duration,
+    pub ip_failures_before_throttle: u64,
+    pub ip_window: Duration,
+    pub device_failures_before_lock: u64,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        Self {
+            failures_before_lock: 5,
+            failure_window: Duration::from_secs(15 * 60),
+            first_lock: Duration::from_secs(15 * 60),
+            max_lock: Duration::from_secs(24 * 3600),
+            backoff_from: 3,
+            max_backoff: Duration::from_secs(15 * 60),
+            ip_failures_before_throttle: 20,
+            ip_window: Duration::from_secs(10 * 60),
+            device_failures_before_lock: 5,
+        }
+    }
+}
+
+/// Why an attempt is not even checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Block {
+    /// The (account, IP) pair is backing off.
+    Backoff,
+    /// The account is locked.
+    Locked,
+    /// The client IP is throttled for spraying across accounts.
+    IpThrottled,
+    /// This device cookie failed too often.
+    DeviceLocked,
+}
+
+impl Block {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Backoff => "backoff",
+            Self::Locked => "locked",
+            Self::IpThrottled => "ip_throttled",
+            Self::DeviceLocked => "device_locked",
+        }
+    }
+}
+
+/// A refused attempt and how long to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocked {
+    pub reason: Block,
+    pub retry_after: Duration,
+}
+
+/// What recording a failure triggered, for audit and alerts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureEffects {
+    /// The account was locked by this failure, for this long.
+    pub locked_for: Option<Duration>,
+    /// This failure put the IP over the spraying threshold.
+    pub ip_throttled: bool,
+    /// This device cookie is now locked.
+    pub device_locked: bool,
+}
+
+/// Who is attempting: the account key (a hash of the normalised email), the client IP and, when the
+/// browser presented a valid device cookie for this account, its id.
+#[derive(Debug, Clone)]
+pub struct Attempt<'a> {
+    pub account: &'a str,
+    pub ip: &'a str,
+    pub device: Option<&'a str>,
+}
+
+/// Hex SHA-256 of the normalised email: counters never hold the address itself.
+pub fn account_key(normalized_email: &str) -> String {
+    Sha256::digest(normalized_email.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub struct BruteForce {
+    kv: Arc<dyn KvStore>,
+    clock: Arc<dyn Clock>,
+    policy: LockoutPolicy,
+}
+
+fn secs(d: Duration) -> u64 {
+    d.as_secs().max(1)
+}
+
+impl BruteForce {
+    pub fn new(kv: Arc<dyn KvStore>, clock: Arc<dyn Clock>, policy: LockoutPolicy) -> Self {
+        Self { kv, clock, policy }
+    }
+
+    pub fn policy(&self) -> &LockoutPolicy {
+        &self.policy
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_micros() / 1_000_000
+    }
+
+    /// Remaining wait of an "until" key, if it is in the future.
+    async fn until(&self, key: &str) -> Result<Option<Duration>, KvError> {
+        let now = self.now();
+        Ok(self
+            .kv
+            .get(key)
+            .await?
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|until| *until > now)
+            .map(|until| Duration::from_secs(until - now)))
+    }
+
+    async fn set_until(&self, key: &str, wait: Duration) -> Result<(), KvError> {
+        let until = self.now() + secs(wait);
+        self.kv
+            .set(key, &until.to_string(), Duration::from_secs(secs(wait)))
+            .await
+    }
+
+    /// Refuses the attempt before the password is checked, if a wait applies.
+    pub async fn check(&self, attempt: &Attempt<'_>) -> Result<Option<Blocked>, KvError> {
+        let blocked = |reason, retry_after| {
+            Some(Blocked {
+                reason,
+                retry_after,
+            })
+        };
+        if let Some(wait) = self.until(&format!("bf:ipblock:{}", attempt.ip)).await? {
+            return Ok(blocked(Block::IpThrottled, wait));
+        }
+        match attempt.device {
+            Some(device) => {
+                // A known device is judged on its own record, not the account's lock.
+                if let Some(wait) = self.until(&format!("bf:devlock:{device}")).await? {
+                    return Ok(blocked(Block::DeviceLocked, wait));
+                }
+            }
+            None => {
+                if let Some(wait) = self.until(&format!("bf:lock:{}", attempt.account)).await? {
+                    return Ok(blocked(Block::Locked, wait));
+                }
+                if let Some(wait) = self
+                    .until(&format!("bf:wait:{}:{}", attempt.account, attempt.ip))
+                    .await?
+                {
+                    return Ok(blocked(Block::Backoff, wait));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Counts a failed password (or current-password, TOTP, backup code) check.
+    pub async fn record_failure(&self, attempt: &Attempt<'_>) -> Result<FailureEffects, KvError> {
+        let p = self.policy;
+        let mut effects = FailureEffects::default();
+
+        let ip_failures = self
+            .kv
+            .incr(&format!("bf:ip:{}", attempt.ip), p.ip_window)
+            .await?;
+        if ip_failures == p.ip_failures_before_throttle + 1 {
+            self.set_until(&format!("bf:ipblock:{}", attempt.ip), p.ip_window)
+                .await?;
+            effects.ip_throttled = true;
+        } else if ip_failures > p.ip_failures_before_throttle {
+            self.set_until(&format!("bf:ipblock:{}", attempt.ip), p.ip_window)
+                .await?;
+        }
+
+        if let Some(device) = attempt.device {
+            let n = self
+                .kv
+                .incr(&format!("bf:dev:{device}"), p.failure_window)
+                .await?;
+            if n >= p.device_failures_before_lock {
+                self.set_until(&format!("bf:devlock:{device}"), p.first_lock)
+                    .await?;
+                self.kv.delete(&format!("bf:dev:{device}")).await?;
+                effects.device_locked = true;
+            }
+            return Ok(effects);
+        }
+
+        let pair = self
+            .kv
+            .incr(
+                &format!("bf:pair:{}:{}", attempt.account, attempt.ip),
+                p.failure_window,
+            )
+            .await?;
+        if pair >= p.backoff_from {
+            let exponent = u32::try_from(pair - p.backoff_from)
+                .unwrap_or(u32::MAX)
+                .min(20);
+            let wait = Duration::from_secs(1u64 << exponent).min(p.max_backoff);
+            self.set_until(&format!("bf:wait:{}:{}", attempt.account, attempt.ip), wait)
+                .await?;
+        }
+
+        let account = self
+            .kv
+            .incr(&format!("bf:acct:{}", attempt.account), p.failure_window)
+            .await?;
+        if account >= p.failures_before_lock {
+            // Locks are remembered for a day after the latest one ends, so a patient attacker who waits
+            // out each lock still meets doubling locks.
+            let locks_key = format!("bf:locks:{}", attempt.account);
+            let locks = self
+                .kv
+                .get(&locks_key)
+                .await?
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1;
+            let doubling = u32::try_from(locks - 1).unwrap_or(u32::MAX).min(16);
+            let duration = p
+                .first_lock
+                .saturating_mul(1u32 << doubling)
+                .min(p.max_lock);
+            self.kv
+                .set(
+                    &locks_key,
+                    &locks.to_string(),
+                    duration.saturating_add(p.max_lock),
+                )
+                .await?;
+            self.set_until(&format!("bf:lock:{}", attempt.account), duration)
+                .await?;
+            self.kv
+                .delete(&format!("bf:acct:{}", attempt.account))
+                .await?;
+            effects.locked_for = Some(duration);
+        }
+        Ok(effects)
+    }
+
+    /// A successful login resets the account's, the pair's and the device's counters.
+    pub async fn record_success(&self, attempt: &Attempt<'_>) -> Result<(), KvError> {
+        for key in [
+            format!("bf:acct:{}", attempt.account),
+            format!("bf:pair:{}:{}", attempt.account, attempt.ip),
+            format!("bf:wait:{}:{}", attempt.account, attempt.ip),
+        ] {
+            self.kv.delete(&key).await?;
+        }
+        if let Some(device) = attempt.device {
+            self.kv.delete(&format!("bf:dev:{device}")).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends a lock (email link, support staff) and forgets the failures that led to it.
+    pub async fn unlock(&self, account: &str) -> Result<bool, KvError> {
+        let was_locked = self.kv.delete(&format!("bf:lock:{account}")).await?;
+        self.kv.delete(&format!("bf:acct:{account}")).await?;
+        Ok(was_locked)
+    }
+
+    /// How long the account stays locked, if it is.
+    pub async fn lock_remaining(&self, account: &str) -> Result<Option<Duration>, KvError> {
+        self.until(&format!("bf:lock:{account}")).await
+    }
+}
+
+/// Device cookies: `v1.{id}.{mac}` where the MAC (HMAC-SHA256 under a server key) binds the random id to
+/// the account, so a cookie from one account is worthless for another and cannot be forged.
+pub struct DeviceCookies {
+    key: Vec<u8>,
+}
+
+impl DeviceCookies {
+    /// `key` is derived by the caller from a server secret.
+    pub fn new(key: Vec<u8>) -> Self {
+        Self { key }
+    }
+
+    /// Derives the cookie key from a server master key (so no separate secret must be configured).
+    pub fn from_master_key(master: &[u8]) -> Self {
+        let key = match hmac::Hmac::<Sha256>::new_from_slice(master) {
+            Ok(mut mac) => {
+                mac.update(b"tradesignal device cookie key v1");
+                mac.finalize().into_bytes().to_vec()
+            }
+            Err(_) => crate::random::bytes(32),
+        };
+        Self { key }
+    }
+
+    fn mac(&self, account: &str, id: &str) -> String {
+        let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(&self.key) else {
+            return String::new();
+        };
+        mac.update(b"tradesignal device cookie v1\n");
+        mac.update(account.as_bytes());
+        mac.update(b"\n");
+        mac.update(id.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// A new cookie value for `account`.
+    pub fn issue(&self, account: &str) -> String {
+        let id = crate::random::token(16);
+        format!("v1.{id}.{}", self.mac(account, &id))
+    }
+
+    /// The device id if `value` is a genuine cookie for `account`.
+    pub fn verify(&self, account: &str, value: &str) -> Option<String> {
+        let mut parts = value.split('.');
+        let (Some("v1"), Some(id), Some(mac), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        if id.len() != 22 || mac.len() != 64 {
+            return None;
+        }
+        let expected = self.mac(account, id);
+        let equal: bool = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), mac.as_bytes()).into();
+        equal.then(|| id.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_cookies_bind_to_their_account() {
+        let cookies = DeviceCookies::new(vec![7; 32]);
+        let value = cookies.issue("acct-a");
+        assert!(cookies.verify("acct-a", &value).is_some());
+        assert!(
+            cookies.verify("acct-b", &value).is_none(),
+            "another account's cookie is worthless"
+        );
+        let forged = format!("{}0", &value[..value.len() - 1]);
+        assert!(cookies.verify("acct-a", &forged).is_none());
+        assert!(
+            DeviceCookies::new(vec![8; 32])
+                .verify("acct-a", &value)
+                .is_none()
+        );
+        for junk in ["", "v1", "v1..", "v2.x.y", &format!("{value}.extra")] {
+            assert!(cookies.verify("acct-a", junk).is_none(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn account_keys_hide_the_address() {
+        let key = account_key("ann@example.com");
+        assert_eq!(key.len(), 32);
+        assert!(!key.contains("ann"));
+        assert_eq!(key, account_key("ann@example.com"));
+        assert_ne!(key, account_key("bob@example.com"));
+    }
+}

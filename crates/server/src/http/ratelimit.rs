@@ -1,0 +1,201 @@
+//! Rate limiting at the edge. `quota` runs on every request after client-IP resolution: a request with a
+//! valid access token spends its user's tier quota (API keys will count toward their owner), anything
+//! else spends the anonymous per-IP quota. `endpoint` adds a per-IP limit to one route. Every checked
+//! response carries `RateLimit-*` headers (the most restrictive limit wins); a refusal is a 429 problem
+//! with `Retry-After`, and the first refusal per key and window is audited.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use security::gcra::{GcraDecision, Quota};
+
+use super::ClientIp;
+use super::problem::ApiError;
+use crate::api::extract::{Meta, fingerprint_bearer};
+use crate::identity::audit::Event;
+use crate::state::AppState;
+
+const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Writes the headers of `decision` unless the response already carries a more restrictive limit.
+pub fn apply_headers(headers: &mut HeaderMap, quota: Quota, decision: &GcraDecision) {
+    let existing = headers
+        .get(&REMAINING)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u32>().ok());
+    if existing.is_some_and(|e| e <= decision.remaining) {
+        return;
+    }
+    for (name, value) in header_values(quota, decision) {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+}
+
+/// The `RateLimit-*` header names and values of a decision.
+pub fn header_values(quota: Quota, decision: &GcraDecision) -> [(HeaderName, String); 4] {
+    let reset = if decision.allowed {
+        decision.reset_after
+    } else {
+        decision.retry_after
+    };
+    [
+        (LIMIT, quota.limit.to_string()),
+        (REMAINING, decision.remaining.to_string()),
+        (RESET, ceil_secs(reset).to_string()),
+        (POLICY, quota.policy_header()),
+    ]
+}
+
+/// The 429 answer for a refused decision.
+pub fn too_many(quota: Quota, decision: &GcraDecision) -> Response {
+    let retry = ceil_secs(decision.retry_after).max(1);
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        format!("Too many requests; retry in {retry} seconds."),
+    )
+    .with_header(header::RETRY_AFTER, HeaderValue::from(retry))
+    .into_response();
+    apply_headers(response.headers_mut(), quota, decision);
+    response
+}
+
+/// Checks `key` against `quota`; `Ok(decision)` when the store answered (allowed or not), `Err` when it
+/// could not (the request then goes through: availability over a limit we cannot count).
+pub async fn check(state: &AppState, key: &str, quota: Quota) -> Option<GcraDecision> {
+    match state.limiter.gcra(key, quota, 1).await {
+        Ok(decision) => Some(decision),
+        Err(e) => {
+            tracing::error!(error = %e, "rate limiter unavailable; request allowed");
+            metrics::counter!("tradesignal_ratelimit_errors_total").increment(1);
+            None
+        }
+    }
+}
+
+/// Audits the first refusal of a key per window (every refusal is counted in metrics).
+pub async fn note_refusal(
+    state: &AppState,
+    key: &str,
+    policy: &str,
+    meta: &crate::identity::RequestMeta,
+    window: Duration,
+) {
+    metrics::counter!("tradesignal_ratelimit_exceeded_total", "policy" => policy.to_string())
+        .increment(1);
+    let first = state
+        .limiter
+        .incr(&format!("rl:audited:{key}"), window)
+        .await
+        .is_ok_and(|n| n == 1);
+    if first {
+        state
+            .identity
+            .audit(
+                Event::failure("ratelimit.exceeded").details(serde_json::json!({"policy": policy})),
+                meta,
+            )
+            .await;
+    }
+}
+
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+/// Tier quota for authenticated requests, anonymous per-IP quota for the rest.
+pub async fn quota(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if is_probe(request.uri().path()) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let ip = parts
+        .extensions
+        .get::<ClientIp>()
+        .map(|ClientIp(ip)| ip.to_string())
+        .unwrap_or_default();
+    let principal = match fingerprint_bearer(&parts, &state) {
+        Some((token, fingerprint)) => state
+            .identity
+            .authenticate(&token, fingerprint.as_deref())
+            .await
+            .ok(),
+        None => None,
+    };
+    let (key, policy, limit) = match &principal {
+        Some(p) => (
+            format!("rl:user:{}", p.user_id),
+            format!("tier.{}", p.tier.as_str()),
+            state.limits.tier(p.tier),
+        ),
+        None => (
+            format!("rl:anon:{ip}"),
+            "anonymous".to_string(),
+            state.limits.get("anonymous"),
+        ),
+    };
+    if let Some(p) = principal {
+        parts.extensions.insert(p);
+    }
+    let decision = check(&state, &key, limit).await;
+    if let Some(decision) = decision.filter(|d| !d.allowed) {
+        let meta = meta_of(&mut parts, &state).await;
+        note_refusal(&state, &key, &policy, &meta, limit.period).await;
+        return too_many(limit, &decision);
+    }
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    if let Some(decision) = decision {
+        apply_headers(response.headers_mut(), limit, &decision);
+    }
+    response
+}
+
+async fn meta_of(
+    parts: &mut axum::http::request::Parts,
+    state: &AppState,
+) -> crate::identity::RequestMeta {
+    use axum::extract::FromRequestParts;
+    match Meta::from_request_parts(parts, state).await {
+        Ok(Meta(meta)) => meta,
+        Err(_) => crate::identity::RequestMeta::default(),
+    }
+}
+
+/// A per-IP limit for one route, named after its policy in `RateLimits`.
+pub async fn endpoint(
+    State((state, policy)): State<(AppState, &'static str)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let ip = request
+        .extensions()
+        .get::<ClientIp>()
+        .map(|ClientIp(ip)| ip.to_string())
+        .unwrap_or_default();
+    let limit = state.limits.get(policy);
+    let key = format!("rl:{policy}:{ip}");
+    let decision = check(&state, &key, limit).await;
+    if let Some(decision) = decision.filter(|d| !d.allowed) {
+        let (mut parts, _) = request.into_parts();
+        let meta = meta_of(&mut parts, &state).await;
+        note_refusal(&state, &key, policy, &meta, limit.period).await;
+        return too_many(limit, &decision);
+    }
+    let mut response = next.run(request).await;
+    if let Some(decision) = decision {
+        apply_headers(response.headers_mut(), limit, &decision);
+    }
+    response
+}

@@ -1,0 +1,265 @@
+//! Brute-force protection and rate limits inside identity flows: the checks before a password is
+//! compared, the bookkeeping after, lock notifications with unlock links, unlocking, and security alerts.
+//! Store failures never lock anyone out: they are logged and the attempt proceeds.
+
+use std::time::Duration;
+
+use security::bruteforce::{Attempt, Blocked, FailureEffects, account_key};
+use security::gcra::Quota;
+use security::tokens::OpaqueToken;
+use store::identity::OneTimePurpose;
+
+use super::audit::Event;
+use super::{Identity, IdentityError, RequestMeta, now};
+
+const UNLOCK_TTL_SECS: i64 = 24 * 3600;
+
+/// The account key of an email as typed: the normal form when valid, else a trimmed lower-case form, so
+/// invalid and unknown addresses are counted exactly like real ones.
+pub fn account_of(email: &str) -> String {
+    match security::email::normalize(email) {
+        Ok(normalized) => account_key(&normalized),
+        Err(_) => account_key(&email.trim().to_lowercase()),
+    }
+}
+
+impl Identity {
+    fn ip_of(meta: &RequestMeta) -> &str {
+        meta.ip.as_deref().unwrap_or("unknown")
+    }
+
+    /// Refuses the attempt when a backoff, lock or throttle applies (audited once per account and wait).
+    pub async fn ensure_not_blocked(
+        &self,
+        account: &str,
+        device: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        let attempt = Attempt {
+            account,
+            ip: Self::ip_of(meta),
+            device,
+        };
+        let blocked = match self.guard.check(&attempt).await {
+            Ok(blocked) => blocked,
+            Err(e) => {
+                tracing::error!(error = %e, "brute-force state unavailable; attempt allowed");
+                None
+            }
+        };
+        let Some(Blocked {
+            reason,
+            retry_after,
+        }) = blocked
+        else {
+            return Ok(());
+        };
+        metrics::counter!("tradesignal_auth_throttled_total", "reason" => reason.as_str())
+            .increment(1);
+        let first = self
+            .limiter
+            .incr(
+                &format!("bf:audited:{account}:{}", reason.as_str()),
+                retry_after.max(Duration::from_secs(1)),
+            )
+            .await
+            .is_ok_and(|n| n == 1);
+        if first {
+            self.audit(
+                Event::failure("auth.throttled").details(serde_json::json!({"reason": reason.as_str(), "retry_after": retry_after.as_secs()})),
+                meta,
+            )
+            .await;
+        }
+        Err(IdentityError::Throttled(retry_after))
+    }
+
+    /// Counts a failed credential check and acts on what it triggers.
+    pub async fn note_failure(
+        &self,
+        account: &str,
+        device: Option<&str>,
+        user: Option<(&str, &str)>,
+        meta: &RequestMeta,
+    ) {
+        let attempt = Attempt {
+            account,
+            ip: Self::ip_of(meta),
+            device,
+        };
+        let effects = match self.guard.record_failure(&attempt).await {
+            Ok(effects) => effects,
+            Err(e) => {
+                tracing::error!(error = %e, "failure not counted: brute-force state unavailable");
+                FailureEffects::default()
+            }
+        };
+        if let Some(duration) = effects.locked_for {
+            metrics::counter!("tradesignal_lockouts_total").increment(1);
+            let mut event = Event::failure("auth.lockout")
+                .details(serde_json::json!({"seconds": duration.as_secs()}));
+            if let Some((id, _)) = user {
+                event = event.subject(id);
+            }
+            self.audit(event, meta).await;
+            if let Some((id, email)) = user {
+                self.send_unlock_link(id, email, duration).await;
+            }
+        }
+        if effects.device_locked {
+            let mut event =
+                Event::failure("auth.lockout").details(serde_json::json!({"scope": "device"}));
+            if let Some((id, _)) = user {
+                event = event.subject(id);
+            }
+            self.audit(event, meta).await;
+        }
+        if effects.ip_throttled {
+            self.raise_alert(
+                "credential_stuffing",
+                "high",
+                meta.ip.as_deref(),
+                serde_json::json!({"failures_from_ip": self.guard.policy().ip_failures_before_throttle + 1}),
+                meta,
+            )
+            .await;
+        }
+    }
+
+    /// Resets counters after a successful login.
+    pub async fn note_success(&self, account: &str, device: Option<&str>, meta: &RequestMeta) {
+        let attempt = Attempt {
+            account,
+            ip: Self::ip_of(meta),
+            device,
+        };
+        if let Err(e) = self.guard.record_success(&attempt).await {
+            tracing::error!(error = %e, "brute-force counters not reset");
+        }
+    }
+
+    async fn send_unlock_link(&self, user_id: &str, email: &str, duration: Duration) {
+        let token = OpaqueToken::generate();
+        let at = now();
+        if let Err(e) = self
+            .db
+            .insert_one_time_token(
+                OneTimePurpose::Unlock,
+                &token.hash,
+                user_id,
+                None,
+                at,
+                at + UNLOCK_TTL_SECS,
+            )
+            .await
+        {
+            tracing::error!(error = %e, "unlock token not stored");
+            return;
+        }
+        let minutes = duration.as_secs().div_ceil(60);
+        self.send_mail(store::mail::Email {
+            to: email.to_string(),
+            subject: "Your TradeSignal account was locked".into(),
+            body: format!(
+                "Several failed sign-in attempts locked your account for {minutes} minutes. If this was you, \
+                 wait or unlock it now (the link works once):\n{}\n\nIf it was not you, someone is guessing \
+                 your password: consider changing it. Your password was not revealed.",
+                self.settings.public_link(&format!("/unlock?token={}", token.token))
+            ),
+        });
+    }
+
+    /// `POST /auth/unlock`: the emailed link ends the lock.
+    pub async fn unlock_with_token(
+        &self,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        if !security::tokens::opaque::looks_like_token(token) {
+            return Err(IdentityError::InvalidToken);
+        }
+        let consumed = self
+            .db
+            .consume_one_time_token(
+                OneTimePurpose::Unlock,
+                &security::tokens::hash_token(token),
+                now(),
+            )
+            .await?
+            .ok_or(IdentityError::InvalidToken)?;
+        let user = self
+            .db
+            .user_by_id(&consumed.user_id)
+            .await?
+            .ok_or(IdentityError::InvalidToken)?;
+        self.guard
+            .unlock(&account_of(&user.email))
+            .await
+            .map_err(|e| IdentityError::Internal(e.into()))?;
+        self.audit(
+            Event::success("auth.unlock")
+                .subject(&user.id)
+                .details(serde_json::json!({"by": "email_link"})),
+            meta,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// The remaining lock of a user's account, if any.
+    pub async fn lock_remaining(&self, email: &str) -> Option<Duration> {
+        self.guard
+            .lock_remaining(&account_of(email))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// A security alert: stored for the admin view, audited and logged for monitoring.
+    pub async fn raise_alert(
+        &self,
+        rule: &'static str,
+        severity: &'static str,
+        subject: Option<&str>,
+        details: serde_json::Value,
+        meta: &RequestMeta,
+    ) {
+        tracing::error!(
+            alert = rule,
+            severity,
+            subject = subject.unwrap_or(""),
+            "security alert"
+        );
+        metrics::counter!("tradesignal_security_alerts_total", "rule" => rule).increment(1);
+        if let Err(e) = self
+            .db
+            .insert_security_alert(rule, severity, subject, &details, now())
+            .await
+        {
+            tracing::error!(error = %e, "security alert not stored");
+        }
+        let mut event = Event::failure("security.alert")
+            .details(serde_json::json!({"rule": rule, "severity": severity, "details": details}));
+        if let Some(subject) = subject {
+            event = event.subject(subject);
+        }
+        self.audit(event, meta).await;
+    }
+
+    /// A rate limit checked inside a flow (per email, per session); store failures let the call through.
+    pub async fn limit(&self, key: &str, policy: &'static str) -> Result<(), IdentityError> {
+        let quota: Quota = self.limits.get(policy);
+        match self.limiter.gcra(key, quota, 1).await {
+            Ok(decision) if !decision.allowed => {
+                metrics::counter!("tradesignal_ratelimit_exceeded_total", "policy" => policy)
+                    .increment(1);
+                Err(IdentityError::RateLimited { quota, decision })
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "rate limiter unavailable; request allowed");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The brute-force policy (crates/security/src/bruteforce.rs) against the real stores: the in-process
+//! one with a manual clock always, Redis when `TRADESIGNAL_TEST_REDIS_URL` is set.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use security::bruteforce::{Attempt, Block, BruteForce, LockoutPolicy};
+use security::{Clock, KvStore, ManualClock, SystemClock};
+use store::{FailoverKv, MemoryKv, RedisKv};
+
+fn memory() -> (BruteForce, ManualClock) {
+    let clock = ManualClock::new(1_700_000_000_000_000);
+    let kv = Arc::new(MemoryKv::with_clock(Arc::new(clock.clone())));
+    (
+        BruteForce::new(kv, Arc::new(clock.clone()), LockoutPolicy::default()),
+        clock,
+    )
+}
+
+fn attempt<'a>(account: &'a str, ip: &'a str) -> Attempt<'a> {
+    Attempt {
+        account,
+        ip,
+        device: None,
+    }
+}
+
+#[tokio::test]
+async fn backoff_starts_at_the_third_failure_and_doubles() {
+    let (bf, clock) = memory();
+    let a = attempt("acct", "10.0.0.1");
+    for _ in 0..2 {
+        assert_eq!(bf.check(&a).await.expect("check"), None);
+        bf.record_failure(&a).await.expect("record");
+    }
+    assert_eq!(
+        bf.check(&a).await.expect("check"),
+        None,
+        "two failures: no wait yet"
+    );
+    bf.record_failure(&a).await.expect("record");
+    let blocked = bf
+        .check(&a)
+        .await
+        .expect("check")
+        .expect("third failure waits");
+    assert_eq!(blocked.reason, Block::Backoff);
+    assert_eq!(blocked.retry_after, Duration::from_secs(1));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(bf.check(&a).await.expect("check"), None);
+    bf.record_failure(&a).await.expect("record");
+    assert_eq!(
+        bf.check(&a).await.expect("check").map(|b| b.retry_after),
+        Some(Duration::from_secs(2))
+    );
+    // Another IP is not slowed by this pair's backoff.
+    assert_eq!(
+        bf.check(&attempt("acct", "10.0.0.2")).await.expect("check"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn five_failures_lock_the_account_and_locks_double() {
+    let (bf, clock) = memory();
+    // Failures from different IPs (no pair backoff) still add up on the account.
+    for i in 0..4 {
+        let ip = format!("10.0.1.{i}");
+        let effects = bf
+            .record_failure(&attempt("victim", &ip))
+            .await
+            .expect("record");
+        assert_eq!(effects.locked_for, None, "not after {} failures", i + 1);
+    }
+    let effects = bf
+        .record_failure(&attempt("victim", "10.0.1.9"))
+        .await
+        .expect("record");
+    assert_eq!(
+        effects.locked_for,
+        Some(Duration::from_secs(15 * 60)),
+        "exactly the 5th locks"
+    );
+    let blocked = bf
+        .check(&attempt("victim", "192.0.2.1"))
+        .await
+        .expect("check")
+        .expect("locked");
+    assert_eq!(blocked.reason, Block::Locked);
+    assert_eq!(
+        bf.lock_remaining("victim").await.expect("remaining"),
+        Some(Duration::from_secs(900))
+    );
+
+    clock.advance(Duration::from_secs(15 * 60));
+    assert_eq!(
+        bf.check(&attempt("victim", "192.0.2.1"))
+            .await
+            .expect("check"),
+        None,
+        "locks expire"
+    );
+    let mut second = None;
+    for i in 0..5 {
+        second = bf
+            .record_failure(&attempt("victim", &format!("10.0.2.{i}")))
+            .await
+            .expect("record")
+            .locked_for;
+    }
+    assert_eq!(
+        second,
+        Some(Duration::from_secs(30 * 60)),
+        "the next lock doubles"
+    );
+}
+
+#[tokio::test]
+async fn the_lock_is_capped_at_a_day() {
+    let (bf, clock) = memory();
+    let mut last = None;
+    for round in 0..10 {
+        for i in 0..5 {
+            last = bf
+                .record_failure(&attempt("capped", &format!("10.{round}.0.{i}")))
+                .await
+                .expect("record")
+                .locked_for;
+        }
+        clock.advance(last.unwrap_or_default());
+    }
+    assert_eq!(last, Some(Duration::from_secs(24 * 3600)));
+}
+
+#[tokio::test]
+async fn success_resets_and_unlock_ends_a_lock() {
+    let (bf, _clock) = memory();
+    let a = attempt("acct", "10.0.0.1");
+    for _ in 0..4 {
+        bf.record_failure(&attempt("acct", "10.9.9.9"))
+            .await
+            .expect("record");
+    }
+    bf.record_success(&a).await.expect("success");
+    assert_eq!(
+        bf.record_failure(&a).await.expect("record").locked_for,
+        None,
+        "counters were reset"
+    );
+    for i in 0..4 {
+        bf.record_failure(&attempt("acct", &format!("10.3.0.{i}")))
+            .await
+            .expect("record");
+    }
+    assert!(
+        bf.lock_remaining("acct")
+            .await
+            .expect("remaining")
+            .is_some()
+    );
+    assert!(bf.unlock("acct").await.expect("unlock"));
+    assert_eq!(bf.check(&a).await.expect("check"), None);
+    assert!(
+        !bf.unlock("acct").await.expect("unlock"),
+        "nothing left to unlock"
+    );
+}
+
+#[tokio::test]
+async fn a_known_device_is_not_stopped_by_an_attackers_lock() {
+    let (bf, _clock) = memory();
+    for i in 0..5 {
+        bf.record_failure(&attempt("owner", &format!("203.0.113.{i}")))
+            .await
+            .expect("record");
+    }
+    assert_eq!(
+        bf.check(&attempt("owner", "198.51.100.1"))
+            .await
+            .expect("check")
+            .map(|b| b.reason),
+        Some(Block::Locked)
+    );
+    let device = Attempt {
+        account: "owner",
+        ip: "198.51.100.1",
+        device: Some("dev-1"),
+    };
+    assert_eq!(
+        bf.check(&device).await.expect("check"),
+        None,
+        "the owner's device still gets through"
+    );
+    // The device has a lockout of its own.
+    for _ in 0..5 {
+        bf.record_failure(&device).await.expect("record");
+    }
+    assert_eq!(
+        bf.check(&device).await.expect("check").map(|b| b.reason),
+        Some(Block::DeviceLocked)
+    );
+}
+
+#[tokio::test]
+async fn spraying_from_one_ip_throttles_it() {
+    let (bf, _clock) = memory();
+    for i in 0..20 {
+        let effects = bf
+            .record_failure(&attempt(&format!("acct-{i}"), "198.51.100.66"))
+            .await
+            .expect("record");
+        assert!(!effects.ip_throttled);
+    }
+    let effects = bf
+        .record_failure(&attempt("acct-20", "198.51.100.66"))
+        .await
+        .expect("record");
+    assert!(
+        effects.ip_throttled,
+        "the 21st failure across accounts throttles"
+    );
+    let blocked = bf
+        .check(&attempt("fresh", "198.51.100.66"))
+        .await
+        .expect("check")
+        .expect("throttled");
+    assert_eq!(blocked.reason, Block::IpThrottled);
+    assert_eq!(
+        bf.check(&attempt("fresh", "198.51.100.67"))
+            .await
+            .expect("check"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn redis_enforces_the_same_lockout() {
+    let Some(url) = std::env::var("TRADESIGNAL_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: Redis lockout not run");
+        return;
+    };
+    let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4().simple());
+    let kv: Arc<dyn KvStore> = Arc::new(RedisKv::connect(&url, &prefix).await.expect("redis"));
+    let bf = BruteForce::new(kv, Arc::new(SystemClock), LockoutPolicy::default());
+    for i in 0..4 {
+        assert_eq!(
+            bf.record_failure(&attempt("r", &format!("10.0.0.{i}")))
+                .await
+                .expect("record")
+                .locked_for,
+            None
+        );
+    }
+    assert!(
+        bf.record_failure(&attempt("r", "10.0.0.9"))
+            .await
+            .expect("record")
+            .locked_for
+            .is_some()
+    );
+    let blocked = bf
+        .check(&attempt("r", "10.1.1.1"))
+        .await
+        .expect("check")
+        .expect("locked");
+    assert_eq!(blocked.reason, Block::Locked);
+    assert!(blocked.retry_after > Duration::from_secs(890));
+}
+
+#[tokio::test]
+async fn failover_serves_from_memory_while_the_primary_is_down() {
+    // A primary that never answers: every operation must still work, from the fallback.
+    let dead: Arc<dyn KvStore> = match RedisKv::connect("redis://127.0.0.1:1", "x:").await {
+        Ok(kv) => Arc::new(kv),
+        Err(_) => Arc::new(DeadKv),
+    };
+    let kv = FailoverKv::new(dead, Arc::new(MemoryKv::new()));
+    assert!(kv.ping().await.is_err());
+    assert!(kv.is_degraded());
+    assert_eq!(
+        kv.incr("n", Duration::from_secs(60)).await.expect("incr"),
+        1
+    );
+    assert_eq!(
+        kv.incr("n", Duration::from_secs(60)).await.expect("incr"),
+        2
+    );
+    assert!(
+        kv.gcra("g", security::Quota::per_minute(1), 1)
+            .await
+            .expect("gcra")
+            .allowed
+    );
+    assert!(
+        !kv.gcra("g", security::Quota::per_minute(1), 1)
+            .await
+            .expect("gcra")
+            .allowed
+    );
+    let _ = SystemClock.now_micros();
+}
+
+/// A primary that is always down.
+struct DeadKv;
+
+#[async_trait::async_trait]
+impl KvStore for DeadKv {
+    async fn incr(&self, _: &str, _: Duration) -> Result<u64, security::KvError> {
+        Err(security::KvError::Unavailable("down".into()))
+    }
+    async fn set(&self, _: &str, _: &str, _: Duration) -> Result<(), security::KvError> {
+        Err(security::KvError::Unavailable("down".into()))
+    }
+    async fn get(&self, _: &str) -> Result<Option<String>, security::KvError> {
+        Err(security::KvError::Unavailable("down".into()))
+    }
+    async fn delete(&self, _: &str) -> Result<bool, security::KvError> {
+        Err(security::KvError::Unavailable("down".into()))
+    }
+    async fn gcra(
+        &self,
+        _: &str,
+        _: security::Quota,
+        _: u32,
+    ) -> Result<security::GcraDecision, security::KvError> {
+        Err(security::KvError::Unavailable("down".into()))
+    }
+    async fn ping(&self) -> Result<(), security::KvError> {
+        Err(security::KvError::Unavailable("down".into()))
+    }
+    fn backend(&self) -> &'static str {
+        "dead"
+    }
+}
