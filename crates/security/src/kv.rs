@@ -26,6 +26,10 @@ pub trait KvStore: Send + Sync + 'static {
     /// Stores `value` at `key` for `ttl`, replacing what was there.
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), KvError>;
 
+    /// Stores `value` only if `key` holds nothing; true when stored. Used to cache a database answer
+    /// without overwriting a revocation written meanwhile.
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, KvError>;
+
     /// The value at `key` if it exists and has not expired.
     async fn get(&self, key: &str) -> Result<Option<String>, KvError>;
 

@@ -314,6 +314,14 @@ impl KvStore for DeadKv {
     async fn set(&self, _: &str, _: &str, _: Duration) -> Result<(), security::KvError> {
         Err(security::KvError::Unavailable("down".into()))
     }
+    async fn set_if_absent(
+        &self,
+        _: &str,
+        _: &str,
+        _: Duration,
+    ) -> Result<bool, security::KvError> {
+        Err(security::KvError::Unavailable("down".into()))
+    }
     async fn get(&self, _: &str) -> Result<Option<String>, security::KvError> {
         Err(security::KvError::Unavailable("down".into()))
     }

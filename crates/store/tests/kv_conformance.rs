@@ -52,6 +52,20 @@ async fn values_set_exist_and_delete(kv: &dyn KvStore, wait: impl AsyncFn(Durati
     assert!(!kv.exists("w").await.expect("exists"));
 }
 
+async fn set_if_absent_never_overwrites(kv: &dyn KvStore) {
+    assert!(
+        kv.set_if_absent("nx", "first", Duration::from_secs(60))
+            .await
+            .expect("nx")
+    );
+    assert!(
+        !kv.set_if_absent("nx", "second", Duration::from_secs(60))
+            .await
+            .expect("nx")
+    );
+    assert_eq!(kv.get("nx").await.expect("get").as_deref(), Some("first"));
+}
+
 async fn get_many_returns_values_in_order(kv: &dyn KvStore) {
     kv.set("m1", "one", Duration::from_secs(60))
         .await
@@ -129,6 +143,7 @@ async fn memory_store_conforms() {
     counters_count_and_expire(&kv, advance).await;
     values_set_exist_and_delete(&kv, advance).await;
     get_many_returns_values_in_order(&kv).await;
+    set_if_absent_never_overwrites(&kv).await;
     gcra_admits_exactly_the_burst(&kv).await;
     gcra_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
     counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;
@@ -167,6 +182,7 @@ async fn redis_store_conforms() {
     counters_count_and_expire(&kv, sleep).await;
     values_set_exist_and_delete(&kv, sleep).await;
     get_many_returns_values_in_order(&kv).await;
+    set_if_absent_never_overwrites(&kv).await;
     gcra_admits_exactly_the_burst(&kv).await;
     gcra_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
     counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;

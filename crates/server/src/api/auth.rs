@@ -234,7 +234,14 @@ async fn me(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateMeRequest {
-    full_name: Option<String>,
+    /// Absent: unchanged; `null`: cleared; a string: set.
+    #[serde(default, deserialize_with = "present")]
+    full_name: Option<Option<String>>,
+}
+
+/// Tells a present `null` (`Some(None)`) from an absent field (`None`, by `serde(default)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 async fn update_me(
@@ -242,10 +249,15 @@ async fn update_me(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<UpdateMeRequest>,
 ) -> Result<Json<UserBody>, ApiError> {
-    let user = state
-        .identity
-        .update_profile(&principal.user_id, body.full_name.as_deref())
-        .await?;
+    let user = match body.full_name {
+        Some(full_name) => {
+            state
+                .identity
+                .update_profile(&principal.user_id, full_name.as_deref())
+                .await?
+        }
+        None => state.identity.profile(&principal.user_id).await?,
+    };
     Ok(Json(UserBody::from(&user)))
 }
 
@@ -392,21 +404,22 @@ struct StrengthBody {
 async fn password_strength(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<StrengthRequest>,
-) -> Json<StrengthBody> {
+) -> Result<Json<StrengthBody>, ApiError> {
     let assessment = state
         .identity
-        .assess_password(&body.password, body.email.as_deref());
+        .assess(&body.password, body.email.as_deref())
+        .await?;
     let mut feedback: Vec<String> = assessment
         .violations
         .into_iter()
         .map(|v| v.message)
         .collect();
     feedback.extend(assessment.suggestions);
-    Json(StrengthBody {
+    Ok(Json(StrengthBody {
         acceptable: assessment.acceptable,
         score: assessment.score,
         feedback,
-    })
+    }))
 }
 
 async fn sessions(

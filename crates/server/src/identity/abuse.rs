@@ -103,7 +103,11 @@ impl Identity {
             }
             self.audit(event, meta).await;
             if let Some((id, email)) = user {
-                self.send_unlock_link(id, email, duration).await;
+                // In the background: the answer to a locking attempt must not take longer for real
+                // accounts.
+                let this = self.clone();
+                let (id, email) = (id.to_string(), email.to_string());
+                tokio::spawn(async move { this.send_unlock_link(&id, &email, duration).await });
             }
         }
         if effects.device_locked {

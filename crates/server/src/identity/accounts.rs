@@ -48,13 +48,27 @@ pub fn validate_full_name(name: Option<&str>) -> Result<Option<String>, Identity
 }
 
 impl Identity {
-    fn enforce_policy(
+    /// Runs the policy off the async runtime: zxcvbn is CPU-bound and crafted input makes it slow.
+    pub async fn assess(
+        &self,
+        password: &str,
+        email: Option<&str>,
+    ) -> Result<Assessment, IdentityError> {
+        let policy = self.policy;
+        let password = password.to_string();
+        let email = email.map(str::to_string);
+        tokio::task::spawn_blocking(move || policy.assess(&password, email.as_deref()))
+            .await
+            .map_err(|e| IdentityError::Internal(e.into()))
+    }
+
+    async fn enforce_policy(
         &self,
         field: &'static str,
         password: &str,
         email: &str,
     ) -> Result<(), IdentityError> {
-        let assessment = self.policy.assess(password, Some(email));
+        let assessment = self.assess(password, Some(email)).await?;
         if assessment.acceptable {
             Ok(())
         } else {
@@ -63,11 +77,6 @@ impl Identity {
                 violations: assessment.violations,
             })
         }
-    }
-
-    /// `POST /auth/password-strength`.
-    pub fn assess_password(&self, password: &str, email: Option<&str>) -> Assessment {
-        self.policy.assess(password, email)
     }
 
     async fn issue_one_time(
@@ -109,7 +118,7 @@ impl Identity {
     ) -> Result<(), IdentityError> {
         let email = normalize_email(email)?;
         let full_name = validate_full_name(full_name)?;
-        self.enforce_policy("password", password, &email)?;
+        self.enforce_policy("password", password, &email).await?;
         // Hash on both paths so an existing address costs the same time as a new one.
         let hash = self.passwords.hash(password.to_string()).await?;
         let user = NewUser {
@@ -124,10 +133,6 @@ impl Identity {
             now: now(),
         };
         if self.db.insert_user(&user).await? {
-            let token = self
-                .issue_one_time(OneTimePurpose::Verify, &user.id, None, VERIFY_TTL_SECS)
-                .await?;
-            self.send_mail(self.verification_email(&email, &token));
             self.audit(
                 Event::success("auth.register")
                     .actor(&user.id)
@@ -135,6 +140,18 @@ impl Identity {
                 meta,
             )
             .await;
+            // The link is made in the background, like the notice on the other path, so both take
+            // the same time.
+            let this = self.clone();
+            tokio::spawn(async move {
+                match this
+                    .issue_one_time(OneTimePurpose::Verify, &user.id, None, VERIFY_TTL_SECS)
+                    .await
+                {
+                    Ok(token) => this.send_mail(this.verification_email(&email, &token)),
+                    Err(e) => tracing::error!(error = %e, "verification link not issued"),
+                }
+            });
         } else {
             self.send_mail(self.existing_account_email(&email));
             self.audit(
@@ -169,6 +186,9 @@ impl Identity {
             .await?
             .ok_or(IdentityError::NotFound)?;
         if !user.is_verified() {
+            // Per account, so nobody can turn this into a mail bomb at an address they registered.
+            self.limit(&format!("rl:resend:{}", user.id), "forgot.email")
+                .await?;
             let token = self
                 .issue_one_time(OneTimePurpose::Verify, &user.id, None, VERIFY_TTL_SECS)
                 .await?;
@@ -239,7 +259,8 @@ impl Identity {
             .user_by_id(&owner)
             .await?
             .ok_or(IdentityError::InvalidToken)?;
-        self.enforce_policy("new_password", new_password, &user.email)?;
+        self.enforce_policy("new_password", new_password, &user.email)
+            .await?;
         let hash = self.passwords.hash(new_password.to_string()).await?;
         // Consuming is the atomic step: of two concurrent resets with one token, one wins.
         let consumed = self.consume(OneTimePurpose::Reset, token).await?;
@@ -249,6 +270,8 @@ impl Identity {
         self.db
             .set_password_and_stamp(&user.id, &hash, &security::random::token(16), now())
             .await?;
+        // Links mailed before the change must not outlive it.
+        self.db.retire_one_time_tokens(&user.id, now()).await?;
         let revoked = self
             .revoke_user_sessions(&user.id, None, "password_reset")
             .await?;
@@ -294,11 +317,14 @@ impl Identity {
             .await;
             return Err(IdentityError::WrongCurrentPassword);
         }
-        self.enforce_policy("new_password", new_password, &user.email)?;
+        self.enforce_policy("new_password", new_password, &user.email)
+            .await?;
         let hash = self.passwords.hash(new_password.to_string()).await?;
         self.db
             .set_password_and_stamp(&user.id, &hash, &security::random::token(16), now())
             .await?;
+        // Links mailed before the change must not outlive it.
+        self.db.retire_one_time_tokens(&user.id, now()).await?;
         let revoked = self
             .revoke_user_sessions(&user.id, Some(&principal.session_id), "password_changed")
             .await?;
@@ -343,10 +369,14 @@ impl Identity {
             .user_by_id(&principal.user_id)
             .await?
             .ok_or(IdentityError::NotFound)?;
+        let account = account_of(&user.email);
+        self.ensure_not_blocked(&account, None, meta).await?;
         if !matches!(
             self.check_password(&user.email, password).await?,
             Credentials::Valid(_)
         ) {
+            self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
+                .await;
             self.audit(
                 Event::failure("auth.email.changed")
                     .actor(&user.id)
@@ -364,18 +394,29 @@ impl Identity {
                 message: "This is already your email address.".into(),
             });
         }
-        if self.db.user_by_email(&new_email).await?.is_none() {
-            let token = self
-                .issue_one_time(
-                    OneTimePurpose::EmailChange,
-                    &user.id,
-                    Some(&new_email),
-                    EMAIL_CHANGE_TTL_SECS,
-                )
-                .await?;
-            self.send_mail(self.email_change_confirmation(&new_email, &token));
-        }
-        self.send_mail(self.email_change_notice(&user.email));
+        // Whether the new address is free is decided in the background: the answer must not tell.
+        let this = self.clone();
+        tokio::spawn(async move {
+            let result: Result<(), IdentityError> = async {
+                if this.db.user_by_email(&new_email).await?.is_none() {
+                    let token = this
+                        .issue_one_time(
+                            OneTimePurpose::EmailChange,
+                            &user.id,
+                            Some(&new_email),
+                            EMAIL_CHANGE_TTL_SECS,
+                        )
+                        .await?;
+                    this.send_mail(this.email_change_confirmation(&new_email, &token));
+                }
+                this.send_mail(this.email_change_notice(&user.email));
+                Ok(())
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "email change request failed");
+            }
+        });
         Ok(())
     }
 
@@ -395,6 +436,7 @@ impl Identity {
         if !self.db.change_email(&user.id, &new_email, now()).await? {
             return Err(IdentityError::InvalidToken);
         }
+        self.db.retire_one_time_tokens(&user.id, now()).await?;
         self.send_mail(self.email_changed_notice(&user.email));
         self.audit(Event::success("auth.email.changed").subject(&user.id), meta)
             .await;

@@ -67,6 +67,7 @@ impl Identity {
         if change.disabled == Some(true) {
             self.revoke_user_sessions(&target.id, None, "account_disabled")
                 .await?;
+            self.db.retire_one_time_tokens(&target.id, now()).await?;
         } else if change.role.is_some() || change.tier.is_some() {
             self.invalidate_access_tokens(&target.id).await?;
         }

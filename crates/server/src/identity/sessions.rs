@@ -45,9 +45,10 @@ pub struct IssuedTokens {
 #[derive(Debug)]
 pub enum Credentials {
     Valid(UserRecord),
-    /// Wrong password, unknown email or disabled account; `account` is for the audit trail only.
+    /// Wrong password, unknown email or disabled account; `account` (id, email) is for the audit trail
+    /// and lock notices only, never for the answer.
     Invalid {
-        account: Option<String>,
+        account: Option<(String, String)>,
     },
 }
 
@@ -161,7 +162,7 @@ impl Identity {
                 Ok(Credentials::Valid(user))
             }
             (user, _) => Ok(Credentials::Invalid {
-                account: user.map(|u| u.id),
+                account: user.map(|u| (u.id, u.email)),
             }),
         }
     }
@@ -181,21 +182,17 @@ impl Identity {
         let user = match self.check_password(email, password).await? {
             Credentials::Valid(user) => user,
             Credentials::Invalid { account: known } => {
-                let user = match &known {
-                    Some(id) => self.db.user_by_id(id).await?,
-                    None => None,
-                };
                 self.note_failure(
                     &account,
                     device.as_deref(),
-                    user.as_ref().map(|u| (u.id.as_str(), u.email.as_str())),
+                    known.as_ref().map(|(id, email)| (id.as_str(), email.as_str())),
                     meta,
                 )
                 .await;
                 let mut event = Event::failure("auth.login.failed").details(
                     serde_json::json!({"reason": "invalid_credentials", "known_account": known.is_some()}),
                 );
-                if let Some(id) = &known {
+                if let Some((id, _)) = &known {
                     event = event.subject(id);
                 }
                 self.audit(event, meta).await;
@@ -213,8 +210,12 @@ impl Identity {
             ip: meta.ip.clone(),
             user_agent: meta.user_agent.clone(),
             amr: "pwd".into(),
+            user_stamp: user.security_stamp.clone(),
         };
-        self.db.insert_session(&session).await?;
+        if !self.db.insert_session(&session).await? {
+            // The password was reset, or every session ended, while this login was being checked.
+            return Err(IdentityError::InvalidCredentials);
+        }
         let refresh = OpaqueToken::generate();
         self.db
             .insert_refresh_token(&session.id, &refresh.hash, 1, issued, session.expires_at)
@@ -277,13 +278,22 @@ impl Identity {
             return Err(IdentityError::InvalidGrant);
         }
 
+        // The grace hand-over is bound to the browser that rotated: a thief replaying the old token
+        // from elsewhere (another fingerprint cookie) gets reuse detection, not the new token.
+        let browser = fingerprint
+            .as_deref()
+            .map_or_else(|| "-".to_string(), fingerprint_hash);
         let child = OpaqueToken::generate();
         if self.db.claim_refresh_token(&hash, at).await? {
             if let Some(sealed) = grace::seal(token, &child.token)
                 && !self.settings.refresh_grace.is_zero()
                 && let Err(e) = self
                     .kv
-                    .set(&format!("rtg:{hash}"), &sealed, self.settings.refresh_grace)
+                    .set(
+                        &format!("rtg:{hash}"),
+                        &format!("{browser}.{sealed}"),
+                        self.settings.refresh_grace,
+                    )
                     .await
             {
                 tracing::warn!(error = %e, "refresh grace entry not stored; a concurrent refresh will fail");
@@ -313,14 +323,29 @@ impl Identity {
         let grace_secs = i64::try_from(self.settings.refresh_grace.as_secs()).unwrap_or(0);
         if grace_secs > 0 && at - used_at <= grace_secs {
             for _ in 0..30 {
-                if let Ok(Some(sealed)) = self.kv.get(&format!("rtg:{hash}")).await
-                    && let Some(winner) = grace::open(token, &sealed)
-                {
-                    return self.tokens(&user, &session, Some(winner), fingerprint);
+                if let Ok(Some(entry)) = self.kv.get(&format!("rtg:{hash}")).await {
+                    let (owner, sealed) = entry.split_once('.').unwrap_or(("", ""));
+                    if owner != browser {
+                        break;
+                    }
+                    if let Some(winner) = grace::open(token, sealed) {
+                        return self.tokens(&user, &session, Some(winner), fingerprint);
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            return Err(IdentityError::InvalidGrant);
+            if self
+                .kv
+                .get(&format!("rtg:{hash}"))
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+            {
+                // No hand-over stored (the store is down or the window closed): refuse, but a benign
+                // race is not proof of theft.
+                return Err(IdentityError::InvalidGrant);
+            }
         }
 
         self.revoke_session(&session.id, "refresh_token_reuse")
@@ -510,9 +535,10 @@ impl Identity {
             return Err(AuthFailure::Rejected("account disabled".into()));
         }
         if store_up {
+            // Only if absent: a revocation written since the database was read must not be replaced.
             let _ = self
                 .kv
-                .set(
+                .set_if_absent(
                     &sv_key(&session.id),
                     &session.token_version.to_string(),
                     VERSION_CACHE_TTL,

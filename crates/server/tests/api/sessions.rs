@@ -312,3 +312,43 @@ backend_test!(
         assert_eq!(app.get_as(&alice, "/api/v1/auth/me").await.status(), 200);
     }
 );
+
+backend_test!(
+    a_replay_from_another_browser_within_grace_is_theft,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        app.register_verified("thief@example.com").await;
+        let session = app.login("thief@example.com").await;
+        assert_eq!(
+            refresh(&app, &session, &session.refresh).await.status(),
+            200
+        );
+        // The stolen old token, replayed at once from a browser without the victim's fingerprint cookie.
+        let response = app
+            .post_json(
+                &browser(),
+                "/api/v1/auth/refresh",
+                json!({"refresh_token": session.refresh}),
+            )
+            .await;
+        assert_eq!(response.status(), 400);
+        assert_eq!(problem(response).await["error"], "invalid_grant");
+        let user = app
+            .state
+            .db
+            .user_by_email("thief@example.com")
+            .await
+            .expect("db")
+            .expect("user");
+        let events = app
+            .state
+            .db
+            .audit_event_names(Some(&user.id))
+            .await
+            .expect("audit");
+        assert!(
+            events.contains(&"auth.refresh.reuse_detected".to_string()),
+            "{events:?}"
+        );
+    }
+);

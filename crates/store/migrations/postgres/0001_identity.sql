@@ -88,6 +88,8 @@ CREATE TABLE one_time_tokens (
     used_at    BIGINT
 );
 CREATE INDEX one_time_tokens_user_purpose ON one_time_tokens (user_id, purpose);
+-- Only the newest link of a kind is valid: at most one unused token per user and purpose.
+CREATE UNIQUE INDEX one_time_tokens_one_open ON one_time_tokens (user_id, purpose) WHERE used_at IS NULL;
 
 CREATE TABLE known_devices (
     id           TEXT PRIMARY KEY,

@@ -40,6 +40,9 @@ pub struct NewSession {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub amr: String,
+    /// The user's security stamp when the credentials were checked: the session is only created if it
+    /// is still current (a password reset or logout-all in between wins over a racing login).
+    pub user_stamp: String,
 }
 
 macro_rules! session_columns {
@@ -50,10 +53,14 @@ macro_rules! session_columns {
 }
 
 impl Database {
-    pub async fn insert_session(&self, s: &NewSession) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
+    /// Inserts the session unless the user's security stamp changed or the account was disabled since
+    /// the credentials were checked; true when inserted.
+    pub async fn insert_session(&self, s: &NewSession) -> Result<bool, StoreError> {
+        let result = sqlx::query::<Any>(
             "INSERT INTO sessions (id, user_id, kind, created_at, last_seen_at, expires_at, ip, user_agent, \
-             amr, auth_time, token_version) VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $4, 1)",
+             amr, auth_time, token_version) \
+             SELECT $1, $2, $3, $4, $4, $5, $6, $7, $8, $4, 1 \
+             WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND security_stamp = $9 AND disabled_at IS NULL)",
         )
         .bind(&s.id)
         .bind(&s.user_id)
@@ -63,9 +70,10 @@ impl Database {
         .bind(&s.ip)
         .bind(&s.user_agent)
         .bind(&s.amr)
+        .bind(&s.user_stamp)
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(result.rows_affected() == 1)
     }
 
     pub async fn session_by_id(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {

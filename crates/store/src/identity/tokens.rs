@@ -131,6 +131,19 @@ impl Database {
         Ok(())
     }
 
+    /// Retires every unused one-time token of a user (after a password or email change, or a disable):
+    /// a link mailed before the change must not outlive it.
+    pub async fn retire_one_time_tokens(&self, user_id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query::<Any>(
+            "UPDATE one_time_tokens SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// The owner of a valid (unused, unexpired) one-time token, without using it.
     pub async fn one_time_token_owner(
         &self,

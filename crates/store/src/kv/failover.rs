@@ -103,6 +103,10 @@ impl KvStore for FailoverKv {
         failover!(self, |kv| kv.set(key, value, ttl))
     }
 
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, KvError> {
+        failover!(self, |kv| kv.set_if_absent(key, value, ttl))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
         failover!(self, |kv| kv.get(key))
     }

@@ -217,6 +217,21 @@ impl KvStore for MemoryKv {
         Ok(())
     }
 
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, KvError> {
+        let now = self.clock.now_micros();
+        let mut map = self.lock();
+        if map.live(key, now).is_some() {
+            return Ok(false);
+        }
+        map.note_write(now);
+        let entry = Entry {
+            value: Value::Text(value.to_string()),
+            expires_at: now.saturating_add(micros(ttl)),
+        };
+        map.put(key, entry, now);
+        Ok(true)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
         let now = self.clock.now_micros();
         let mut map = self.lock();

@@ -110,6 +110,20 @@ impl KvStore for RedisKv {
             .map_err(unavailable)
     }
 
+    async fn set_if_absent(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, KvError> {
+        let mut conn = self.conn.clone();
+        let reply: Option<String> = redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(reply.is_some())
+    }
+
     async fn get(&self, key: &str) -> Result<Option<String>, KvError> {
         let mut conn = self.conn.clone();
         conn.get(self.key(key)).await.map_err(unavailable)
