@@ -52,6 +52,19 @@ pub trait KvStore: Send + Sync + 'static {
     /// One atomic rate-limit check of `cost` units against `quota` (see `crate::gcra`).
     async fn gcra(&self, key: &str, quota: Quota, cost: u32) -> Result<GcraDecision, KvError>;
 
+    /// A rate-limit check and reads of other keys in one round trip (Redis: one script), so an
+    /// authenticated request costs a single trip for its quota and its revocation state.
+    async fn gcra_with_reads(
+        &self,
+        key: &str,
+        quota: Quota,
+        cost: u32,
+        reads: &[&str],
+    ) -> Result<(GcraDecision, Vec<Option<String>>), KvError> {
+        let decision = self.gcra(key, quota, cost).await?;
+        Ok((decision, self.get_many(reads).await?))
+    }
+
     /// Checks that the store answers (readiness).
     async fn ping(&self) -> Result<(), KvError>;
 

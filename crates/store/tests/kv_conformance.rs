@@ -66,6 +66,31 @@ async fn set_if_absent_never_overwrites(kv: &dyn KvStore) {
     assert_eq!(kv.get("nx").await.expect("get").as_deref(), Some("first"));
 }
 
+async fn gcra_with_reads_limits_and_reads_together(kv: &dyn KvStore) {
+    kv.set("r1", "v1", Duration::from_secs(60))
+        .await
+        .expect("set");
+    let quota = Quota::per_minute(2);
+    let (d, values) = kv
+        .gcra_with_reads("gr", quota, 1, &["r1", "missing"])
+        .await
+        .expect("call");
+    assert!(d.allowed);
+    assert_eq!(d.remaining, 1);
+    assert_eq!(values, vec![Some("v1".to_string()), None]);
+    kv.gcra_with_reads("gr", quota, 1, &[]).await.expect("call");
+    let (d, values) = kv
+        .gcra_with_reads("gr", quota, 1, &["r1"])
+        .await
+        .expect("call");
+    assert!(!d.allowed, "the quota is shared with plain gcra calls");
+    assert_eq!(
+        values,
+        vec![Some("v1".to_string())],
+        "reads happen even when refused"
+    );
+}
+
 async fn get_many_returns_values_in_order(kv: &dyn KvStore) {
     kv.set("m1", "one", Duration::from_secs(60))
         .await
@@ -144,6 +169,7 @@ async fn memory_store_conforms() {
     values_set_exist_and_delete(&kv, advance).await;
     get_many_returns_values_in_order(&kv).await;
     set_if_absent_never_overwrites(&kv).await;
+    gcra_with_reads_limits_and_reads_together(&kv).await;
     gcra_admits_exactly_the_burst(&kv).await;
     gcra_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
     counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;
@@ -183,6 +209,7 @@ async fn redis_store_conforms() {
     values_set_exist_and_delete(&kv, sleep).await;
     get_many_returns_values_in_order(&kv).await;
     set_if_absent_never_overwrites(&kv).await;
+    gcra_with_reads_limits_and_reads_together(&kv).await;
     gcra_admits_exactly_the_burst(&kv).await;
     gcra_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
     counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;

@@ -126,30 +126,34 @@ pub async fn quota(State(state): State<AppState>, request: Request, next: Next) 
         .get::<ClientIp>()
         .map(|ClientIp(ip)| ip.to_string())
         .unwrap_or_default();
-    let principal = match fingerprint_bearer(&parts, &state) {
+    // A valid access token spends its user's tier quota in the same store round trip as its
+    // revocation check; anything else spends the anonymous per-IP quota.
+    let authenticated = match fingerprint_bearer(&parts, &state) {
         Some((token, fingerprint)) => state
             .identity
-            .authenticate(&token, fingerprint.as_deref())
+            .authenticate_with(&token, fingerprint.as_deref(), Some(&state.limits))
             .await
             .ok(),
         None => None,
     };
-    let (key, policy, limit) = match &principal {
-        Some(p) => (
-            format!("rl:user:{}", p.user_id),
-            format!("tier.{}", p.tier.as_str()),
-            state.limits.tier(p.tier),
-        ),
-        None => (
+    let (key, policy, limit, decided) = match authenticated {
+        Some((p, Some((quota, decision)))) => {
+            let key = format!("rl:user:{}", p.user_id);
+            let policy = format!("tier.{}", p.tier.as_str());
+            parts.extensions.insert(p);
+            (key, policy, quota, Some(decision))
+        }
+        _ => (
             format!("rl:anon:{ip}"),
             "anonymous".to_string(),
             state.limits.get("anonymous"),
+            None,
         ),
     };
-    if let Some(p) = principal {
-        parts.extensions.insert(p);
-    }
-    let decision = check(&state, &key, limit).await;
+    let decision = match decided {
+        Some(decision) => decision,
+        None => check(&state, &key, limit).await,
+    };
     if let Some(decision) = decision.filter(|d| !d.allowed) {
         let meta = meta_of(&mut parts, &state).await;
         note_refusal(&state, &key, &policy, &meta, limit.period).await;

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use security::authz::{Role, Tier};
+use security::gcra::{GcraDecision, Quota};
 use security::password::Verification;
+use security::ratelimit::RateLimits;
 use security::tokens::{AccessClaims, OpaqueToken, fingerprint_hash, grace, hash_token};
 use store::identity::{NewSession, SessionRecord, UserRecord};
 use subtle::ConstantTimeEq;
@@ -185,7 +187,9 @@ impl Identity {
                 self.note_failure(
                     &account,
                     device.as_deref(),
-                    known.as_ref().map(|(id, email)| (id.as_str(), email.as_str())),
+                    known
+                        .as_ref()
+                        .map(|(id, email)| (id.as_str(), email.as_str())),
                     meta,
                 )
                 .await;
@@ -454,6 +458,20 @@ impl Identity {
         token: &str,
         fingerprint: Option<&str>,
     ) -> Result<Principal, AuthFailure> {
+        self.authenticate_with(token, fingerprint, None)
+            .await
+            .map(|(principal, _)| principal)
+    }
+
+    /// `authenticate`, and with `limits` the user's tier quota spent in the same store round trip as
+    /// the revocation lookup (one trip per authenticated request). The decision is `None` when the
+    /// limiter could not answer.
+    pub async fn authenticate_with(
+        &self,
+        token: &str,
+        fingerprint: Option<&str>,
+        limits: Option<&RateLimits>,
+    ) -> Result<(Principal, Option<(Quota, Option<GcraDecision>)>), AuthFailure> {
         let claims = self
             .codec
             .verify(token)
@@ -462,13 +480,38 @@ impl Identity {
         if !bool::from(presented.as_bytes().ct_eq(claims.fgp.as_bytes())) {
             return Err(AuthFailure::Rejected("fingerprint mismatch".into()));
         }
+        let role = claims
+            .role
+            .parse::<Role>()
+            .map_err(|()| AuthFailure::Rejected("unknown role".into()))?;
+        let tier = claims
+            .tier
+            .parse::<Tier>()
+            .map_err(|()| AuthFailure::Rejected("unknown tier".into()))?;
         let keys = [deny_key(&claims.jti), sv_key(&claims.sid)];
+        let reads = [keys[0].as_str(), keys[1].as_str()];
         // While revocations wait to be written, the store may hold stale entries: ask the database.
         let store_trusted = self.pending.is_empty() || self.flush_revocations().await;
-        let lookup = if store_trusted {
-            self.kv.get_many(&[&keys[0], &keys[1]]).await
-        } else {
-            Err(security::KvError::Unavailable("revocations pending".into()))
+        let quota = limits.map(|l| l.tier(tier));
+        let rate_key = format!("rl:user:{}", claims.sub);
+        let (lookup, decision) = match (quota, store_trusted) {
+            (Some(quota), true) => match self
+                .limiter
+                .gcra_with_reads(&rate_key, quota, 1, &reads)
+                .await
+            {
+                Ok((decision, values)) => (Ok(values), Some(decision)),
+                Err(e) => (Err(e), None),
+            },
+            (Some(quota), false) => (
+                Err(security::KvError::Unavailable("revocations pending".into())),
+                self.limiter.gcra(&rate_key, quota, 1).await.ok(),
+            ),
+            (None, true) => (self.kv.get_many(&reads).await, None),
+            (None, false) => (
+                Err(security::KvError::Unavailable("revocations pending".into())),
+                None,
+            ),
         };
         let cached = match lookup {
             Ok(values) => Some(values),
@@ -492,23 +535,18 @@ impl Identity {
                     .await?
             }
         }
-        Ok(Principal {
+        let principal = Principal {
             user_id: claims.sub,
             session_id: claims.sid,
-            role: claims
-                .role
-                .parse::<Role>()
-                .map_err(|()| AuthFailure::Rejected("unknown role".into()))?,
-            tier: claims
-                .tier
-                .parse::<Tier>()
-                .map_err(|()| AuthFailure::Rejected("unknown tier".into()))?,
+            role,
+            tier,
             email_verified: claims.evf,
             auth_time: claims.auth_time,
             amr: claims.amr,
             jti: claims.jti,
             expires_at: claims.exp,
-        })
+        };
+        Ok((principal, quota.map(|q| (q, decision))))
     }
 
     async fn check_session_in_database(

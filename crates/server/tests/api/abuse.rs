@@ -637,3 +637,30 @@ backend_test!(
         );
     }
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authenticated_request_costs_one_redis_round_trip() {
+    let Some(backend) = Backend::external() else {
+        return;
+    };
+    let redis = test_redis_url().expect("redis url");
+    let proxy = CountingProxy::start(socket_of(&redis)).await;
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            redis_proxy: Some(proxy.addr),
+            ..Options::default()
+        },
+    )
+    .await;
+    app.create_user("trips@example.com", "user").await;
+    let session = app.login("trips@example.com").await;
+    // Warm up: the first script call may need a SCRIPT LOAD.
+    assert_eq!(app.get_as(&session, "/api/v1/auth/me").await.status(), 200);
+    let before = proxy.commands();
+    for _ in 0..20 {
+        assert_eq!(app.get_as(&session, "/api/v1/auth/me").await.status(), 200);
+    }
+    let per_request = (proxy.commands() - before) as f64 / 20.0;
+    assert_eq!(per_request, 1.0, "quota and revocation state in one trip");
+}

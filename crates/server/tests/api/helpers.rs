@@ -596,3 +596,88 @@ pub fn token_in(mail: &str, marker: &str) -> String {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect()
 }
+
+/// A TCP proxy to Redis that counts the commands passing through (RESP arrays whose first element is
+/// an upper-case command name), to prove how many round trips a request costs.
+pub struct CountingProxy {
+    pub addr: SocketAddr,
+    commands: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn count_commands(bytes: &[u8]) -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'*' {
+            // *N\r\n$M\r\nCMD\r\n
+            let rest = &bytes[i + 1..];
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            let after = &rest[digits..];
+            if digits > 0 && after.starts_with(b"\r\n$") {
+                let len_digits = after[3..].iter().take_while(|b| b.is_ascii_digit()).count();
+                let name_start = 3 + len_digits + 2;
+                if len_digits > 0
+                    && after.get(3 + len_digits..name_start) == Some(b"\r\n".as_slice())
+                {
+                    let name: Vec<u8> = after[name_start..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_uppercase())
+                        .copied()
+                        .collect();
+                    if !name.is_empty() {
+                        count += 1;
+                    }
+                }
+            }
+        }
+        i += 1;
+    }
+    count
+}
+
+impl CountingProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let commands = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = commands.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = inbound.into_split();
+                    let (mut server_read, mut server_write) = outbound.into_split();
+                    let upstream = async {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let Ok(n) = client_read.read(&mut buf).await else {
+                                break;
+                            };
+                            if n == 0 {
+                                break;
+                            }
+                            counter.fetch_add(count_commands(&buf[..n]), Ordering::SeqCst);
+                            if server_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let downstream = tokio::io::copy(&mut server_read, &mut client_write);
+                    tokio::select! {
+                        _ = upstream => {}
+                        _ = downstream => {}
+                    }
+                });
+            }
+        });
+        Self { addr, commands }
+    }
+
+    pub fn commands(&self) -> usize {
+        self.commands.load(Ordering::SeqCst)
+    }
+}

@@ -127,6 +127,16 @@ impl KvStore for FailoverKv {
         failover!(self, |kv| kv.gcra(key, quota, cost))
     }
 
+    async fn gcra_with_reads(
+        &self,
+        key: &str,
+        quota: Quota,
+        cost: u32,
+        reads: &[&str],
+    ) -> Result<(GcraDecision, Vec<Option<String>>), KvError> {
+        failover!(self, |kv| kv.gcra_with_reads(key, quota, cost, reads))
+    }
+
     /// The primary's health: readiness reports a degraded store even though operations still work.
     async fn ping(&self) -> Result<(), KvError> {
         let result = self.primary.ping().await;

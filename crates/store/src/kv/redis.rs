@@ -13,7 +13,8 @@ use security::{KvError, KvStore};
 use crate::url_redact::redact_url;
 
 /// GCRA over Redis: KEYS[1] the cell; ARGV: emission interval (µs), window (µs), cost.
-/// Returns {allowed (0/1), remaining, retry_after µs, reset_after µs}. Mirrors `security::gcra::decide`.
+/// Returns {allowed (0/1), remaining, retry_after µs, reset_after µs}, followed by the values of KEYS[2..]
+/// (read in the same round trip). Mirrors `security::gcra::decide`.
 const GCRA_LUA: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -24,13 +25,19 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + interval * cost
 local allow_at = new_tat - window
+local out
 if now < allow_at then
-  return {0, 0, allow_at - now, tat - now}
+  out = {0, 0, allow_at - now, tat - now}
+else
+  local ttl_ms = math.ceil((new_tat - now) / 1000)
+  if ttl_ms < 1 then ttl_ms = 1 end
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
+  out = {1, math.floor((window - (new_tat - now)) / interval), 0, new_tat - now}
 end
-local ttl_ms = math.ceil((new_tat - now) / 1000)
-if ttl_ms < 1 then ttl_ms = 1 end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
-return {1, math.floor((window - (new_tat - now)) / interval), 0, new_tat - now}
+for i = 2, #KEYS do
+  out[#out + 1] = redis.call('GET', KEYS[i])
+end
+return out
 "#;
 
 /// Increment, and start the TTL only when the counter is new.
@@ -154,29 +161,58 @@ impl KvStore for RedisKv {
     }
 
     async fn gcra(&self, key: &str, quota: Quota, cost: u32) -> Result<GcraDecision, KvError> {
+        Ok(self.gcra_with_reads(key, quota, cost, &[]).await?.0)
+    }
+
+    async fn gcra_with_reads(
+        &self,
+        key: &str,
+        quota: Quota,
+        cost: u32,
+        reads: &[&str],
+    ) -> Result<(GcraDecision, Vec<Option<String>>), KvError> {
         let mut conn = self.conn.clone();
-        let reply: Vec<i64> = self
-            .gcra
-            .key(self.key(key))
+        let mut invocation = self.gcra.key(self.key(key));
+        for read in reads {
+            invocation.key(self.key(read));
+        }
+        let reply: Vec<redis::Value> = invocation
             .arg(quota.emission_interval_micros())
             .arg(quota.period_micros())
             .arg(cost)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let [allowed, remaining, retry_after, reset_after] = reply[..] else {
+        if reply.len() != 4 + reads.len() {
             return Err(KvError::Protocol(format!(
                 "rate-limit script returned {} values",
                 reply.len()
             )));
+        }
+        let int = |v: &redis::Value| match v {
+            redis::Value::Int(i) => Ok(u64::try_from(*i).unwrap_or(0)),
+            other => Err(KvError::Protocol(format!(
+                "expected an integer, got {other:?}"
+            ))),
         };
-        let non_negative = |v: i64| u64::try_from(v).unwrap_or(0);
-        Ok(GcraDecision {
-            allowed: allowed == 1,
-            remaining: u32::try_from(non_negative(remaining)).unwrap_or(u32::MAX),
-            retry_after: Duration::from_micros(non_negative(retry_after)),
-            reset_after: Duration::from_micros(non_negative(reset_after)),
-        })
+        let decision = GcraDecision {
+            allowed: int(&reply[0])? == 1,
+            remaining: u32::try_from(int(&reply[1])?).unwrap_or(u32::MAX),
+            retry_after: Duration::from_micros(int(&reply[2])?),
+            reset_after: Duration::from_micros(int(&reply[3])?),
+        };
+        let values = reply[4..]
+            .iter()
+            .map(|v| match v {
+                redis::Value::BulkString(bytes) => {
+                    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+                }
+                redis::Value::SimpleString(s) => Ok(Some(s.clone())),
+                redis::Value::Nil => Ok(None),
+                other => Err(KvError::Protocol(format!("unexpected value {other:?}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((decision, values))
     }
 
     async fn ping(&self) -> Result<(), KvError> {
