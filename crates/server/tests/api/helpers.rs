@@ -653,10 +653,7 @@ impl CountingProxy {
                     let (mut server_read, mut server_write) = outbound.into_split();
                     let upstream = async {
                         let mut buf = vec![0u8; 64 * 1024];
-                        loop {
-                            let Ok(n) = client_read.read(&mut buf).await else {
-                                break;
-                            };
+                        while let Ok(n) = client_read.read(&mut buf).await {
                             if n == 0 {
                                 break;
                             }
