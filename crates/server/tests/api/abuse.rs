@@ -454,8 +454,12 @@ backend_test!(locks_end_by_link_by_support_or_by_expiry, |backend| {
     );
 
     // By the emailed link, once.
+    let seen = app.mails_to("stuck@example.com");
     lock(2).await;
-    let token = token_in(&app.mail_to("stuck@example.com").await, "/unlock?token=");
+    let token = token_in(
+        &app.mail_to_after("stuck@example.com", seen).await,
+        "/unlock?token=",
+    );
     assert_eq!(
         app.post_json(&app.client, "/api/v1/auth/unlock", json!({"token": token}))
             .await
