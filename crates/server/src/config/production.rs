@@ -130,6 +130,13 @@ pub fn production_problems(settings: &Settings) -> Vec<ConfigProblem> {
         );
     }
 
+    if !settings.rate_limiting {
+        problem(
+            "TRADESIGNAL_RATE_LIMITING",
+            "is off; rate limiting cannot be turned off in production",
+        );
+    }
+
     for net in &settings.trusted_proxies {
         let too_wide = match net {
             ipnet::IpNet::V4(v4) => v4.prefix_len() < 8,

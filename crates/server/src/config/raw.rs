@@ -149,6 +149,12 @@ pub const VARIABLES: &[Variable] = &[
         "overrides as name=limit/seconds, e.g. login=10/60,tier.free=100/3600 (names: tier.free tier.pro tier.enterprise anonymous login register forgot.email forgot.ip reset verify unlock refresh password_strength mfa csp_report)",
     ),
     var(
+        "TRADESIGNAL_RATE_LIMITING",
+        "on",
+        false,
+        "on | off; off exists only to measure the limiter's cost in development and is refused in production",
+    ),
+    var(
         "TRADESIGNAL_LOCKOUT_SECS",
         "900",
         false,
@@ -459,6 +465,17 @@ impl RawSettings {
             }
             security::ratelimit::RateLimits::default()
         });
+        let rate_limiting = match self.get("TRADESIGNAL_RATE_LIMITING").unwrap_or("on") {
+            "on" => true,
+            "off" => false,
+            other => {
+                problem(
+                    "TRADESIGNAL_RATE_LIMITING",
+                    format!("{other:?} is not on or off"),
+                );
+                true
+            }
+        };
         let password_profile = match self
             .get("TRADESIGNAL_PASSWORD_PROFILE")
             .unwrap_or("default")
@@ -518,6 +535,7 @@ impl RawSettings {
             session_idle,
             refresh_grace,
             rate_limits,
+            rate_limiting,
             lockout,
             mail_from,
             secret_problems,

@@ -117,6 +117,9 @@ fn is_probe(path: &str) -> bool {
 
 /// Tier quota for authenticated requests, anonymous per-IP quota for the rest.
 pub async fn quota(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !state.settings.rate_limiting {
+        return next.run(request).await;
+    }
     if is_probe(request.uri().path()) {
         return next.run(request).await;
     }
@@ -183,6 +186,9 @@ pub async fn endpoint(
     request: Request,
     next: Next,
 ) -> Response {
+    if !state.settings.rate_limiting {
+        return next.run(request).await;
+    }
     let ip = request
         .extensions()
         .get::<ClientIp>()
