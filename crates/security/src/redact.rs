@@ -29,10 +29,10 @@ const SECRET_SEGMENTS: &[&str] = &[
 /// (`public_url`, `redirect_url` are wanted in logs), so only these pairs are.
 const SECRET_URL_PREFIXES: &[&str] = &["database", "redis", "smtp"];
 
-/// The placeholder printed instead of a secret.
+/// What is printed instead of a secret.
 pub const REDACTED: &str = "[redacted]";
 
-/// The placeholder printed instead of a JWT found in text.
+/// What is printed instead of a JWT found in text.
 pub const REDACTED_JWT: &str = "[redacted-jwt]";
 
 /// Splits a field name into words at separators and at case changes, so `refreshToken`, `XApiKey`

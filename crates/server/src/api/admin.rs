@@ -22,7 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/security/alerts", get(alerts))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     q: Option<String>,
@@ -30,6 +30,9 @@ struct ListQuery {
     per_page: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of users (no secrets)"), (status = 403, description = "Not staff")))]
 async fn list_users(
     State(state): State<AppState>,
     _staff: RequireRole<Staff>,
@@ -93,6 +96,9 @@ async fn admin_user_body(
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/admin/users/{id}", tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 200, description = "User with lock state and sessions"), (status = 404, description = "No such user")))]
 async fn get_user(
     State(state): State<AppState>,
     _staff: RequireRole<Staff>,
@@ -102,7 +108,7 @@ async fn get_user(
     Ok(Json(admin_user_body(&state, &user).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateUserRequest {
     role: Option<String>,
@@ -110,6 +116,9 @@ struct UpdateUserRequest {
     disabled: Option<bool>,
 }
 
+#[utoipa::path(patch, path = "/api/v1/admin/users/{id}", tag = "admin", request_body = UpdateUserRequest,
+    security(("bearer" = [])),
+    responses((status = 200, description = "Updated; effective on the user's next request"), (status = 403, description = "Not super_admin, or self-demotion")))]
 async fn update_user(
     State(state): State<AppState>,
     RequireRole(admin, _): RequireRole<SuperAdmin>,
@@ -159,6 +168,9 @@ async fn update_user(
     Ok(Json(admin_user_body(&state, &user).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/revoke-sessions", tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Every session revoked")))]
 async fn revoke_sessions(
     State(state): State<AppState>,
     RequireRole(staff, _): RequireRole<Staff>,
@@ -172,6 +184,8 @@ async fn revoke_sessions(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/unlock", tag = "admin",
+    responses((status = 204, description = "Unlocked")))]
 async fn unlock(
     State(state): State<AppState>,
     RequireRole(staff, _): RequireRole<Staff>,
@@ -192,13 +206,16 @@ struct AlertBody {
     details: serde_json::Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AlertQuery {
     page: Option<u32>,
     per_page: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/api/v1/admin/security/alerts", tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of monitoring alerts")))]
 async fn alerts(
     State(state): State<AppState>,
     _staff: RequireRole<Staff>,
@@ -227,3 +244,11 @@ async fn alerts(
         .collect();
     Ok(Json(Page::new(items, total, page, per_page)))
 }
+
+/// The `/api/v1/admin` part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list_users, get_user, update_user, revoke_sessions, unlock, alerts),
+    tags((name = "admin", description = "Staff operations (support and super_admin)"))
+)]
+pub struct AdminApi;

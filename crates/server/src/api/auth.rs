@@ -101,7 +101,7 @@ fn token_response(state: &AppState, jar: CookieJar, tokens: IssuedTokens) -> Res
     (jar, Json(body)).into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterRequest {
     email: String,
@@ -109,6 +109,8 @@ struct RegisterRequest {
     full_name: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 202, description = "Accepted; the same answer whether or not the address has an account", body = AcceptedDoc), (status = 422, description = "Invalid email, weak password or unknown field"), (status = 429, description = "Rate limited")))]
 async fn register(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -128,13 +130,15 @@ async fn register(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     email: String,
     password: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, description = "Tokens; sets the fingerprint, refresh and device cookies", body = TokenDoc), (status = 401, description = "invalid_credentials (identical for unknown, wrong and disabled)"), (status = 429, description = "Backoff, lock or throttle; identical for unknown accounts")))]
 async fn login(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -149,12 +153,14 @@ async fn login(
     Ok(token_response(&state, jar, tokens))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
     refresh_token: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses((status = 200, description = "Rotated tokens", body = TokenDoc), (status = 400, description = "invalid_grant; a reused token revokes the session")))]
 async fn refresh(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -176,6 +182,9 @@ async fn refresh(
     Ok(token_response(&state, jar, tokens))
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Session revoked, token denylisted"), (status = 401, description = "No valid token")))]
 async fn logout(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -186,6 +195,9 @@ async fn logout(
     Ok((state.cookies.clear(jar), StatusCode::NO_CONTENT).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Every session revoked")))]
 async fn logout_all(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -196,7 +208,7 @@ async fn logout_all(
     Ok((state.cookies.clear(jar), StatusCode::NO_CONTENT).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReauthRequest {
     password: String,
@@ -205,6 +217,9 @@ struct ReauthRequest {
     code: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/reauth", tag = "auth", request_body = ReauthRequest,
+    security(("bearer" = [])),
+    responses((status = 200, description = "A new access token with a fresh auth_time", body = TokenDoc), (status = 401, description = "Wrong password")))]
 async fn reauth(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -223,6 +238,9 @@ async fn reauth(
     Ok(token_response(&state, jar, tokens))
 }
 
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = super::responses::UserBody)))]
 async fn me(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -231,7 +249,7 @@ async fn me(
     Ok(Json(UserBody::from(&user)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateMeRequest {
     /// Absent: unchanged; `null`: cleared; a string: set.
@@ -244,6 +262,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(patch, path = "/api/v1/auth/me", tag = "auth", request_body = UpdateMeRequest,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = super::responses::UserBody), (status = 422, description = "Unknown field or invalid name")))]
 async fn update_me(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -261,13 +282,16 @@ async fn update_me(
     Ok(Json(UserBody::from(&user)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangePasswordRequest {
     current_password: String,
     new_password: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangePasswordRequest,
+    security(("bearer" = [])),
+    responses((status = 204, description = "Changed; other sessions revoked"), (status = 403, description = "Wrong current password"), (status = 422, description = "Weak new password")))]
 async fn change_password(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -286,13 +310,16 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangeEmailRequest {
     new_email: String,
     password: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/change-email", tag = "auth", request_body = ChangeEmailRequest,
+    security(("bearer" = [])),
+    responses((status = 202, description = "Confirmation sent to the new address", body = AcceptedDoc), (status = 401, description = "Step-up required (insufficient_user_authentication)")))]
 async fn change_email(
     State(state): State<AppState>,
     RecentAuth(principal): RecentAuth,
@@ -308,12 +335,14 @@ async fn change_email(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenRequest {
     token: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/confirm-email", tag = "auth", request_body = TokenRequest,
+    responses((status = 204, description = "Email changed"), (status = 400, description = "invalid-token")))]
 async fn confirm_email(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -323,6 +352,8 @@ async fn confirm_email(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/unlock", tag = "auth", request_body = TokenRequest,
+    responses((status = 204, description = "Unlocked"), (status = 400, description = "invalid-token")))]
 async fn unlock(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -332,6 +363,8 @@ async fn unlock(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenRequest,
+    responses((status = 204, description = "Verified"), (status = 400, description = "invalid-token")))]
 async fn verify_email(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -341,6 +374,9 @@ async fn verify_email(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/resend-verification", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 202, description = "Sent if not verified yet", body = AcceptedDoc)))]
 async fn resend_verification(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -351,12 +387,14 @@ async fn resend_verification(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EmailRequest {
     email: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/forgot-password", tag = "auth", request_body = EmailRequest,
+    responses((status = 202, description = "Always the same answer", body = AcceptedDoc)))]
 async fn forgot_password(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -368,13 +406,15 @@ async fn forgot_password(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ResetRequest {
     token: String,
     new_password: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/reset-password", tag = "auth", request_body = ResetRequest,
+    responses((status = 204, description = "Password reset; all sessions revoked"), (status = 400, description = "invalid-token"), (status = 422, description = "Weak password")))]
 async fn reset_password(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -387,20 +427,22 @@ async fn reset_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StrengthRequest {
     password: String,
     email: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct StrengthBody {
     acceptable: bool,
     score: u8,
     feedback: Vec<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/password-strength", tag = "auth", request_body = StrengthRequest,
+    responses((status = 200, description = "Assessment", body = StrengthBody)))]
 async fn password_strength(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<StrengthRequest>,
@@ -422,6 +464,9 @@ async fn password_strength(
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's sessions", body = [super::responses::SessionBody])))]
 async fn sessions(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -435,6 +480,9 @@ async fn sessions(
     ))
 }
 
+#[utoipa::path(delete, path = "/api/v1/auth/sessions/{id}", tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Revoked"), (status = 404, description = "Not one of the caller's sessions")))]
 async fn delete_session(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -447,3 +495,30 @@ async fn delete_session(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// `202 Accepted` body (documentation).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AcceptedDoc {
+    pub message: String,
+}
+
+/// Token response (documentation).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenDoc {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub refresh_token: Option<String>,
+    pub refresh_expires_in: Option<u64>,
+}
+
+/// The `/api/v1/auth` part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(register, login, refresh, logout, logout_all, reauth, me, update_me, change_password, change_email,
+        confirm_email, verify_email, unlock, resend_verification, forgot_password, reset_password,
+        password_strength, sessions, delete_session),
+    components(schemas(AcceptedDoc, TokenDoc, super::responses::UserBody, super::responses::SessionBody)),
+    tags((name = "auth", description = "Accounts, tokens and sessions"))
+)]
+pub struct AuthApi;

@@ -15,7 +15,7 @@ pub fn rfc3339(secs: i64) -> String {
 }
 
 /// `GET /auth/me`: never hashes, secrets or codes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserBody {
     pub id: String,
     pub email: String,
@@ -43,7 +43,7 @@ impl From<&UserRecord> for UserBody {
 }
 
 /// One of the caller's sessions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionBody {
     pub id: String,
     pub created_at: String,

@@ -145,9 +145,9 @@ impl Identity {
             limits: settings.rate_limits.clone(),
             limiter,
             codec: JwtCodec::new(ring, issuer, AUDIENCE),
-            passwords: PasswordService::new(
+            passwords: PasswordService::new(passwords::pool_size(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
+            )),
             policy: PasswordPolicy::new(settings.password_profile),
             db,
             kv,

@@ -144,6 +144,12 @@ backend_test!(openapi_describes_the_operations, |backend| {
         "/metrics",
         "/api/v1/security/csp-report",
         "/api/v1/openapi.json",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/me",
+        "/api/v1/auth/sessions/{id}",
+        "/api/v1/admin/users",
+        "/api/v1/admin/users/{id}/unlock",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
