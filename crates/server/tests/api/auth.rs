@@ -857,3 +857,60 @@ backend_test!(patching_me_without_a_field_changes_nothing, |backend| {
         serde_json::Value::Null
     );
 });
+
+backend_test!(resending_verification_sends_a_new_newest_link, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let response = app
+        .post_json(
+            &app.client,
+            "/api/v1/auth/register",
+            json!({"email": "late@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let first = token_in(
+        &app.mail_to("late@example.com").await,
+        "/verify-email?token=",
+    );
+    let session = app.login("late@example.com").await;
+    let response = app
+        .post_as(&session, "/api/v1/auth/resend-verification", json!({}))
+        .await;
+    assert_eq!(response.status(), 202);
+    let second = token_in(
+        &app.mail_to_after("late@example.com", 1).await,
+        "/verify-email?token=",
+    );
+    assert_ne!(first, second);
+    assert_eq!(
+        app.post_json(
+            &app.client,
+            "/api/v1/auth/verify-email",
+            json!({"token": first})
+        )
+        .await
+        .status(),
+        400,
+        "only the newest link works"
+    );
+    assert_eq!(
+        app.post_json(
+            &app.client,
+            "/api/v1/auth/verify-email",
+            json!({"token": second})
+        )
+        .await
+        .status(),
+        204
+    );
+    // Once verified, resending answers the same and sends nothing.
+    let before = app.mails_to("late@example.com");
+    assert_eq!(
+        app.post_as(&session, "/api/v1/auth/resend-verification", json!({}))
+            .await
+            .status(),
+        202
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(app.mails_to("late@example.com"), before);
+});

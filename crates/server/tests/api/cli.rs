@@ -323,3 +323,118 @@ fn malformed_values_are_all_reported_even_in_development() {
         assert!(stderr.contains(variable), "{variable} not in {stderr}");
     }
 }
+
+fn run_in(dir: &std::path::Path, args: &[&str], stdin: &str) -> (Output, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("TRADESIGNAL_DATA_DIR", dir)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tradesignal");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).expect("stdin");
+    }
+    let output = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output, stdout, stderr)
+}
+
+#[test]
+fn create_user_reads_the_password_from_stdin_and_enforces_the_policy() {
+    let dir = tempfile::tempdir().expect("dir");
+    let args = [
+        "admin",
+        "create-user",
+        "--email",
+        "Boss@Example.com",
+        "--role",
+        "super_admin",
+        "--password-stdin",
+    ];
+    let (output, _, stderr) = run_in(dir.path(), &args, "password\n");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("does not meet the policy"), "{stderr}");
+    assert!(
+        !stderr.contains("password\n"),
+        "the password is never echoed"
+    );
+    let (output, stdout, stderr) = run_in(dir.path(), &args, "Granite-Falcon-82-Orbit!\n");
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("created Boss@example.com (super_admin, free)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("two-factor"), "staff are told about 2FA");
+    let (output, _, stderr) = run_in(dir.path(), &args, "Granite-Falcon-82-Orbit!\n");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr.contains("already exists"));
+    let (output, _, _) = run_in(
+        dir.path(),
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            "x@example.com",
+            "--role",
+            "god",
+            "--password-stdin",
+        ],
+        "Granite-Falcon-82-Orbit!\n",
+    );
+    assert_eq!(output.status.code(), Some(1));
+    // Without --password-stdin the command refuses to run (no password on the command line).
+    let (output, _, _) = run_in(
+        dir.path(),
+        &["admin", "create-user", "--email", "y@example.com"],
+        "",
+    );
+    assert!(!output.status.success());
+}
+
+#[test]
+fn import_users_takes_bcrypt_rows_and_reports_every_bad_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let good = bcrypt::hash_with_salt("Legacy-Passw0rd!2024", 4, [5u8; 16])
+        .expect("bcrypt")
+        .format_for_version(bcrypt::Version::TwoB);
+    let csv = format!(
+        "email,bcrypt_hash,role,tier\nann@example.com,{good},user,pro\nbad-email,{good},user,free\nbob@example.com,plaintext,user,free\ncid@example.com,{good},emperor,free\nann@example.com,{good},user,free\n"
+    );
+    let file = dir.path().join("users.csv");
+    std::fs::write(&file, csv).expect("write");
+    let (output, stdout, stderr) = run_in(
+        dir.path(),
+        &["admin", "import-users", file.to_str().expect("path")],
+        "",
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "failures make the exit non-zero"
+    );
+    assert!(
+        stdout.contains("imported 1, skipped 1 (email exists), failed 3"),
+        "{stdout}"
+    );
+    for line in [
+        "line 3:",
+        "line 4: not a bcrypt hash",
+        "line 5: unknown role",
+    ] {
+        assert!(stderr.contains(line), "{line} not in {stderr}");
+    }
+    assert!(!stderr.contains(&good), "hashes are not printed");
+    // Re-running changes nothing.
+    let (_, stdout, _) = run_in(
+        dir.path(),
+        &["admin", "import-users", file.to_str().expect("path")],
+        "",
+    );
+    assert!(stdout.contains("imported 0, skipped 2"), "{stdout}");
+}
