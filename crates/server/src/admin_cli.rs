@@ -28,11 +28,40 @@ fn parse_role_tier(role: &str, tier: &str) -> Result<(Role, Tier), String> {
     Ok((role, tier))
 }
 
-async fn connect(settings: &Settings) -> Result<Database, ExitCode> {
-    app::connect(settings).await.map(|(db, _)| db).map_err(|e| {
-        eprintln!("tradesignal: {e}");
-        ExitCode::from(1)
+/// Runs `work` with a connected database on a fresh runtime.
+fn with_database<F, Fut>(settings: &Settings, work: F) -> ExitCode
+where
+    F: FnOnce(Database) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let runtime = match runtime() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        match app::connect(settings).await {
+            Ok((db, _)) => work(db).await,
+            Err(e) => {
+                eprintln!("tradesignal: {e}");
+                ExitCode::from(1)
+            }
+        }
     })
+}
+
+/// A verified account (created by an operator or imported from the previous system).
+fn verified_user(email: String, password_hash: String, role: Role, tier: Tier) -> NewUser {
+    NewUser {
+        id: uuid::Uuid::now_v7().to_string(),
+        email,
+        password_hash,
+        full_name: None,
+        role: role.as_str().into(),
+        tier: tier.as_str().into(),
+        verified_at: Some(now()),
+        security_stamp: security::random::token(16),
+        now: now(),
+    }
 }
 
 /// `admin create-user`.
@@ -72,26 +101,8 @@ pub fn create_user(settings: Settings, email: &str, role: &str, tier: &str) -> E
             return ExitCode::from(1);
         }
     };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let db = match connect(&settings).await {
-            Ok(db) => db,
-            Err(code) => return code,
-        };
-        let user = NewUser {
-            id: uuid::Uuid::now_v7().to_string(),
-            email: email.clone(),
-            password_hash: hash,
-            full_name: None,
-            role: role.as_str().into(),
-            tier: tier.as_str().into(),
-            verified_at: Some(now()),
-            security_stamp: security::random::token(16),
-            now: now(),
-        };
+    with_database(&settings, |db| async move {
+        let user = verified_user(email.clone(), hash, role, tier);
         match db.insert_user(&user).await {
             Ok(true) => {
                 println!(
@@ -170,15 +181,7 @@ pub fn import_users(settings: Settings, file: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        let db = match connect(&settings).await {
-            Ok(db) => db,
-            Err(code) => return code,
-        };
+    with_database(&settings, |db| async move {
         let (mut imported, mut skipped, mut failed) = (0u64, 0u64, 0u64);
         for (index, record) in reader.records().enumerate() {
             let line = index + 1;
@@ -205,17 +208,7 @@ pub fn import_users(settings: Settings, file: &Path) -> ExitCode {
                     continue;
                 }
             };
-            let user = NewUser {
-                id: uuid::Uuid::now_v7().to_string(),
-                email,
-                password_hash: hash,
-                full_name: None,
-                role: role.as_str().into(),
-                tier: tier.as_str().into(),
-                verified_at: Some(now()),
-                security_stamp: security::random::token(16),
-                now: now(),
-            };
+            let user = verified_user(email, hash, role, tier);
             match db.insert_user(&user).await {
                 Ok(true) => imported += 1,
                 Ok(false) => skipped += 1,

@@ -286,6 +286,41 @@ impl Identity {
         Ok(())
     }
 
+    /// The caller's account after checking their current password; a wrong one counts toward the
+    /// brute-force lock and is audited under `event`.
+    async fn confirm_current_password(
+        &self,
+        principal: &Principal,
+        password: &str,
+        event: &'static str,
+        meta: &RequestMeta,
+    ) -> Result<UserRecord, IdentityError> {
+        let user = self
+            .db
+            .user_by_id(&principal.user_id)
+            .await?
+            .ok_or(IdentityError::NotFound)?;
+        let account = account_of(&user.email);
+        self.ensure_not_blocked(&account, None, meta).await?;
+        if matches!(
+            self.check_password(&user.email, password).await?,
+            Credentials::Valid(_)
+        ) {
+            return Ok(user);
+        }
+        self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
+            .await;
+        self.audit(
+            Event::failure(event)
+                .actor(&user.id)
+                .subject(&user.id)
+                .details(serde_json::json!({"reason": "wrong_current_password"})),
+            meta,
+        )
+        .await;
+        Err(IdentityError::WrongCurrentPassword)
+    }
+
     /// `POST /auth/change-password`: the current password is required; other sessions end.
     pub async fn change_password(
         &self,
@@ -295,28 +330,8 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         let user = self
-            .db
-            .user_by_id(&principal.user_id)
-            .await?
-            .ok_or(IdentityError::NotFound)?;
-        let account = account_of(&user.email);
-        self.ensure_not_blocked(&account, None, meta).await?;
-        if !matches!(
-            self.check_password(&user.email, current).await?,
-            Credentials::Valid(_)
-        ) {
-            self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
-                .await;
-            self.audit(
-                Event::failure("auth.password.changed")
-                    .actor(&user.id)
-                    .subject(&user.id)
-                    .details(serde_json::json!({"reason": "wrong_current_password"})),
-                meta,
-            )
-            .await;
-            return Err(IdentityError::WrongCurrentPassword);
-        }
+            .confirm_current_password(principal, current, "auth.password.changed", meta)
+            .await?;
         self.enforce_policy("new_password", new_password, &user.email)
             .await?;
         let hash = self.passwords.hash(new_password.to_string()).await?;
@@ -365,28 +380,8 @@ impl Identity {
         self.require_recent_login(principal)?;
         let new_email = normalize_email(new_email)?;
         let user = self
-            .db
-            .user_by_id(&principal.user_id)
-            .await?
-            .ok_or(IdentityError::NotFound)?;
-        let account = account_of(&user.email);
-        self.ensure_not_blocked(&account, None, meta).await?;
-        if !matches!(
-            self.check_password(&user.email, password).await?,
-            Credentials::Valid(_)
-        ) {
-            self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
-                .await;
-            self.audit(
-                Event::failure("auth.email.changed")
-                    .actor(&user.id)
-                    .subject(&user.id)
-                    .details(serde_json::json!({"reason": "wrong_password"})),
-                meta,
-            )
-            .await;
-            return Err(IdentityError::WrongCurrentPassword);
-        }
+            .confirm_current_password(principal, password, "auth.email.changed", meta)
+            .await?;
         if new_email == user.email {
             return Err(IdentityError::Invalid {
                 field: "new_email",

@@ -96,3 +96,32 @@ backend_test!(ten_megabyte_bodies_are_413_without_being_read, |backend| {
     }
     assert_eq!(app.get("/healthz").await.status(), 200);
 });
+
+/// Slow loris: a client that never finishes its request head is disconnected after the header-read
+/// timeout instead of holding a connection forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_that_never_ends_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(Backend::Embedded).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .expect("write");
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(25),
+        stream.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(closed.is_ok(), "the server closed the connection");
+    let waited = started.elapsed();
+    assert!(
+        waited >= server::app::HEADER_READ_TIMEOUT - std::time::Duration::from_secs(1),
+        "not before the timeout: {waited:?}"
+    );
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
