@@ -44,6 +44,34 @@ pub async fn healthz() -> Json<StatusBody> {
         (status = 503, description = "A dependency is down", content_type = "application/problem+json"),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, ApiError> {
+    // Probes are unauthenticated and unthrottled: concurrent and repeated ones within a second share
+    // one check instead of each pinging the database and Redis.
+    let mut cached = state.readiness.lock().await;
+    if let Some((at, status)) = *cached
+        && at.elapsed() < READINESS_CACHE
+    {
+        return readiness_answer(status);
+    }
+    let status = check_readiness(&state).await;
+    *cached = Some((std::time::Instant::now(), status));
+    readiness_answer(status)
+}
+
+const READINESS_CACHE: Duration = Duration::from_secs(1);
+
+fn readiness_answer(status: Option<&'static str>) -> Result<Json<StatusBody>, ApiError> {
+    match status {
+        Some(status) => Ok(Json(StatusBody { status })),
+        None => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "The service is not ready.",
+        )),
+    }
+}
+
+/// `Some("ok")`, `Some("degraded")` (database up, key-value store down) or `None` (not ready).
+async fn check_readiness(state: &AppState) -> Option<&'static str> {
     let kv = state.kv.clone();
     let (db, kv) = tokio::join!(state.db.ping(PING_TIMEOUT), async move {
         tokio::time::timeout(PING_TIMEOUT, kv.ping()).await
@@ -57,7 +85,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, A
     });
     metrics::gauge!("tradesignal_ready", "component" => "kv").set(if kv_ok { 1.0 } else { 0.0 });
     match (db, kv_ok) {
-        (Ok(()), true) => Ok(Json(StatusBody { status: "ok" })),
+        (Ok(()), true) => Some("ok"),
         // Without Redis the service goes on with per-instance limits and database revocation checks:
         // still ready (pulling every instance would turn a cache outage into a full one), but degraded.
         (Ok(()), false) => {
@@ -66,15 +94,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, A
                 backend = state.kv.backend(),
                 "ready but degraded: key-value store unreachable"
             );
-            Ok(Json(StatusBody { status: "degraded" }))
+            Some("degraded")
         }
         (Err(e), _) => {
             tracing::warn!(reason = %format!("database: {e}"), "not ready");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not-ready",
-                "The service is not ready.",
-            ))
+            None
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct Inner {
     /// Counters for rate limits and lockouts: Redis with an in-process fallback while it is down.
     pub limiter: Arc<dyn KvStore>,
     pub limits: RateLimits,
+    /// The last readiness answer and when it was taken (see `ops::readyz`).
+    pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Option<&'static str>)>>,
 }
 
 /// Cheap to clone; handlers take it with `State<AppState>`.
@@ -54,6 +56,7 @@ impl AppState {
             cookies: CookieNames::for_settings(&settings),
             limits: settings.rate_limits.clone(),
             limiter,
+            readiness: tokio::sync::Mutex::new(None),
             settings,
             db,
             kv,
