@@ -88,7 +88,7 @@ pub(crate) fn cik(text: &str, element: &'static str) -> Result<Option<String>, P
     Ok(Some(format!("{text:0>10}")))
 }
 
-/// A trading symbol, upper-cased; `None` when empty or filed as a placeholder (`NONE`, `N/A`).
+/// A trading symbol, upper-cased; `None` when empty or filed as a stand-in such as `NONE` or `N/A`.
 pub(crate) fn ticker(text: &str) -> Option<String> {
     let upper = text.to_ascii_uppercase();
     match upper.as_str() {
