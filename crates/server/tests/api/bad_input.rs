@@ -80,6 +80,8 @@ backend_test!(ten_megabyte_bodies_are_413_without_being_read, |backend| {
             .client
             .post(app.url(path))
             .header("content-type", "application/csp-report")
+            // The body is refused unread, so this connection cannot be reused.
+            .header("connection", "close")
             .body(vec![b'a'; 10 * 1024 * 1024])
             .send()
             .await;

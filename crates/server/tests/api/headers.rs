@@ -61,6 +61,8 @@ backend_test!(
                 app.client
                     .post(app.url("/api/v1/security/csp-report"))
                     .header("content-type", "application/csp-report")
+                    // The body is refused unread, so this connection cannot be reused.
+                    .header("connection", "close")
                     .body(vec![b'x'; 70 * 1024]),
                 413,
             ),

@@ -118,6 +118,8 @@ backend_test!(csp_reports_are_stored_in_both_formats, |backend| {
             .client
             .post(app.url("/api/v1/security/csp-report"))
             .header("content-type", content_type)
+            // The oversized body is refused unread, so these connections are not reused.
+            .header("connection", "close")
             .body(body)
             .send()
             .await

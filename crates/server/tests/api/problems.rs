@@ -102,6 +102,8 @@ backend_test!(
             .client
             .post(app.url("/test/json"))
             .header("content-type", "application/json")
+            // The body is refused unread, so this connection cannot be reused.
+            .header("connection", "close")
             .body(vec![b' '; 4096])
             .send()
             .await
