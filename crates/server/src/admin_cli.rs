@@ -13,10 +13,7 @@ use store::identity::NewUser;
 use crate::app;
 use crate::commands::runtime;
 use crate::config::Settings;
-
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+use crate::identity::now;
 
 fn parse_role_tier(role: &str, tier: &str) -> Result<(Role, Tier), String> {
     let role = role

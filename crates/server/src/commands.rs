@@ -204,6 +204,12 @@ pub fn serve(settings: Settings) -> ExitCode {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        if db.count_users().await.is_ok_and(|n| n == 0) {
+            eprintln!(
+                "No accounts yet. Create the first administrator with:\n  \
+                 tradesignal admin create-user --email you@example.com --role super_admin --password-stdin"
+            );
+        }
         tracing::info!(
             environment = settings.environment.name(),
             database = db.backend().name(),

@@ -103,12 +103,6 @@ async fn check_readiness(state: &AppState) -> Option<&'static str> {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 /// Prometheus text; closed (404) unless a metrics token is configured, then only with that token.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     security(("metrics_token" = [])),
@@ -140,7 +134,10 @@ pub async fn metrics_listener(
 }
 
 fn check_metrics_token(expected: &str, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = bearer(headers).unwrap_or("");
+    let presented = match crate::http::bearer::bearer(headers) {
+        crate::http::bearer::Bearer::Token(token) => token,
+        _ => "",
+    };
     // Comparing digests keeps the comparison constant-time even in the token's length.
     let matches: bool = Sha256::digest(presented.as_bytes())
         .as_slice()

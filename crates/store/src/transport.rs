@@ -17,7 +17,8 @@ pub struct Transport {
     pub tls: bool,
 }
 
-fn is_loopback(host: &str) -> bool {
+/// `localhost` or a loopback address (brackets around IPv6 allowed).
+pub fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     bare.eq_ignore_ascii_case("localhost")
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())

@@ -174,10 +174,7 @@ async fn refresh(
                 .map(|c| c.value().to_string())
         })
         .unwrap_or_default();
-    let fingerprint = jar
-        .get(state.cookies.fingerprint)
-        .map(|c| c.value().to_string())
-        .filter(|v| !v.is_empty());
+    let fingerprint = state.cookies.fingerprint_in(&jar);
     let tokens = state.identity.refresh(&token, fingerprint, &meta).await?;
     Ok(token_response(&state, jar, tokens))
 }
@@ -227,10 +224,7 @@ async fn reauth(
     jar: CookieJar,
     ApiJson(body): ApiJson<ReauthRequest>,
 ) -> Result<Response, ApiError> {
-    let fingerprint = jar
-        .get(state.cookies.fingerprint)
-        .map(|c| c.value().to_string())
-        .filter(|v| !v.is_empty());
+    let fingerprint = state.cookies.fingerprint_in(&jar);
     let tokens = state
         .identity
         .reauth(&principal, &body.password, fingerprint, &meta)

@@ -62,6 +62,13 @@ impl CookieNames {
         }
     }
 
+    /// The fingerprint cookie's value in `jar`, if sent and not empty.
+    pub fn fingerprint_in(&self, jar: &CookieJar) -> Option<String> {
+        jar.get(self.fingerprint)
+            .map(|c| c.value().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
     pub fn set_device(&self, jar: CookieJar, value: String) -> CookieJar {
         jar.add(self.build(self.device, value, Duration::days(DEVICE_COOKIE_DAYS)))
     }

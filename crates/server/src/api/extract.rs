@@ -10,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum_extra::extract::cookie::CookieJar;
 use security::authz::Role;
 
+use crate::http::bearer::Bearer;
 use crate::http::{ApiError, ClientIp, RequestId};
 use crate::identity::audit::Event;
 use crate::identity::sessions::AuthFailure;
@@ -44,17 +45,10 @@ fn unauthenticated(token_sent: bool) -> ApiError {
 }
 
 fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let text = value.to_str().map_err(|_| unauthenticated(true))?;
-    match text.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(Some(token.trim().to_string()))
-        }
-        _ => Err(unauthenticated(true)),
+    match crate::http::bearer::bearer(&parts.headers) {
+        Bearer::Absent => Ok(None),
+        Bearer::Malformed => Err(unauthenticated(true)),
+        Bearer::Token(token) => Ok(Some(token.to_string())),
     }
 }
 
@@ -96,10 +90,9 @@ impl FromRequestParts<AppState> for Meta {
 
 /// The fingerprint cookie's value, if sent.
 pub fn fingerprint_cookie(parts: &Parts, state: &AppState) -> Option<String> {
-    CookieJar::from_headers(&parts.headers)
-        .get(state.cookies.fingerprint)
-        .map(|c| c.value().to_string())
-        .filter(|v| !v.is_empty())
+    state
+        .cookies
+        .fingerprint_in(&CookieJar::from_headers(&parts.headers))
 }
 
 /// The bearer token (if well-formed) and fingerprint cookie of a request, for authentication outside an

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use secrecy::SecretString;
-use security::keys::{self, KeyRing};
+use security::keys::KeyRing;
 
 pub use production::production_problems;
 pub use raw::{RawSettings, VARIABLES, Variable};
@@ -154,22 +154,6 @@ impl Settings {
     /// Whether the public URL is https (cookies get `Secure` and the `__Host-` prefix, HSTS is sent).
     pub fn public_is_https(&self) -> bool {
         self.public_url.scheme() == "https"
-    }
-
-    /// Settings for tests and tools: development defaults rooted at `data_dir`.
-    pub fn for_data_dir(data_dir: &Path) -> Result<Self, ConfigErrors> {
-        let mut env = HashMap::new();
-        env.insert(
-            "TRADESIGNAL_DATA_DIR".to_string(),
-            data_dir.display().to_string(),
-        );
-        load(None, &env)
-    }
-
-    /// Parses a ring the way loading does (used by tests that configure keys directly).
-    pub fn set_jwt_keys(&mut self, ring: &str) -> Result<(), Vec<String>> {
-        self.jwt_keys = Some(std::sync::Arc::new(keys::parse_ring(ring, keys::JWT_RING)?));
-        Ok(())
     }
 }
 

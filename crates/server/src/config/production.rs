@@ -1,17 +1,9 @@
 //! The rules production adds: real infrastructure, TLS everywhere off loopback, strong secrets.
 
-use std::net::IpAddr;
-
 use secrecy::ExposeSecret;
 use store::url_redact::host_of;
 
 use super::{ConfigProblem, Settings};
-
-fn is_loopback_host(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
 
 /// The last value of a query parameter (drivers apply the last one).
 fn query_value(url: &str, name: &str) -> Option<String> {
@@ -110,7 +102,7 @@ pub fn production_problems(settings: &Settings) -> Vec<ConfigProblem> {
             let url = url.expose_secret();
             let tls = url.starts_with("smtps://")
                 || query_value(url, "tls").is_some_and(|v| v == "required");
-            if !tls && host_of(url).is_some_and(|h| !is_loopback_host(&h)) {
+            if !tls && host_of(url).is_some_and(|h| !store::transport::is_loopback(&h)) {
                 problem(
                     "TRADESIGNAL_SMTP_URL",
                     "sends mail to a non-loopback host without TLS: use smtps:// or ?tls=required",

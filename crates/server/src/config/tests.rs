@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::*;
+use security::keys;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs

@@ -1,6 +1,7 @@
 //! The HTTP edge: the middleware every request passes through and the types handlers use to answer.
 //! Nothing here knows about the product's domain.
 
+pub mod bearer;
 pub mod client;
 pub mod headers;
 pub mod json;

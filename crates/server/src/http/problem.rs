@@ -181,10 +181,6 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.0.status
     }
-
-    pub fn slug(&self) -> &'static str {
-        self.0.slug
-    }
 }
 
 impl std::fmt::Display for ApiError {
