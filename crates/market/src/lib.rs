@@ -2,7 +2,15 @@
 //! turns public market data into typed facts; serving them is the server crate's business.
 //!
 //! - [`form4`]: the SEC Form 3/4/5 ownership-report parser (bare XML or EDGAR `.txt`).
+//! - [`money`]: cents and exact decimals.
+//! - [`alerts`]: alert rules and matching a new trade against them.
+//! - [`query`]: trade filters, sort whitelist and pages.
 
+pub mod alerts;
+pub mod congress;
 pub mod form4;
+pub mod money;
+pub mod query;
+pub mod webhook;
 
 pub use form4::{Filing, ParseError, parse_document};

@@ -69,6 +69,48 @@ impl FromStr for Tier {
     }
 }
 
+/// What an API key may be limited to (API.md "API keys"). A user's own session holds every scope;
+/// a key holds the ones it was created with and never more than its owner can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    MarketRead,
+    WatchlistsRead,
+    WatchlistsWrite,
+    AlertsRead,
+    AlertsWrite,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 5] = [
+        Self::MarketRead,
+        Self::WatchlistsRead,
+        Self::WatchlistsWrite,
+        Self::AlertsRead,
+        Self::AlertsWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MarketRead => "market:read",
+            Self::WatchlistsRead => "watchlists:read",
+            Self::WatchlistsWrite => "watchlists:write",
+            Self::AlertsRead => "alerts:read",
+            Self::AlertsWrite => "alerts:write",
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +126,14 @@ mod tests {
         assert!("SUPER_ADMIN".parse::<Role>().is_err());
         assert!("admin".parse::<Role>().is_err());
         assert!(!Role::User.is_staff() && Role::Support.is_staff());
+    }
+
+    #[test]
+    fn scopes_round_trip() {
+        for scope in Scope::ALL {
+            assert_eq!(scope.as_str().parse(), Ok(scope));
+        }
+        assert_eq!("market:write".parse::<Scope>(), Err(()));
+        assert_eq!("MARKET:READ".parse::<Scope>(), Err(()));
     }
 }

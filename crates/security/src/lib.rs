@@ -6,6 +6,7 @@ pub mod authz;
 pub mod bruteforce;
 pub mod clock;
 pub mod email;
+pub mod fieldcrypt;
 pub mod gcra;
 pub mod keys;
 pub mod kv;

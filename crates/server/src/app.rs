@@ -31,6 +31,7 @@ use tracing::Level;
 
 use crate::api;
 use crate::config::Settings;
+use crate::http::body_limit::{self, BodyLimits};
 use crate::http::client::{self, EdgePolicy, ProxyTrust};
 use crate::http::headers::{HeaderPolicy, SecurityHeadersLayer};
 use crate::http::normalize::{self, ErrorPolicy};
@@ -167,6 +168,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .nest("/auth", api::auth::routes(&state).layer(no_store.clone()))
         .nest("/admin", api::admin::routes().layer(no_store))
+        .merge(api::market::routes())
+        .nest("/watchlists", api::watchlists::watchlist_routes())
+        .nest("/alerts", api::watchlists::alert_routes())
         .merge(csp_reports);
     let mut router = Router::new()
         .route("/", get(web::home))
@@ -222,7 +226,13 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(from_fn_with_state(edge, client::resolve))
         .layer(from_fn(methods::refuse_unknown))
         .layer(DefaultBodyLimit::max(settings.body_limit))
-        .layer(RequestBodyLimitLayer::new(settings.body_limit))
+        .layer(from_fn_with_state(
+            Arc::new(BodyLimits::new(
+                settings.body_limit,
+                vec![(api::admin::INGEST_PATH, api::admin::INGEST_BODY_LIMIT)],
+            )),
+            body_limit::limit,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             settings.request_timeout,

@@ -35,10 +35,34 @@ pub enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Ingest market data.
+    Ingest {
+        #[command(subcommand)]
+        action: IngestAction,
+    },
     /// Work with secrets.
     Secrets {
         #[command(subcommand)]
         action: SecretsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IngestAction {
+    /// Ingest Form 3/4/5 XML files, EDGAR submission .txt files, or folders of them (recursive).
+    /// Idempotent: filings already stored are skipped.
+    Form4 {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Never show a progress bar (it is shown only on a terminal anyway).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Ingest congressional trade disclosures (House/Senate Stock Watcher JSON).
+    Congress {
+        file: PathBuf,
+        #[arg(long)]
+        quiet: bool,
     },
 }
 

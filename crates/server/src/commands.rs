@@ -183,7 +183,13 @@ pub fn serve(settings: Settings) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let state = AppState::new(settings.clone(), db.clone(), kv, mailer);
+        let state = match AppState::new(settings.clone(), db.clone(), kv, mailer) {
+            Ok(state) => state,
+            Err(e) => {
+                eprintln!("tradesignal: cannot start: {e:#}");
+                return ExitCode::from(1);
+            }
+        };
         if let Some(addr) = settings.metrics_listen {
             match app::bind(addr).await {
                 Ok(listener) => {
@@ -222,7 +228,17 @@ pub fn serve(settings: Settings) -> ExitCode {
             settings.environment.name(),
             settings.public_url
         );
+        // The alert delivery worker stops when the server does (dropping `stop` wakes it).
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        let worker = tokio::spawn(crate::market::delivery::run(state.market.clone(), {
+            let mut stopped = stopped;
+            async move {
+                let _ = stopped.changed().await;
+            }
+        }));
         let result = app::serve(listener, app::router(state), shutdown_signal()).await;
+        drop(stop);
+        let _ = worker.await;
         db.close().await;
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,8 @@ pub mod commands;
 pub mod config;
 pub mod http;
 pub mod identity;
+pub mod ingest_cli;
+pub mod market;
 pub mod openapi;
 pub mod ops;
 pub mod state;

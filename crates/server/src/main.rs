@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use server::cli::{AdminAction, Cli, Command, ConfigAction, SecretsAction};
+use server::cli::{AdminAction, Cli, Command, ConfigAction, IngestAction, SecretsAction};
 use server::commands;
 
 fn main() -> ExitCode {
@@ -23,6 +23,17 @@ fn main() -> ExitCode {
         },
         Command::Migrate => match commands::load_valid(config_path, &env) {
             Ok(settings) => commands::migrate(settings),
+            Err(code) => code,
+        },
+        Command::Ingest { action } => match commands::load_valid(config_path, &env) {
+            Ok(settings) => match action {
+                IngestAction::Form4 { paths, quiet } => {
+                    server::ingest_cli::form4(settings, &paths, quiet)
+                }
+                IngestAction::Congress { file, quiet } => {
+                    server::ingest_cli::congress(settings, &file, quiet)
+                }
+            },
             Err(code) => code,
         },
         Command::Admin { action } => match commands::load_valid(config_path, &env) {

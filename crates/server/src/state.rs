@@ -14,6 +14,7 @@ use store::{FailoverKv, MemoryKv};
 use crate::api::cookies::CookieNames;
 use crate::config::Settings;
 use crate::identity::Identity;
+use crate::market::MarketService;
 
 pub struct Inner {
     pub settings: Arc<Settings>,
@@ -21,6 +22,7 @@ pub struct Inner {
     pub kv: Arc<dyn KvStore>,
     pub metrics: PrometheusHandle,
     pub identity: Identity,
+    pub market: Arc<MarketService>,
     pub cookies: CookieNames,
     /// Counters for rate limits and lockouts: Redis with an in-process fallback while it is down.
     pub limiter: Arc<dyn KvStore>,
@@ -34,17 +36,23 @@ pub struct Inner {
 pub struct AppState(Arc<Inner>);
 
 impl AppState {
+    /// Fails only if the market service cannot start (an unreadable development data key).
     pub fn new(
         settings: Arc<Settings>,
         db: Database,
         kv: Arc<dyn KvStore>,
         mailer: Arc<dyn Mailer>,
-    ) -> Self {
+    ) -> anyhow::Result<Self> {
         let limiter: Arc<dyn KvStore> = if kv.backend() == "memory" {
             kv.clone()
         } else {
             Arc::new(FailoverKv::new(kv.clone(), Arc::new(MemoryKv::new())))
         };
+        let market = Arc::new(MarketService::new(
+            settings.clone(),
+            db.clone(),
+            mailer.clone(),
+        )?);
         let identity = Identity::new(
             settings.clone(),
             db.clone(),
@@ -52,7 +60,7 @@ impl AppState {
             limiter.clone(),
             mailer,
         );
-        Self(Arc::new(Inner {
+        Ok(Self(Arc::new(Inner {
             cookies: CookieNames::for_settings(&settings),
             limits: settings.rate_limits.clone(),
             limiter,
@@ -62,7 +70,8 @@ impl AppState {
             kv,
             metrics: crate::http::metrics::handle(),
             identity,
-        }))
+            market,
+        })))
     }
 }
 

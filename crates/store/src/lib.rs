@@ -6,9 +6,19 @@ pub mod db;
 pub mod identity;
 pub mod kv;
 pub mod mail;
+pub mod market;
 pub mod ops;
+mod sql;
 pub mod transport;
 pub mod url_redact;
 
 pub use db::{Backend, Database, DbOptions, StoreError};
 pub use kv::{failover::FailoverKv, memory::MemoryKv, redis::RedisKv};
+
+/// `text` with the `LIKE` wildcards and the escape character escaped (for `ESCAPE '\'`), so a
+/// search term matches literally.
+pub(crate) fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}

@@ -66,8 +66,8 @@ mod scalar;
 pub use error::ParseError;
 pub use limits::Limits;
 pub use model::{
-    AcquiredDisposed, Date, DerivativeTerms, DirectIndirect, Filing, Footnote, Holding,
-    InvalidDate, Issuer, ReportingOwner, Transaction, current_filings,
+    AcquiredDisposed, Date, DerivativeTerms, DirectIndirect, Filing, FilingIdentity, Footnote,
+    Holding, InvalidDate, Issuer, ReportingOwner, Transaction, current_filings,
 };
 /// Exact decimal used for shares, prices and values (re-exported so callers need not depend on
 /// `rust_decimal` directly).
@@ -100,6 +100,43 @@ pub fn parse_document_with_limits(bytes: &[u8], limits: &Limits) -> Result<Filin
     }
 }
 
+/// The accession number a file name carries, as EDGAR names its files: `0001127602-25-001055.txt`
+/// or the dashless `000112760225001055.xml` (optionally followed by `_form4` or similar). Bare XML
+/// has no accession number of its own, so the file name is the only place to find it.
+pub fn accession_from_file_name(name: &str) -> Option<String> {
+    let bytes = name.as_bytes();
+    let digits_at = |start: usize, len: usize| {
+        bytes
+            .get(start..start + len)
+            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
+    };
+    let boundary = |at: usize| bytes.get(at).is_none_or(|b| !b.is_ascii_digit());
+    for start in 0..bytes.len() {
+        if start > 0 && !boundary(start - 1) {
+            continue;
+        }
+        let dashed = digits_at(start, 10)
+            && bytes.get(start + 10) == Some(&b'-')
+            && digits_at(start + 11, 2)
+            && bytes.get(start + 13) == Some(&b'-')
+            && digits_at(start + 14, 6)
+            && boundary(start + 20);
+        if dashed {
+            return name.get(start..start + 20).map(str::to_string);
+        }
+        if digits_at(start, 18) && boundary(start + 18) {
+            let d = name.get(start..start + 18)?;
+            return Some(format!(
+                "{}-{}-{}",
+                d.get(..10)?,
+                d.get(10..12)?,
+                d.get(12..)?
+            ));
+        }
+    }
+    None
+}
+
 fn strip_bom(bytes: &[u8]) -> &[u8] {
     bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
@@ -111,4 +148,29 @@ fn utf8(bytes: &[u8]) -> Result<&str, ParseError> {
     std::str::from_utf8(bytes).map_err(|error| ParseError::NotUtf8 {
         offset: error.valid_up_to(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accession_from_file_name;
+
+    #[test]
+    fn accession_numbers_in_file_names() {
+        assert_eq!(
+            accession_from_file_name("0001127602-25-001055.txt").as_deref(),
+            Some("0001127602-25-001055")
+        );
+        assert_eq!(
+            accession_from_file_name("000092963823001482_form4.xml").as_deref(),
+            Some("0000929638-23-001482")
+        );
+        for none in [
+            "snowflake-form4-20221213.xml",
+            "",
+            "1234567890-12-12345.xml",
+            "0000929638230014821.xml",
+        ] {
+            assert_eq!(accession_from_file_name(none), None, "{none}");
+        }
+    }
 }

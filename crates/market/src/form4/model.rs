@@ -331,6 +331,53 @@ impl Filing {
         self.footnotes.iter().find(|f| f.id == id)
     }
 
+    /// Whether this filing supersedes `other` (see [`FilingIdentity::supersedes`]).
+    pub fn supersedes(&self, other: &Filing) -> bool {
+        self.identity().supersedes(&other.identity())
+    }
+
+    /// The facts that decide amendment supersession, which storage keeps per filing so a new
+    /// filing can be matched against stored ones without re-parsing them.
+    pub fn identity(&self) -> FilingIdentity {
+        let mut owner_ciks: Vec<String> = self.owners.iter().map(|o| o.cik.clone()).collect();
+        owner_ciks.sort_unstable();
+        owner_ciks.dedup();
+        FilingIdentity {
+            document_type: self.document_type.clone(),
+            issuer_cik: self.issuer.cik.clone(),
+            owner_ciks,
+            accession_number: self.accession_number.clone(),
+            filed_at: self.filed_at,
+            date_of_original_submission: self.date_of_original_submission,
+        }
+    }
+}
+
+/// What identifies a filing for amendment matching: its form, issuer, owners and dates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilingIdentity {
+    pub document_type: String,
+    pub issuer_cik: String,
+    /// Sorted and without duplicates.
+    pub owner_ciks: Vec<String>,
+    pub accession_number: Option<String>,
+    pub filed_at: Option<Date>,
+    pub date_of_original_submission: Option<Date>,
+}
+
+impl FilingIdentity {
+    /// Whether this is an amendment (`3/A`, `4/A`, `5/A`).
+    pub fn is_amendment(&self) -> bool {
+        self.document_type.ends_with("/A")
+    }
+
+    /// The form without the amendment suffix.
+    pub fn base_form(&self) -> &str {
+        self.document_type
+            .strip_suffix("/A")
+            .unwrap_or(&self.document_type)
+    }
+
     /// Whether this filing supersedes `other`: this is an amendment of the same form, for the
     /// same issuer and the same set of reporting owners, whose `dateOfOriginalSubmission` names
     /// the day the original was filed, and `other` is that original or an earlier amendment of it.
@@ -338,14 +385,14 @@ impl Filing {
     /// The ownership XML does not carry the amended filing's accession number, so the match is by
     /// these facts. It is deliberately conservative: when a date needed for the match is unknown
     /// (bare XML has no filing date), nothing is superseded and both filings are kept.
-    pub fn supersedes(&self, other: &Filing) -> bool {
+    pub fn supersedes(&self, other: &FilingIdentity) -> bool {
         let Some(original_date) = self.date_of_original_submission else {
             return false;
         };
         if !self.is_amendment()
             || self.base_form() != other.base_form()
-            || self.issuer.cik != other.issuer.cik
-            || self.owner_ciks() != other.owner_ciks()
+            || self.issuer_cik != other.issuer_cik
+            || self.owner_ciks != other.owner_ciks
             || (self.accession_number.is_some() && self.accession_number == other.accession_number)
         {
             return false;
@@ -366,14 +413,6 @@ impl Filing {
                 _ => false,
             },
         }
-    }
-
-    /// The reporting owners' CIKs, sorted, for comparing owner sets.
-    fn owner_ciks(&self) -> Vec<&str> {
-        let mut ciks: Vec<&str> = self.owners.iter().map(|o| o.cik.as_str()).collect();
-        ciks.sort_unstable();
-        ciks.dedup();
-        ciks
     }
 }
 

@@ -20,7 +20,16 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{id}/revoke-sessions", post(revoke_sessions))
         .route("/users/{id}/unlock", post(unlock))
         .route("/security/alerts", get(alerts))
+        .route(
+            "/ingest/form4",
+            post(ingest_form4).layer(axum::extract::DefaultBodyLimit::max(INGEST_BODY_LIMIT)),
+        )
 }
+
+/// The full path of the ingest endpoint (its body limit is set by path at the edge).
+pub const INGEST_PATH: &str = "/api/v1/admin/ingest/form4";
+/// API.md: raw Form 4 XML or EDGAR submission text, ≤ 5 MiB.
+pub const INGEST_BODY_LIMIT: usize = 5 * 1024 * 1024;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -245,10 +254,102 @@ async fn alerts(
     Ok(Json(Page::new(items, total, page, per_page)))
 }
 
+#[derive(Serialize)]
+struct IngestBody {
+    /// `stored` or `duplicate`.
+    status: &'static str,
+    filing_id: String,
+    trades: usize,
+    alerts: usize,
+    superseded: usize,
+    superseded_by: Option<String>,
+}
+
+fn is_document_type(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .map(|mime| mime.trim().to_ascii_lowercase())
+        .is_some_and(|mime| matches!(mime.as_str(), "application/xml" | "text/xml" | "text/plain"))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/ingest/form4", tag = "admin",
+    request_body(content = String, content_type = "application/xml", description = "Form 3/4/5 XML or an EDGAR submission .txt, at most 5 MiB"),
+    security(("bearer" = [])),
+    responses((status = 201, description = "Filing stored"), (status = 200, description = "Already stored (idempotent)"),
+        (status = 413, description = "Over 5 MiB"), (status = 415, description = "Not XML or text"),
+        (status = 422, description = "Not a readable ownership document"), (status = 403, description = "Not a super administrator")))]
+async fn ingest_form4(
+    State(state): State<AppState>,
+    RequireRole(admin, ..): RequireRole<SuperAdmin>,
+    Meta(meta): Meta,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<IngestBody>), ApiError> {
+    if !is_document_type(&headers) {
+        return Err(ApiError::unsupported_media_type("application/xml"));
+    }
+    let outcome = crate::market::ingest::ingest_bytes(&state.db, body, crate::identity::now())
+        .await
+        .map_err(ApiError::internal)?;
+    let (status, body) = match outcome {
+        crate::market::ingest::DocumentOutcome::Stored {
+            filing_id,
+            trades,
+            alerts,
+            superseded,
+            superseded_by,
+        } => (
+            StatusCode::CREATED,
+            IngestBody {
+                status: "stored",
+                filing_id,
+                trades,
+                alerts,
+                superseded,
+                superseded_by,
+            },
+        ),
+        crate::market::ingest::DocumentOutcome::Duplicate { filing_id } => (
+            StatusCode::OK,
+            IngestBody {
+                status: "duplicate",
+                filing_id,
+                trades: 0,
+                alerts: 0,
+                superseded: 0,
+                superseded_by: None,
+            },
+        ),
+        crate::market::ingest::DocumentOutcome::Failed { reason } => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "body",
+                "invalid_filing",
+                reason,
+            )]));
+        }
+    };
+    state
+        .identity
+        .audit(
+            crate::identity::audit::Event::success("admin.ingest.form4")
+                .actor(&admin.user_id)
+                .details(serde_json::json!({
+                    "filing_id": body.filing_id,
+                    "status": body.status,
+                    "trades": body.trades,
+                })),
+            &meta,
+        )
+        .await;
+    Ok((status, Json(body)))
+}
+
 /// The `/api/v1/admin` part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list_users, get_user, update_user, revoke_sessions, unlock, alerts),
+    paths(list_users, get_user, update_user, revoke_sessions, unlock, alerts, ingest_form4),
     tags((name = "admin", description = "Staff operations (support and super_admin)"))
 )]
 pub struct AdminApi;

@@ -1,6 +1,7 @@
 //! Request guards. A handler that takes `Authenticated` cannot run without a valid access token,
 //! `CurrentUser` additionally needs a verified email, `RequireRole<R>` a role, `RecentAuth` a login
-//! within the step-up window. `Meta` carries the request facts audit records need.
+//! within the step-up window, `RequireScope<S>` a credential holding scope `S`. `Meta` carries the
+//! request facts audit records need.
 
 use std::marker::PhantomData;
 
@@ -8,7 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum_extra::extract::cookie::CookieJar;
-use security::authz::Role;
+use security::authz::{Role, Scope};
 
 use crate::http::bearer::Bearer;
 use crate::http::{ApiError, ClientIp, RequestId};
@@ -239,5 +240,65 @@ impl FromRequestParts<AppState> for RecentAuth {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
         state.identity.require_recent_login(&principal)?;
         Ok(Self(principal))
+    }
+}
+
+/// A scope requirement for `RequireScope`.
+pub trait ScopeRequirement: Send + Sync + 'static {
+    const SCOPE: Scope;
+}
+
+macro_rules! scope_requirement {
+    ($($name:ident => $scope:expr),* $(,)?) => {
+        $(
+            #[doc = concat!("Requires the `", stringify!($name), "` scope.")]
+            pub struct $name;
+
+            impl ScopeRequirement for $name {
+                const SCOPE: Scope = $scope;
+            }
+        )*
+    };
+}
+
+scope_requirement! {
+    MarketRead => Scope::MarketRead,
+    WatchlistsRead => Scope::WatchlistsRead,
+    WatchlistsWrite => Scope::WatchlistsWrite,
+    AlertsRead => Scope::AlertsRead,
+    AlertsWrite => Scope::AlertsWrite,
+}
+
+/// A verified user whose credential holds scope `S` (a user's own session holds every scope; an
+/// API key only those it was created with). Refusals are audited as `authz.denied`.
+pub struct RequireScope<S: ScopeRequirement>(pub Principal, pub PhantomData<S>);
+
+impl<S: ScopeRequirement> FromRequestParts<AppState> for RequireScope<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let CurrentUser(principal) = CurrentUser::from_request_parts(parts, state).await?;
+        if principal.has_scope(S::SCOPE) {
+            return Ok(Self(principal, PhantomData));
+        }
+        let Meta(meta) = Meta::from_request_parts(parts, state).await?;
+        state
+            .identity
+            .audit(
+                Event::failure("authz.denied")
+                    .actor(&principal.user_id)
+                    .subject(&principal.user_id)
+                    .details(serde_json::json!({"required_scope": S::SCOPE.as_str(), "path": parts.uri.path()})),
+                &meta,
+            )
+            .await;
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient-scope",
+            format!("This credential lacks the {} scope.", S::SCOPE.as_str()),
+        ))
     }
 }

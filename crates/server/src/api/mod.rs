@@ -5,7 +5,10 @@ pub mod admin;
 pub mod auth;
 pub mod cookies;
 pub mod extract;
+pub mod market;
+pub mod params;
 pub mod responses;
+pub mod watchlists;
 
 use axum::http::{HeaderValue, StatusCode, header};
 

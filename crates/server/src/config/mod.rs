@@ -99,6 +99,10 @@ pub struct Settings {
     /// The first account lock; later locks double up to a day.
     pub lockout: Duration,
     pub mail_from: String,
+    /// Lets alert webhooks go to `http://127.0.0.1` so the test suite can receive them. No variable
+    /// or file sets it: only code that builds `Settings` itself (the tests) can, and production
+    /// validation refuses it.
+    pub loopback_webhooks_for_tests: bool,
     /// Problems in secrets found while loading; reported by `validate` in production only, because
     /// development runs with generated keys.
     secret_problems: Vec<ConfigProblem>,

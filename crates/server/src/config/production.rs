@@ -38,6 +38,13 @@ pub fn production_problems(settings: &Settings) -> Vec<ConfigProblem> {
         );
     }
 
+    if settings.loopback_webhooks_for_tests {
+        problem(
+            "TRADESIGNAL_ENV",
+            "loopback webhooks are a test-suite setting and are never allowed in production",
+        );
+    }
+
     let database = settings.database_url.expose_secret();
     if !settings.database_configured || database.starts_with("sqlite:") {
         problem(

@@ -538,6 +538,7 @@ impl RawSettings {
             rate_limiting,
             lockout,
             mail_from,
+            loopback_webhooks_for_tests: false,
             secret_problems,
         })
     }

@@ -129,6 +129,42 @@ fn malformed() -> ApiError {
     ApiError::bad_request("malformed-json", "The request body is not valid JSON.")
 }
 
+/// A JSON response whose `<`, `>` and `&` are written as `\u003c`, `\u003e` and `\u0026`. The
+/// decoded strings are unchanged, but user-written text (watchlist notes, names) can never form
+/// markup if a client or a browser sniffing the body ever treats it as HTML.
+pub struct SafeJson<T>(pub T);
+
+/// Escapes the HTML-significant characters of serialised JSON. Outside strings JSON never uses
+/// them, so replacing every occurrence is exact.
+pub fn html_safe_json(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    for &byte in json {
+        match byte {
+            b'<' => out.extend_from_slice(b"\\u003c"),
+            b'>' => out.extend_from_slice(b"\\u003e"),
+            b'&' => out.extend_from_slice(b"\\u0026"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+impl<T: serde::Serialize> axum::response::IntoResponse for SafeJson<T> {
+    fn into_response(self) -> axum::response::Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(bytes) => (
+                [(
+                    header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                )],
+                html_safe_json(&bytes),
+            )
+                .into_response(),
+            Err(e) => ApiError::internal(e).into_response(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +256,16 @@ mod tests {
         let (status, body) = call("application/json", "{}").await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(body["errors"][0]["code"], "required");
+    }
+
+    #[test]
+    fn safe_json_escapes_markup_but_decodes_unchanged() {
+        let text = "<script>alert(1)</script> & co";
+        let bytes =
+            html_safe_json(&serde_json::to_vec(&serde_json::json!({ "notes": text })).unwrap());
+        let raw = String::from_utf8(bytes.clone()).unwrap();
+        assert!(!raw.contains('<') && !raw.contains('>') && !raw.contains('&'));
+        let back: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back["notes"], text);
     }
 }

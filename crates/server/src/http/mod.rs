@@ -2,6 +2,7 @@
 //! Nothing here knows about the product's domain.
 
 pub mod bearer;
+pub mod body_limit;
 pub mod client;
 pub mod headers;
 pub mod json;
@@ -15,6 +16,6 @@ pub mod telemetry;
 
 pub use client::{ClientIp, ProxyTrust};
 pub use headers::{CspNonce, NoReferrer, NoStore};
-pub use json::ApiJson;
+pub use json::{ApiJson, SafeJson};
 pub use problem::{ApiError, FieldError};
 pub use request_id::RequestId;

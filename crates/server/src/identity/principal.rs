@@ -1,8 +1,9 @@
 //! Who is making a request, once their credentials have been checked.
 
-use security::authz::{Role, Tier};
+use security::authz::{Role, Scope, Tier};
 
-/// An authenticated caller (an access token today; API keys will produce the same type).
+/// An authenticated caller (an access token today; API keys will produce the same type, with the
+/// key's scopes in `scopes`).
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user_id: String,
@@ -14,4 +15,15 @@ pub struct Principal {
     pub amr: Vec<String>,
     pub jti: String,
     pub expires_at: u64,
+    /// `None` for the user's own session (every scope); an API key's scopes otherwise.
+    pub scopes: Option<Vec<Scope>>,
+}
+
+impl Principal {
+    /// Whether the credential may be used for `scope`.
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes
+            .as_ref()
+            .is_none_or(|granted| granted.contains(&scope))
+    }
 }

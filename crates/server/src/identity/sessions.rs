@@ -545,6 +545,7 @@ impl Identity {
             amr: claims.amr,
             jti: claims.jti,
             expires_at: claims.exp,
+            scopes: None,
         };
         Ok((principal, quota.map(|q| (q, decision))))
     }

@@ -224,7 +224,7 @@ impl TestApp {
             .await
             .expect("connect backends");
         let mailer = server::app::mailer(&settings).expect("mailer");
-        let state = AppState::new(settings, db, kv, mailer);
+        let state = AppState::new(settings, db, kv, mailer).expect("app state");
         let router =
             server::app::router_with(state.clone(), options.extra_routes.unwrap_or_default());
         let (tx, rx) = oneshot::channel::<()>();

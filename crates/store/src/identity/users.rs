@@ -262,14 +262,7 @@ impl Database {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<UserRecord>, i64), StoreError> {
-        let pattern = q.map(|q| {
-            let escaped = q
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%")
-        });
+        let pattern = q.map(|q| format!("%{}%", crate::like_escape(&q.to_lowercase())));
         let (total,): (i64,) = sqlx::query_as::<Any, (i64,)>(concat!(
             "SELECT COUNT(*) FROM users WHERE ",
             user_filter!()

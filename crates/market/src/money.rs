@@ -1,0 +1,103 @@
+//! Money as integer cents where it must be compared or summed, and as exact decimals where it is
+//! shown: no float ever touches an amount.
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+/// `value` in whole cents (rounded half away from zero), or `None` if it does not fit an `i64`.
+pub fn to_cents(value: Decimal) -> Option<i64> {
+    value
+        .checked_mul(Decimal::ONE_HUNDRED)?
+        .round_dp_with_strategy(0, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+        .to_i64()
+}
+
+/// Cents as a decimal with two places (`12345` → `123.45`).
+pub fn from_cents(cents: i64) -> Decimal {
+    Decimal::new(cents, 2)
+}
+
+/// Parses a non-negative dollar amount such as `1000`, `1000.5` or `1000.25` (at most two
+/// decimal places, no sign, no exponent, no separators) into cents.
+pub fn parse_dollars(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if text.is_empty() || text.len() > 20 {
+        return None;
+    }
+    let (whole, fraction) = match text.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (text, ""),
+    };
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || fraction.len() > 2
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+        || (text.contains('.') && fraction.is_empty())
+    {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let mut cents: i64 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().ok()?
+    };
+    if fraction.len() == 1 {
+        cents *= 10;
+    }
+    whole.checked_mul(100)?.checked_add(cents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn cents_round_trip() {
+        assert_eq!(
+            to_cents(Decimal::from_str("100354.50").unwrap()),
+            Some(10_035_450)
+        );
+        assert_eq!(to_cents(Decimal::from_str("0.005").unwrap()), Some(1));
+        assert_eq!(from_cents(10_035_450).to_string(), "100354.50");
+        assert_eq!(to_cents(Decimal::MAX), None);
+    }
+
+    #[test]
+    fn dollars_parse_strictly() {
+        assert_eq!(parse_dollars("1000"), Some(100_000));
+        assert_eq!(parse_dollars("1000.5"), Some(100_050));
+        assert_eq!(parse_dollars("0.07"), Some(7));
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1e3",
+            "1,000",
+            "1.",
+            ".5",
+            "1.234",
+            "abc",
+            "NaN",
+            " ",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_dollars(bad), None, "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn dollars_never_panic(text in ".{0,40}") {
+            let _ = parse_dollars(&text);
+        }
+
+        #[test]
+        fn dollars_match_decimal(cents in 0i64..1_000_000_000_000) {
+            let shown = from_cents(cents).to_string();
+            prop_assert_eq!(parse_dollars(&shown), Some(cents));
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! The market-data API: insider trades (list, one, statistics), companies, insiders and
+//! congressional trades. Every route needs a principal holding `market:read`; the free tier's
+//! history window is applied here, on the server, to every query.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use market::form4::Date;
+use market::query::{TradeFilter, TradeSort};
+use serde::Serialize;
+use store::market::query::{OwnerRow, TradeRow};
+
+use super::extract::{MarketRead, RequireScope};
+use super::params::Params;
+use super::responses::Page;
+use crate::http::{ApiError, SafeJson};
+use crate::identity::Principal;
+use crate::market::tiers;
+use crate::market::views::{CompanyRef, StatsBody, TradeBody, trade_body};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/trades", get(list_trades))
+        .route("/trades/stats", get(trade_stats))
+        .route("/trades/{id}", get(get_trade))
+        .route("/companies", get(list_companies))
+        .route("/companies/{ticker}", get(get_company))
+        .route("/insiders/{cik}", get(get_insider))
+        .route("/congressional-trades", get(list_congress))
+}
+
+const TRADE_FILTERS: &[&str] = &[
+    "ticker",
+    "insider_cik",
+    "code",
+    "acquired_disposed",
+    "since",
+    "until",
+    "min_value",
+    "max_value",
+    "derivative",
+];
+
+fn read_trade_filter(params: &mut Params) -> TradeFilter {
+    let filter = TradeFilter {
+        ticker: params.ticker("ticker"),
+        insider_cik: params.cik("insider_cik"),
+        codes: params.codes("code"),
+        acquired_disposed: params
+            .choice("acquired_disposed", &["A", "D"])
+            .and_then(|c| c.chars().next()),
+        since: params.date("since"),
+        until: params.date("until"),
+        min_value_cents: params.dollars("min_value"),
+        max_value_cents: params.dollars("max_value"),
+        derivative: params.boolean("derivative"),
+    };
+    if let (Some(since), Some(until)) = (filter.since, filter.until)
+        && since > until
+    {
+        params.fail_with("until", "out_of_range", "until must not be before since.");
+    }
+    if let (Some(min), Some(max)) = (filter.min_value_cents, filter.max_value_cents)
+        && min > max
+    {
+        params.fail_with(
+            "max_value",
+            "out_of_range",
+            "max_value must not be below min_value.",
+        );
+    }
+    filter
+}
+
+/// The free tier's window, applied to a date range: `since` defaults to the window's start and
+/// asking for anything before it is a 403 that says why.
+fn apply_history_window(
+    principal: &Principal,
+    since: &mut Option<Date>,
+    until: Option<Date>,
+) -> Result<Option<Date>, ApiError> {
+    let Some(start) = tiers::history_start(principal.tier, tiers::today()) else {
+        return Ok(None);
+    };
+    if since.is_some_and(|s| s < start) || until.is_some_and(|u| u < start) {
+        return Err(history_forbidden(start));
+    }
+    if since.is_none() {
+        *since = Some(start);
+    }
+    Ok(Some(start))
+}
+
+fn history_forbidden(start: Date) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "history-limit",
+        format!(
+            "The free plan includes the last {} days of trades (from {start}); upgrade to Pro for the full history.",
+            tiers::FREE_HISTORY_DAYS
+        ),
+    )
+    .with_member("available_since", start.to_string())
+}
+
+async fn owners_by_filing(
+    state: &AppState,
+    rows: &[TradeRow],
+) -> Result<HashMap<String, Vec<OwnerRow>>, ApiError> {
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.filing_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    state
+        .db
+        .owners_of_filings(&ids)
+        .await
+        .map_err(ApiError::internal)
+}
+
+async fn list_trades(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<MarketRead>,
+    RawQuery(query): RawQuery,
+) -> Result<SafeJson<Page<TradeBody>>, ApiError> {
+    let mut allowed = TRADE_FILTERS.to_vec();
+    allowed.extend(["page", "per_page", "sort"]);
+    let mut params = Params::parse(query.as_deref(), &allowed);
+    let mut filter = read_trade_filter(&mut params);
+    let page = params.page();
+    let sort = match params.text("sort") {
+        None => TradeSort::default(),
+        Some(text) => TradeSort::parse(text).unwrap_or_else(|| {
+            params.fail_with(
+                "sort",
+                "invalid",
+                format!(
+                    "Sort by one of {} (prefix '-' for descending).",
+                    market::query::TradeSortField::NAMES.join(", ")
+                ),
+            );
+            TradeSort::default()
+        }),
+    };
+    params.finish()?;
+    apply_history_window(&principal, &mut filter.since, filter.until)?;
+    let (rows, total) = state
+        .db
+        .list_trades(&filter, sort, page)
+        .await
+        .map_err(ApiError::internal)?;
+    let owners = owners_by_filing(&state, &rows).await?;
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            let filing_owners = owners.get(&row.filing_id).map(Vec::as_slice).unwrap_or(&[]);
+            trade_body(row, filing_owners)
+        })
+        .collect();
+    Ok(SafeJson(Page::new(
+        items,
+        total,
+        page.page(),
+        page.per_page(),
+    )))
+}
+
+#[derive(Debug, Serialize)]
+struct FilingBody {
+    id: String,
+    accession_number: Option<String>,
+    document_type: String,
+    period_of_report: Option<String>,
+    filed_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TradeDetailBody {
+    #[serde(flatten)]
+    trade: TradeBody,
+    filing: FilingBody,
+}
+
+async fn get_trade(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<MarketRead>,
+    Path(id): Path<String>,
+) -> Result<SafeJson<TradeDetailBody>, ApiError> {
+    if uuid::Uuid::try_parse(&id).is_err() {
+        return Err(ApiError::not_found());
+    }
+    let row = state
+        .db
+        .trade(&id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    if let Some(start) = tiers::history_start(principal.tier, tiers::today())
+        && Date::parse_iso(&row.transaction_date).is_some_and(|d| d < start)
+    {
+        return Err(history_forbidden(start));
+    }
+    let filing = state
+        .db
+        .filing_detail(&row.filing_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(SafeJson(TradeDetailBody {
+        trade: trade_body(row, &filing.owners),
+        filing: FilingBody {
+            id: filing.id,
+            accession_number: filing.accession_number,
+            document_type: filing.document_type,
+            period_of_report: filing.period_of_report,
+            filed_at: filing.filed_at,
+        },
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct StatsResponse {
+    #[serde(flatten)]
+    stats: StatsBody,
+    /// The first date counted when the plan limits history.
+    history_since: Option<String>,
+}
+
+async fn trade_stats(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<MarketRead>,
+    RawQuery(query): RawQuery,
+) -> Result<SafeJson<StatsResponse>, ApiError> {
+    let mut params = Params::parse(query.as_deref(), TRADE_FILTERS);
+    let mut filter = read_trade_filter(&mut params);
+    params.finish()?;
+    let window = apply_history_window(&principal, &mut filter.since, filter.until)?;
+    let stats = state
+        .db
+        .trade_stats(&filter)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(SafeJson(StatsResponse {
+        stats: stats.into(),
+        history_since: window.map(|d| d.to_string()),
+    }))
+}
+
+async fn list_companies(
+    State(state): State<AppState>,
+    RequireScope(_principal, ..): RequireScope<MarketRead>,
+    RawQuery(query): RawQuery,
+) -> Result<SafeJson<Page<CompanyRef>>, ApiError> {
+    let mut params = Params::parse(query.as_deref(), &["q", "page", "per_page"]);
+    let q = params.text("q").map(str::to_string);
+    let page = params.page();
+    params.finish()?;
+    let (rows, total) = state
+        .db
+        .list_companies(q.as_deref(), page)
+        .await
+        .map_err(ApiError::internal)?;
+    let items = rows
+        .into_iter()
+        .map(|c| CompanyRef {
+            cik: c.cik,
+            ticker: c.ticker,
+            name: c.name,
+        })
+        .collect();
+    Ok(SafeJson(Page::new(
+        items,
+        total,
+        page.page(),
+        page.per_page(),
+    )))
+}
+
+#[derive(Debug, Serialize)]
+struct CompanyBody {
+    cik: String,
+    ticker: Option<String>,
+    name: String,
+    trade_count: i64,
+    /// Counts and sums of the trades the caller's plan covers.
+    trades: StatsBody,
+    history_since: Option<String>,
+}
+
+async fn get_company(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<MarketRead>,
+    Path(ticker): Path<String>,
+) -> Result<SafeJson<CompanyBody>, ApiError> {
+    let ticker = ticker.to_ascii_uppercase();
+    if !market::query::is_ticker(&ticker) {
+        return Err(ApiError::not_found());
+    }
+    let since = tiers::history_start(principal.tier, tiers::today());
+    let detail = state
+        .db
+        .company_by_ticker(&ticker, since)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(SafeJson(CompanyBody {
+        cik: detail.company.cik,
+        ticker: detail.company.ticker,
+        name: detail.company.name,
+        trade_count: detail.stats.total,
+        trades: detail.stats.into(),
+        history_since: since.map(|d| d.to_string()),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct RelationshipBody {
+    company: CompanyRef,
+    is_director: bool,
+    is_officer: bool,
+    officer_title: Option<String>,
+    is_ten_percent_owner: bool,
+    is_other: bool,
+    other_text: Option<String>,
+    as_of: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct InsiderBody {
+    cik: String,
+    name: String,
+    trade_count: i64,
+    relationships: Vec<RelationshipBody>,
+}
+
+async fn get_insider(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<MarketRead>,
+    Path(cik): Path<String>,
+) -> Result<SafeJson<InsiderBody>, ApiError> {
+    let cik = market::query::normalize_cik(&cik).ok_or_else(ApiError::not_found)?;
+    let since = tiers::history_start(principal.tier, tiers::today());
+    let insider = state
+        .db
+        .insider(&cik, since)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(SafeJson(InsiderBody {
+        cik: insider.cik,
+        name: insider.name,
+        trade_count: insider.trades,
+        relationships: insider
+            .relationships
+            .into_iter()
+            .map(|r| RelationshipBody {
+                company: CompanyRef {
+                    cik: r.company_cik,
+                    ticker: r.ticker,
+                    name: r.company_name,
+                },
+                is_director: r.is_director != 0,
+                is_officer: r.is_officer != 0,
+                officer_title: r.officer_title,
+                is_ten_percent_owner: r.is_ten_percent_owner != 0,
+                is_other: r.is_other != 0,
+                other_text: r.other_text,
+                as_of: r.as_of,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct CongressBody {
+    id: String,
+    member: String,
+    chamber: String,
+    ticker: Option<String>,
+    asset_description: String,
+    #[serde(rename = "type")]
+    kind: String,
+    amount_low: String,
+    /// `null` for open-ended ranges ("Over $50,000,000").
+    amount_high: Option<String>,
+    transaction_date: String,
+    disclosure_date: Option<String>,
+    owner: Option<String>,
+    link: Option<String>,
+}
+
+async fn list_congress(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<MarketRead>,
+    RawQuery(query): RawQuery,
+) -> Result<SafeJson<Page<CongressBody>>, ApiError> {
+    let mut params = Params::parse(
+        query.as_deref(),
+        &[
+            "ticker", "member", "chamber", "since", "until", "page", "per_page",
+        ],
+    );
+    let mut filter = store::market::congress::CongressFilter {
+        ticker: params.ticker("ticker"),
+        member: params.text("member").map(str::to_string),
+        chamber: params
+            .choice("chamber", &["house", "senate"])
+            .map(str::to_string),
+        since: params.date("since"),
+        until: params.date("until"),
+    };
+    let page = params.page();
+    params.finish()?;
+    apply_history_window(&principal, &mut filter.since, filter.until)?;
+    let (rows, total) = state
+        .db
+        .list_congress_trades(&filter, page)
+        .await
+        .map_err(ApiError::internal)?;
+    let items = rows
+        .into_iter()
+        .map(|r| CongressBody {
+            id: r.id,
+            member: r.member,
+            chamber: r.chamber,
+            ticker: r.ticker,
+            asset_description: r.asset_description,
+            kind: r.kind,
+            amount_low: market::money::from_cents(r.amount_low_cents).to_string(),
+            amount_high: r
+                .amount_high_cents
+                .map(|c| market::money::from_cents(c).to_string()),
+            transaction_date: r.transaction_date,
+            disclosure_date: r.disclosure_date,
+            owner: r.owner,
+            link: r.link,
+        })
+        .collect();
+    Ok(SafeJson(Page::new(
+        items,
+        total,
+        page.page(),
+        page.per_page(),
+    )))
+}

@@ -1,0 +1,504 @@
+//! `/api/v1/watchlists` and `/api/v1/alerts`: owner-scoped CRUD. Another user's id answers 404,
+//! exactly like an id that does not exist.
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde::{Deserialize, Deserializer, Serialize};
+use store::market::alerts::{AlertRecord, DeliveryRow};
+use store::market::watchlists::WatchlistRecord;
+
+use super::extract::{AlertsRead, AlertsWrite, RequireScope, WatchlistsRead, WatchlistsWrite};
+use super::params::Params;
+use super::responses::{Page, rfc3339};
+use crate::http::{ApiError, ApiJson, SafeJson};
+use crate::identity::now;
+use crate::market::MarketError;
+use crate::market::alerts::AlertChange;
+use crate::market::watchlists::WatchlistChange;
+use crate::state::AppState;
+
+pub fn watchlist_routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(list_watchlists).post(create_watchlist))
+        .route(
+            "/{id}",
+            get(get_watchlist)
+                .patch(update_watchlist)
+                .delete(delete_watchlist),
+        )
+}
+
+pub fn alert_routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(list_alerts).post(create_alert))
+        .route(
+            "/{id}",
+            get(get_alert).patch(update_alert).delete(delete_alert),
+        )
+        .route("/{id}/history", get(alert_history))
+}
+
+impl From<MarketError> for ApiError {
+    fn from(error: MarketError) -> Self {
+        let detail = error.to_string();
+        match error {
+            MarketError::Invalid {
+                field,
+                code,
+                message,
+            } => ApiError::validation(vec![crate::http::FieldError::new(field, code, message)]),
+            MarketError::PlanLimit(_) => ApiError::new(StatusCode::FORBIDDEN, "plan-limit", detail),
+            MarketError::NotFound => ApiError::not_found(),
+            MarketError::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// `Some(None)` for an explicit `null`, `None` when the field is absent (PATCH semantics).
+fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Ids are UUIDs; anything else cannot name a resource.
+fn resource_id(id: &str) -> Result<(), ApiError> {
+    uuid::Uuid::try_parse(id)
+        .map(|_| ())
+        .map_err(|_| ApiError::not_found())
+}
+
+fn paging(query: Option<&str>) -> Result<market::query::PageRequest, ApiError> {
+    let mut params = Params::parse(query, &["page", "per_page"]);
+    let page = params.page();
+    params.finish()?;
+    Ok(page)
+}
+
+// ---- watchlists ----
+
+#[derive(Debug, Serialize)]
+struct WatchlistBody {
+    id: String,
+    name: String,
+    tickers: Vec<String>,
+    notes: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<WatchlistRecord> for WatchlistBody {
+    fn from(w: WatchlistRecord) -> Self {
+        Self {
+            id: w.id,
+            name: w.name,
+            tickers: serde_json::from_str(&w.tickers).unwrap_or_default(),
+            notes: w.notes,
+            created_at: rfc3339(w.created_at),
+            updated_at: rfc3339(w.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateWatchlist {
+    name: String,
+    #[serde(default)]
+    tickers: Vec<String>,
+    notes: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateWatchlist {
+    name: Option<String>,
+    tickers: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    notes: Option<Option<String>>,
+}
+
+async fn list_watchlists(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<WatchlistsRead>,
+    RawQuery(query): RawQuery,
+) -> Result<SafeJson<Page<WatchlistBody>>, ApiError> {
+    let page = paging(query.as_deref())?;
+    let total = state
+        .db
+        .count_watchlists(&principal.user_id)
+        .await
+        .map_err(ApiError::internal)?;
+    let rows = state
+        .db
+        .list_watchlists(
+            &principal.user_id,
+            i64::from(page.per_page()),
+            page.offset(),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(SafeJson(Page::new(
+        rows.into_iter().map(WatchlistBody::from).collect(),
+        total,
+        page.page(),
+        page.per_page(),
+    )))
+}
+
+async fn create_watchlist(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<WatchlistsWrite>,
+    ApiJson(body): ApiJson<CreateWatchlist>,
+) -> Result<(StatusCode, SafeJson<WatchlistBody>), ApiError> {
+    let record = state
+        .market
+        .create_watchlist(
+            &principal.user_id,
+            WatchlistChange {
+                name: Some(body.name),
+                tickers: Some(body.tickers),
+                notes: Some(body.notes),
+            },
+            now(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, SafeJson(record.into())))
+}
+
+async fn get_watchlist(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<WatchlistsRead>,
+    Path(id): Path<String>,
+) -> Result<SafeJson<WatchlistBody>, ApiError> {
+    resource_id(&id)?;
+    let record = state
+        .db
+        .watchlist(&principal.user_id, &id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(SafeJson(record.into()))
+}
+
+async fn update_watchlist(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<WatchlistsWrite>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateWatchlist>,
+) -> Result<SafeJson<WatchlistBody>, ApiError> {
+    resource_id(&id)?;
+    let record = state
+        .market
+        .update_watchlist(
+            &principal.user_id,
+            &id,
+            WatchlistChange {
+                name: body.name,
+                tickers: body.tickers,
+                notes: body.notes,
+            },
+            now(),
+        )
+        .await?;
+    Ok(SafeJson(record.into()))
+}
+
+async fn delete_watchlist(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<WatchlistsWrite>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    resource_id(&id)?;
+    if state
+        .db
+        .delete_watchlist(&principal.user_id, &id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+// ---- alerts ----
+
+#[derive(Debug, Serialize)]
+struct AlertBody {
+    id: String,
+    name: String,
+    ticker: Option<String>,
+    insider_cik: Option<String>,
+    codes: Vec<String>,
+    min_value: Option<String>,
+    channel: String,
+    webhook_url: Option<String>,
+    /// Only in the answer that created it (or switched the alert to a webhook): store it now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_secret: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn alert_body(a: AlertRecord, webhook_secret: Option<String>) -> AlertBody {
+    AlertBody {
+        id: a.id,
+        name: a.name,
+        ticker: a.ticker,
+        insider_cik: a.insider_cik,
+        codes: a
+            .codes
+            .as_deref()
+            .map(market::alerts::split_codes)
+            .unwrap_or_default(),
+        min_value: a
+            .min_value_cents
+            .map(|c| market::money::from_cents(c).to_string()),
+        channel: a.channel,
+        webhook_url: a.webhook_url,
+        webhook_secret,
+        created_at: rfc3339(a.created_at),
+        updated_at: rfc3339(a.updated_at),
+    }
+}
+
+/// A dollar amount given as a JSON number or a decimal string, read without float rounding.
+#[derive(Debug)]
+struct Dollars(i64);
+
+impl<'de> Deserialize<'de> for Dollars {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let text = match &value {
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            _ => return Err(serde::de::Error::custom("invalid type: expected an amount")),
+        };
+        market::money::parse_dollars(&text)
+            .map(Dollars)
+            .ok_or_else(|| serde::de::Error::custom("invalid amount"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAlert {
+    name: String,
+    ticker: Option<String>,
+    insider_cik: Option<String>,
+    codes: Option<Vec<String>>,
+    min_value: Option<Dollars>,
+    channel: String,
+    webhook_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateAlert {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    ticker: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    insider_cik: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    codes: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    min_value: Option<Option<Dollars>>,
+    channel: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    webhook_url: Option<Option<String>>,
+}
+
+async fn list_alerts(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<AlertsRead>,
+    RawQuery(query): RawQuery,
+) -> Result<SafeJson<Page<AlertBody>>, ApiError> {
+    let page = paging(query.as_deref())?;
+    let total = state
+        .db
+        .count_alerts(&principal.user_id)
+        .await
+        .map_err(ApiError::internal)?;
+    let rows = state
+        .db
+        .list_alerts(
+            &principal.user_id,
+            i64::from(page.per_page()),
+            page.offset(),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(SafeJson(Page::new(
+        rows.into_iter().map(|a| alert_body(a, None)).collect(),
+        total,
+        page.page(),
+        page.per_page(),
+    )))
+}
+
+async fn create_alert(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<AlertsWrite>,
+    ApiJson(body): ApiJson<CreateAlert>,
+) -> Result<(StatusCode, SafeJson<AlertBody>), ApiError> {
+    let created = state
+        .market
+        .create_alert(
+            &principal.user_id,
+            principal.tier,
+            AlertChange {
+                name: Some(body.name),
+                ticker: Some(body.ticker),
+                insider_cik: Some(body.insider_cik),
+                codes: Some(body.codes),
+                min_value_cents: Some(body.min_value.map(|d| d.0)),
+                channel: Some(body.channel),
+                webhook_url: Some(body.webhook_url),
+            },
+            now(),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        SafeJson(alert_body(created.record, created.webhook_secret)),
+    ))
+}
+
+async fn get_alert(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<AlertsRead>,
+    Path(id): Path<String>,
+) -> Result<SafeJson<AlertBody>, ApiError> {
+    resource_id(&id)?;
+    let record = state
+        .db
+        .alert(&principal.user_id, &id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(SafeJson(alert_body(record, None)))
+}
+
+async fn update_alert(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<AlertsWrite>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateAlert>,
+) -> Result<SafeJson<AlertBody>, ApiError> {
+    resource_id(&id)?;
+    let updated = state
+        .market
+        .update_alert(
+            &principal.user_id,
+            principal.tier,
+            &id,
+            AlertChange {
+                name: body.name,
+                ticker: body.ticker,
+                insider_cik: body.insider_cik,
+                codes: body.codes,
+                min_value_cents: body.min_value.map(|m| m.map(|d| d.0)),
+                channel: body.channel,
+                webhook_url: body.webhook_url,
+            },
+            now(),
+        )
+        .await?;
+    Ok(SafeJson(alert_body(updated.record, updated.webhook_secret)))
+}
+
+async fn delete_alert(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<AlertsWrite>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    resource_id(&id)?;
+    if state
+        .db
+        .delete_alert(&principal.user_id, &id)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct DeliveryBody {
+    id: String,
+    trade_id: String,
+    channel: String,
+    status: String,
+    attempts: i64,
+    response_status: Option<i64>,
+    error: Option<String>,
+    created_at: String,
+    delivered_at: Option<String>,
+    next_attempt_at: Option<String>,
+    ticker: Option<String>,
+    code: String,
+    transaction_date: String,
+    value: Option<String>,
+    insider_name: String,
+}
+
+async fn alert_history(
+    State(state): State<AppState>,
+    RequireScope(principal, ..): RequireScope<AlertsRead>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<SafeJson<Page<DeliveryBody>>, ApiError> {
+    resource_id(&id)?;
+    let page = paging(query.as_deref())?;
+    // The alert must be the caller's: otherwise 404, not an empty history.
+    state
+        .db
+        .alert(&principal.user_id, &id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(ApiError::not_found)?;
+    let (rows, total) = state
+        .db
+        .alert_history(
+            &principal.user_id,
+            &id,
+            i64::from(page.per_page()),
+            page.offset(),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let items = rows
+        .into_iter()
+        .map(|d: DeliveryRow| DeliveryBody {
+            next_attempt_at: (d.status == "pending").then(|| rfc3339(d.next_attempt_at)),
+            id: d.id,
+            trade_id: d.trade_id,
+            channel: d.channel,
+            status: d.status,
+            attempts: d.attempts,
+            response_status: d.response_status,
+            error: d.last_error,
+            created_at: rfc3339(d.created_at),
+            delivered_at: d.delivered_at.map(rfc3339),
+            ticker: d.ticker,
+            code: d.code,
+            transaction_date: d.transaction_date,
+            value: d.value,
+            insider_name: d.insider_name,
+        })
+        .collect();
+    Ok(SafeJson(Page::new(
+        items,
+        total,
+        page.page(),
+        page.per_page(),
+    )))
+}

@@ -1,0 +1,390 @@
+//! Storing one parsed filing: company, insiders, the filing row, its relationships and trades,
+//! amendment supersession and the alert deliveries its trades trigger, all in one transaction.
+
+use market::alerts::{AlertRule, TradeFacts};
+use market::form4::{Date, Filing, FilingIdentity};
+use sqlx::{Any, AnyConnection, FromRow};
+
+use crate::db::{Database, StoreError};
+
+/// Facts about the moment of ingest that the store needs.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestContext {
+    /// Unix seconds.
+    pub now: i64,
+    /// Free-tier users are alerted only about trades on or after this date (their history window).
+    pub free_since: Option<Date>,
+}
+
+/// What storing a filing did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Stored {
+        filing_id: String,
+        trades: usize,
+        /// Earlier filings this amendment superseded.
+        superseded: usize,
+        /// Set when a filing already stored supersedes this one (it is kept, not served).
+        superseded_by: Option<String>,
+        /// Alert deliveries queued for its trades.
+        alerts: usize,
+    },
+    /// A filing with the same accession number (or the same bytes) is already stored.
+    Duplicate { filing_id: String },
+}
+
+#[derive(FromRow)]
+struct StoredIdentity {
+    id: String,
+    document_type: String,
+    issuer_cik: String,
+    owner_ciks: String,
+    accession_number: Option<String>,
+    filed_at: Option<String>,
+    date_of_original_submission: Option<String>,
+    superseded_by: Option<String>,
+}
+
+impl StoredIdentity {
+    fn identity(&self) -> FilingIdentity {
+        FilingIdentity {
+            document_type: self.document_type.clone(),
+            issuer_cik: self.issuer_cik.clone(),
+            owner_ciks: split_ciks(&self.owner_ciks),
+            accession_number: self.accession_number.clone(),
+            filed_at: self.filed_at.as_deref().and_then(Date::parse_iso),
+            date_of_original_submission: self
+                .date_of_original_submission
+                .as_deref()
+                .and_then(Date::parse_iso),
+        }
+    }
+}
+
+fn split_ciks(joined: &str) -> Vec<String> {
+    joined
+        .split(',')
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[derive(FromRow)]
+struct CandidateAlert {
+    id: String,
+    channel: String,
+    ticker: Option<String>,
+    insider_cik: Option<String>,
+    codes: Option<String>,
+    min_value_cents: Option<i64>,
+    tier: String,
+}
+
+fn flag(value: bool) -> i64 {
+    i64::from(value)
+}
+
+fn date_text(date: Option<Date>) -> Option<String> {
+    date.map(|d| d.to_string())
+}
+
+impl Database {
+    /// Stores `filing` unless one with the same `dedup_key` exists. Everything happens in one
+    /// transaction: a failure leaves nothing behind, and a concurrent ingest of the same filing
+    /// ends as `Duplicate`, never as two copies.
+    pub async fn store_filing(
+        &self,
+        filing: &Filing,
+        dedup_key: &str,
+        context: IngestContext,
+    ) -> Result<StoreOutcome, StoreError> {
+        if let Some(filing_id) = self.filing_by_dedup_key(dedup_key).await? {
+            return Ok(StoreOutcome::Duplicate { filing_id });
+        }
+        let mut tx = self.pool().begin().await?;
+        let filing_id = uuid::Uuid::now_v7().to_string();
+        let identity = filing.identity();
+        let inserted = sqlx::query::<Any>(
+            "INSERT INTO filings (id, dedup_key, accession_number, document_type, issuer_cik, owner_ciks, \
+             period_of_report, date_of_original_submission, filed_at, ingested_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+             WHERE NOT EXISTS (SELECT 1 FROM filings WHERE dedup_key = $2)",
+        )
+        .bind(&filing_id)
+        .bind(dedup_key)
+        .bind(&filing.accession_number)
+        .bind(&filing.document_type)
+        .bind(&filing.issuer.cik)
+        .bind(identity.owner_ciks.join(","))
+        .bind(date_text(filing.period_of_report))
+        .bind(date_text(filing.date_of_original_submission))
+        .bind(date_text(filing.filed_at))
+        .bind(context.now);
+        // The company row must exist before the filing references it.
+        upsert_company(&mut tx, filing, context.now).await?;
+        let result = inserted.execute(&mut *tx).await;
+        match result {
+            Ok(done) if done.rows_affected() == 1 => {}
+            Ok(_) => {
+                tx.rollback().await?;
+                return self.duplicate(dedup_key).await;
+            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                tx.rollback().await?;
+                return self.duplicate(dedup_key).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        for (position, owner) in filing.owners.iter().enumerate() {
+            sqlx::query::<Any>(
+                "INSERT INTO insiders (cik, name, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (cik) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at",
+            )
+            .bind(&owner.cik)
+            .bind(&owner.name)
+            .bind(context.now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query::<Any>(
+                "INSERT INTO insider_relationships (filing_id, insider_cik, position, is_director, is_officer, \
+                 officer_title, is_ten_percent_owner, is_other, other_text) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (filing_id, insider_cik) DO NOTHING",
+            )
+            .bind(&filing_id)
+            .bind(&owner.cik)
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .bind(flag(owner.is_director))
+            .bind(flag(owner.is_officer))
+            .bind(&owner.officer_title)
+            .bind(flag(owner.is_ten_percent_owner))
+            .bind(flag(owner.is_other))
+            .bind(&owner.other_text)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        let (superseded, superseded_by) =
+            resolve_amendments(&mut tx, &filing_id, &identity).await?;
+        let current = superseded_by.is_none();
+
+        let mut trade_ids = Vec::with_capacity(filing.transactions.len());
+        let first_owner = filing.owners.first().map(|o| o.cik.as_str());
+        if let Some(insider_cik) = first_owner {
+            for (row_index, t) in filing.transactions.iter().enumerate() {
+                let trade_id = uuid::Uuid::now_v7().to_string();
+                let value = t.value();
+                sqlx::query::<Any>(
+                    "INSERT INTO insider_trades (id, filing_id, row_index, company_cik, ticker, insider_cik, \
+                     security_title, transaction_date, code, acquired_disposed, shares, price_per_share, value, \
+                     value_cents, shares_owned_after, direct_indirect, is_derivative, filed_at, is_current) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                )
+                .bind(&trade_id)
+                .bind(&filing_id)
+                .bind(i64::try_from(row_index).unwrap_or(i64::MAX))
+                .bind(&filing.issuer.cik)
+                .bind(&filing.issuer.ticker)
+                .bind(insider_cik)
+                .bind(&t.security_title)
+                .bind(t.transaction_date.to_string())
+                .bind(&t.code)
+                .bind(t.acquired_disposed.code().to_string())
+                .bind(t.shares.to_string())
+                .bind(t.price_per_share.map(|p| p.to_string()))
+                .bind(value.map(|v| v.to_string()))
+                .bind(value.and_then(market::money::to_cents))
+                .bind(t.shares_owned_after.map(|s| s.to_string()))
+                .bind(t.direct_indirect.code().to_string())
+                .bind(flag(t.is_derivative()))
+                .bind(date_text(filing.filed_at))
+                .bind(flag(current))
+                .execute(&mut *tx)
+                .await?;
+                trade_ids.push(trade_id);
+            }
+        }
+
+        let alerts = match first_owner {
+            Some(insider_cik) if current && !trade_ids.is_empty() => {
+                queue_alerts(&mut tx, filing, insider_cik, &trade_ids, context).await?
+            }
+            _ => 0,
+        };
+        tx.commit().await?;
+        Ok(StoreOutcome::Stored {
+            filing_id,
+            trades: trade_ids.len(),
+            superseded,
+            superseded_by,
+            alerts,
+        })
+    }
+
+    async fn filing_by_dedup_key(&self, dedup_key: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> =
+            sqlx::query_as::<Any, (String,)>("SELECT id FROM filings WHERE dedup_key = $1")
+                .bind(dedup_key)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    async fn duplicate(&self, dedup_key: &str) -> Result<StoreOutcome, StoreError> {
+        let filing_id = self
+            .filing_by_dedup_key(dedup_key)
+            .await?
+            .unwrap_or_default();
+        Ok(StoreOutcome::Duplicate { filing_id })
+    }
+}
+
+async fn upsert_company(
+    tx: &mut AnyConnection,
+    filing: &Filing,
+    now: i64,
+) -> Result<(), StoreError> {
+    // A filing without a ticker keeps the one an earlier filing gave.
+    sqlx::query::<Any>(
+        "INSERT INTO companies (cik, ticker, name, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (cik) DO UPDATE SET ticker = COALESCE(excluded.ticker, companies.ticker), \
+         name = excluded.name, updated_at = excluded.updated_at",
+    )
+    .bind(&filing.issuer.cik)
+    .bind(&filing.issuer.ticker)
+    .bind(&filing.issuer.name)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Marks what the new filing supersedes and finds what supersedes it. Returns the number of
+/// filings superseded and the id of the filing that supersedes the new one, if any.
+async fn resolve_amendments(
+    tx: &mut AnyConnection,
+    filing_id: &str,
+    identity: &FilingIdentity,
+) -> Result<(usize, Option<String>), StoreError> {
+    let original = date_text(identity.date_of_original_submission);
+    let filed = date_text(identity.filed_at);
+    if original.is_none() && filed.is_none() {
+        return Ok((0, None));
+    }
+    let candidates: Vec<StoredIdentity> = sqlx::query_as::<Any, StoredIdentity>(
+        "SELECT id, document_type, issuer_cik, owner_ciks, accession_number, filed_at, \
+         date_of_original_submission, superseded_by FROM filings \
+         WHERE issuer_cik = $1 AND id <> $2 \
+         AND (filed_at = $3 OR date_of_original_submission = $3 OR date_of_original_submission = $4)",
+    )
+    .bind(&identity.issuer_cik)
+    .bind(filing_id)
+    .bind(&original)
+    .bind(&filed)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut superseded = 0;
+    let mut superseded_by = None;
+    for candidate in &candidates {
+        let theirs = candidate.identity();
+        if candidate.superseded_by.is_none() && identity.supersedes(&theirs) {
+            mark_superseded(tx, &candidate.id, filing_id).await?;
+            superseded += 1;
+        } else if theirs.supersedes(identity) && superseded_by.is_none() {
+            superseded_by = Some(candidate.id.clone());
+        }
+    }
+    if let Some(winner) = &superseded_by {
+        sqlx::query::<Any>("UPDATE filings SET superseded_by = $1 WHERE id = $2")
+            .bind(winner)
+            .bind(filing_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok((superseded, superseded_by))
+}
+
+async fn mark_superseded(
+    tx: &mut AnyConnection,
+    old_id: &str,
+    new_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query::<Any>("UPDATE filings SET superseded_by = $1 WHERE id = $2")
+        .bind(new_id)
+        .bind(old_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query::<Any>("UPDATE insider_trades SET is_current = 0 WHERE filing_id = $1")
+        .bind(old_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Records a pending delivery for every (alert, trade) pair that matches. The candidate alerts are
+/// narrowed in SQL by ticker and insider; codes and minimum value are matched by the domain rule.
+async fn queue_alerts(
+    tx: &mut AnyConnection,
+    filing: &Filing,
+    insider_cik: &str,
+    trade_ids: &[String],
+    context: IngestContext,
+) -> Result<usize, StoreError> {
+    let candidates: Vec<CandidateAlert> = sqlx::query_as::<Any, CandidateAlert>(
+        "SELECT a.id, a.channel, a.ticker, a.insider_cik, a.codes, a.min_value_cents, u.tier \
+         FROM alerts a JOIN users u ON u.id = a.user_id \
+         WHERE u.disabled_at IS NULL \
+         AND (a.ticker IS NULL OR a.ticker = $1) AND (a.insider_cik IS NULL OR a.insider_cik = $2)",
+    )
+    .bind(&filing.issuer.ticker)
+    .bind(insider_cik)
+    .fetch_all(&mut *tx)
+    .await?;
+    if candidates.is_empty() {
+        return Ok(0);
+    }
+    let mut queued = 0;
+    for alert in &candidates {
+        let rule = AlertRule {
+            ticker: alert.ticker.clone(),
+            insider_cik: alert.insider_cik.clone(),
+            codes: alert
+                .codes
+                .as_deref()
+                .map(market::alerts::split_codes)
+                .unwrap_or_default(),
+            min_value_cents: alert.min_value_cents,
+        };
+        for (t, trade_id) in filing.transactions.iter().zip(trade_ids) {
+            if alert.tier == "free"
+                && context
+                    .free_since
+                    .is_some_and(|since| t.transaction_date < since)
+            {
+                continue;
+            }
+            let facts = TradeFacts {
+                ticker: filing.issuer.ticker.as_deref(),
+                insider_cik,
+                code: &t.code,
+                value_cents: t.value().and_then(market::money::to_cents),
+            };
+            if !rule.matches(&facts) {
+                continue;
+            }
+            let done = sqlx::query::<Any>(
+                "INSERT INTO alert_deliveries (id, alert_id, trade_id, channel, status, attempts, \
+                 next_attempt_at, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) \
+                 ON CONFLICT (alert_id, trade_id) DO NOTHING",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(&alert.id)
+            .bind(trade_id)
+            .bind(&alert.channel)
+            .bind(context.now)
+            .execute(&mut *tx)
+            .await?;
+            queued += usize::try_from(done.rows_affected()).unwrap_or(0);
+        }
+    }
+    Ok(queued)
+}

@@ -1,0 +1,13 @@
+//! Repositories for the market-data domain: filings and their trades, companies and insiders,
+//! congressional trades, watchlists, alert rules and their deliveries. The domain decisions
+//! (amendment supersession, alert matching) come from the `market` crate; this module only
+//! stores and fetches, with parameterised SQL (filters are assembled from fixed fragments).
+
+pub mod alerts;
+pub mod congress;
+pub mod deliveries;
+pub mod ingest;
+pub mod query;
+pub mod watchlists;
+
+pub use ingest::{IngestContext, StoreOutcome};

@@ -1,0 +1,74 @@
+//! A statement assembled from fixed fragments, for queries whose `WHERE` depends on which filters
+//! a caller set. Only `&'static str` fragments can be pushed and every value goes through a
+//! numbered placeholder (`$1`, `$2`, … which both SQLite and PostgreSQL accept), so no input ever
+//! becomes SQL text. sqlx's own `QueryBuilder` cannot be used with the `Any` driver: it writes `?`
+//! placeholders, which PostgreSQL rejects.
+
+use std::fmt::Write as _;
+
+use sqlx::any::AnyArguments;
+use sqlx::{Any, Arguments, AssertSqlSafe, Encode, Type};
+
+use crate::db::StoreError;
+
+pub(crate) struct Sql {
+    text: String,
+    args: AnyArguments,
+    count: usize,
+    error: Option<String>,
+}
+
+impl Sql {
+    pub(crate) fn new(fragment: &'static str) -> Self {
+        Self {
+            text: fragment.to_string(),
+            args: AnyArguments::default(),
+            count: 0,
+            error: None,
+        }
+    }
+
+    pub(crate) fn push(&mut self, fragment: &'static str) -> &mut Self {
+        self.text.push_str(fragment);
+        self
+    }
+
+    /// Appends a placeholder bound to `value`.
+    pub(crate) fn bind<'t, T>(&mut self, value: T) -> &mut Self
+    where
+        T: Encode<'t, Any> + Type<Any>,
+    {
+        self.count += 1;
+        // Writing an integer into a String cannot fail.
+        let _ = write!(self.text, "${}", self.count);
+        if let Err(e) = self.args.add(value) {
+            self.error.get_or_insert_with(|| e.to_string());
+        }
+        self
+    }
+
+    /// The statement text (for tests and query plans).
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub(crate) fn finish(self) -> Result<(AssertSqlSafe<String>, AnyArguments), StoreError> {
+        if let Some(error) = self.error {
+            return Err(StoreError::Query(sqlx::Error::Encode(error.into())));
+        }
+        // Safe: the text is fixed fragments and placeholders only (see the module comment).
+        Ok((AssertSqlSafe(self.text), self.args))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        let mut sql = Sql::new("SELECT 1 FROM t WHERE a = ");
+        sql.bind("x").push(" AND b = ").bind(3_i64);
+        assert_eq!(sql.text(), "SELECT 1 FROM t WHERE a = $1 AND b = $2");
+    }
+}
