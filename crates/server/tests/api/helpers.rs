@@ -157,6 +157,8 @@ pub struct Options {
     pub redis_prefix: Option<String>,
     /// Share the database of another instance.
     pub database_url: Option<String>,
+    /// Let alert webhooks go to a plain-HTTP listener on 127.0.0.1 (the test receiver).
+    pub loopback_webhooks: bool,
 }
 
 impl TestApp {
@@ -219,7 +221,9 @@ impl TestApp {
         for (k, v) in options.env {
             env.insert(k.to_string(), v);
         }
-        let settings = Arc::new(config::load(None, &env).expect("test configuration is valid"));
+        let mut settings = config::load(None, &env).expect("test configuration is valid");
+        settings.loopback_webhooks_for_tests = options.loopback_webhooks;
+        let settings = Arc::new(settings);
         let (db, kv) = server::app::connect(&settings)
             .await
             .expect("connect backends");
@@ -391,6 +395,7 @@ pub fn socket_of(url: &str) -> SocketAddr {
 
 /// A browser-like client: its own cookie jar, so it holds its own fingerprint cookie.
 pub fn browser() -> reqwest::Client {
+    server::market::outbound::install_crypto_provider();
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -533,6 +538,45 @@ impl TestApp {
         };
         assert!(self.state.db.insert_user(&user).await.expect("insert"));
         id
+    }
+
+    /// Creates a verified user of `tier` and logs them in.
+    pub async fn user_with_tier(&self, email: &str, tier: &str) -> (String, Session) {
+        let id = self.create_user(email, "user").await;
+        if tier != "free" {
+            let change = store::identity::users::AdminChange {
+                tier: Some(tier.to_string()),
+                ..Default::default()
+            };
+            self.state
+                .db
+                .admin_update_user(
+                    &id,
+                    &change,
+                    "stamp-2",
+                    time::OffsetDateTime::now_utc().unix_timestamp(),
+                )
+                .await
+                .expect("set tier");
+        }
+        (id, self.login(email).await)
+    }
+
+    pub async fn send_as(
+        &self,
+        session: &Session,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = session
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(&session.access);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request")
     }
 
     pub async fn login_as(&self, email: &str, password: &str) -> Session {

@@ -1,0 +1,622 @@
+//! Market data: ingest (CLI and admin endpoint), the trade, company, insider and congressional
+//! queries, the free tier's window, and amendment supersession.
+
+use serde_json::Value;
+
+use crate::backend_test;
+#[allow(unused_imports)]
+use crate::helpers::*;
+use crate::market_data::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tradesignal");
+
+fn ingest_cli(data_dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> (i32, String) {
+    let output = std::process::Command::new(BIN)
+        .arg("ingest")
+        .args(args)
+        .env_clear()
+        .env("TRADESIGNAL_DATA_DIR", data_dir)
+        .current_dir(data_dir)
+        .output()
+        .expect("run tradesignal");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn ingest_cli_is_idempotent_and_reports_every_failure() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = form4_dir();
+    let (code, out) = ingest_cli(dir.path(), &["form4".as_ref(), folder.as_os_str()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ingested 8 filings (17 trades); skipped 0 already stored; 0 failed"),
+        "{out}"
+    );
+
+    // A second run changes nothing; a bad file and a missing path fail alone, with reasons.
+    let bad = dir.path().join("broken.xml");
+    std::fs::write(&bad, "<ownershipDocument><issuer>").expect("write");
+    let (code, out) = ingest_cli(
+        dir.path(),
+        &[
+            "form4".as_ref(),
+            folder.as_os_str(),
+            bad.as_os_str(),
+            "/no/such/path".as_ref(),
+        ],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("ingested 0 filings (0 trades); skipped 8 already stored; 2 failed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("failed: /no/such/path: no such file or folder"),
+        "{out}"
+    );
+    assert!(out.contains("broken.xml: "), "{out}");
+
+    let house = congress_file("house.json");
+    let (code, out) = ingest_cli(dir.path(), &["congress".as_ref(), house.as_os_str()]);
+    assert_eq!(code, 2, "two records of the fixture are invalid: {out}");
+    assert!(
+        out.contains(
+            "ingested 5 congressional trades; skipped 0 already stored; 2 records rejected"
+        ),
+        "{out}"
+    );
+    let (_, out) = ingest_cli(dir.path(), &["congress".as_ref(), house.as_os_str()]);
+    assert!(
+        out.contains("ingested 0 congressional trades; skipped 5 already stored"),
+        "{out}"
+    );
+    let (code, _) = ingest_cli(dir.path(), &["congress".as_ref(), bad.as_os_str()]);
+    assert_eq!(code, 1, "not a feed at all");
+}
+
+async fn json(response: reqwest::Response) -> Value {
+    response.json().await.expect("json")
+}
+
+backend_test!(trades_filter_sort_and_page, |backend| {
+    let app = TestApp::spawn(backend).await;
+    ingest_real(&app).await;
+    let (_, pro) = app.user_with_tier("pro@example.com", "pro").await;
+
+    let page = json(app.get_as(&pro, "/api/v1/trades?per_page=5").await).await;
+    assert_eq!(
+        (page["total"].as_i64(), page["pages"].as_i64()),
+        (Some(17), Some(4))
+    );
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(5));
+    let dates: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["transaction_date"].as_str().unwrap())
+        .collect();
+    assert!(
+        dates.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {dates:?}"
+    );
+
+    let count = |query: &'static str| {
+        let app = &app;
+        let pro = &pro;
+        async move {
+            json(app.get_as(pro, &format!("/api/v1/trades?{query}")).await).await["total"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    assert_eq!(count("ticker=SNOW").await, 8);
+    assert_eq!(
+        count("ticker=snow").await,
+        8,
+        "tickers are case-insensitive"
+    );
+    assert_eq!(count("code=P").await, 5);
+    assert_eq!(count("code=P,S").await, 11);
+    assert_eq!(count("acquired_disposed=D").await, 7);
+    assert_eq!(count("derivative=true").await, 3);
+    assert_eq!(count("min_value=1000000").await, 4);
+    assert_eq!(count("min_value=50000&max_value=100000").await, 3);
+    assert_eq!(count("since=2025-01-01&until=2025-12-31").await, 7);
+    assert_eq!(count("insider_cik=1806647").await, 1);
+    assert_eq!(count("ticker=NONE").await, 0);
+
+    // Exact amounts and the EDGAR wrapper's facts survive storage.
+    let air = json(app.get_as(&pro, "/api/v1/trades?ticker=AIR").await).await;
+    let trade = &air["items"][0];
+    assert_eq!(trade["accession_number"], "0001127602-25-001055");
+    assert_eq!(trade["filed_at"], "2025-01-10");
+    assert_eq!(trade["price_per_share"], "66.903");
+    assert_eq!(trade["value"], "100354.50");
+    assert_eq!(trade["shares"], "1500");
+    assert_eq!(trade["company"]["cik"], "0000001750");
+    assert_eq!(trade["insider"]["name"], "Garascia Jessica A.");
+    // A joint filing: one trade per row, every owner listed, the first as `insider`.
+    let flws = json(
+        app.get_as(&pro, "/api/v1/trades?ticker=FLWS&per_page=10")
+            .await,
+    )
+    .await;
+    assert_eq!(flws["total"], 4);
+    assert_eq!(
+        flws["items"][0]["reporting_owners"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(
+        flws["items"][0]["insider"]["cik"],
+        flws["items"][0]["reporting_owners"][0]["cik"]
+    );
+
+    // Sorting by value, descending, puts unpriced trades last.
+    let by_value = json(
+        app.get_as(&pro, "/api/v1/trades?sort=-value&per_page=200")
+            .await,
+    )
+    .await;
+    let values: Vec<Option<f64>> = by_value["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["value"].as_str().map(|v| v.parse().unwrap()))
+        .collect();
+    let priced: Vec<f64> = values.iter().flatten().copied().collect();
+    assert!(priced.windows(2).all(|w| w[0] >= w[1]), "{values:?}");
+    assert!(
+        values
+            .iter()
+            .skip_while(|v| v.is_some())
+            .all(Option::is_none),
+        "{values:?}"
+    );
+    let page2 = json(app.get_as(&pro, "/api/v1/trades?per_page=5&page=4").await).await;
+    assert_eq!(page2["items"].as_array().map(Vec::len), Some(2));
+    let beyond = json(app.get_as(&pro, "/api/v1/trades?per_page=5&page=9").await).await;
+    assert_eq!(beyond["items"].as_array().map(Vec::len), Some(0));
+
+    // Bad parameters are a 422 naming each one, never an echo or a 500.
+    for (query, field) in [
+        ("sort=password_hash", "sort"),
+        ("sort=transaction_date;DROP TABLE users", "sort"),
+        ("per_page=201", "per_page"),
+        ("page=0", "page"),
+        ("since=2025-13-01", "since"),
+        ("until=yesterday", "until"),
+        ("ticker=%3Cscript%3E", "ticker"),
+        ("code=ZZ", "code"),
+        ("min_value=-5", "min_value"),
+        ("min_value=1e9", "min_value"),
+        ("derivative=maybe", "derivative"),
+        ("acquired_disposed=X", "acquired_disposed"),
+        ("insider_cik=12ab", "insider_cik"),
+        ("foo=1", "foo"),
+        ("ticker=A&ticker=B", "ticker"),
+        ("since=2025-02-01&until=2025-01-01", "until"),
+    ] {
+        let response = app.get_as(&pro, &format!("/api/v1/trades?{query}")).await;
+        assert_eq!(response.status(), 422, "{query}");
+        let body = problem(response).await;
+        assert_eq!(body["errors"][0]["field"], field, "{query}: {body}");
+        assert!(!body.to_string().contains("DROP TABLE"), "{body}");
+    }
+});
+
+backend_test!(trade_detail_stats_companies_and_insiders, |backend| {
+    let app = TestApp::spawn(backend).await;
+    ingest_real(&app).await;
+    let (_, pro) = app.user_with_tier("pro@example.com", "pro").await;
+
+    let stats = json(app.get_as(&pro, "/api/v1/trades/stats").await).await;
+    assert_eq!(stats["total"], 17);
+    assert_eq!(stats["buys"], 5);
+    assert_eq!(stats["sells"], 6);
+    assert_eq!(stats["buy_value"], "967808.87");
+    assert_eq!(stats["sell_value"], "30451664.27");
+    assert_eq!(
+        stats["companies"], 6,
+        "the Form 3 issuer (SNOW) has trades from its Form 4 and 5"
+    );
+    let snow = json(
+        app.get_as(&pro, "/api/v1/trades/stats?ticker=SNOW&code=S")
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (snow["total"].as_i64(), snow["sells"].as_i64()),
+        (Some(5), Some(5))
+    );
+
+    let listing = json(
+        app.get_as(&pro, "/api/v1/trades?ticker=FLWS&per_page=1")
+            .await,
+    )
+    .await;
+    let id = listing["items"][0]["id"].as_str().unwrap().to_string();
+    let detail = json(app.get_as(&pro, &format!("/api/v1/trades/{id}")).await).await;
+    assert_eq!(detail["id"], id.as_str());
+    assert_eq!(detail["filing"]["document_type"], "4");
+    assert_eq!(detail["reporting_owners"].as_array().map(Vec::len), Some(3));
+    assert_eq!(detail["reporting_owners"][1]["is_ten_percent_owner"], true);
+    for missing in [
+        uuid::Uuid::now_v7().to_string(),
+        "not-a-uuid".into(),
+        "1%20OR%201=1".into(),
+    ] {
+        let response = app.get_as(&pro, &format!("/api/v1/trades/{missing}")).await;
+        assert_eq!(response.status(), 404, "{missing}");
+    }
+
+    let companies = json(app.get_as(&pro, "/api/v1/companies?q=snow").await).await;
+    assert_eq!(companies["total"], 1);
+    assert_eq!(companies["items"][0]["ticker"], "SNOW");
+    let wildcard = json(app.get_as(&pro, "/api/v1/companies?q=%25").await).await;
+    assert_eq!(wildcard["total"], 0, "LIKE wildcards match literally");
+    let all = json(app.get_as(&pro, "/api/v1/companies?per_page=200").await).await;
+    assert_eq!(all["total"], 6);
+    let company = json(app.get_as(&pro, "/api/v1/companies/snow").await).await;
+    assert_eq!(company["cik"], "0001640147");
+    assert_eq!(company["trade_count"], 8);
+    assert_eq!(company["trades"]["sells"], 5);
+    assert_eq!(
+        app.get_as(&pro, "/api/v1/companies/NOPE").await.status(),
+        404
+    );
+
+    let insider_cik = detail["insider"]["cik"].as_str().unwrap().to_string();
+    let insider = json(
+        app.get_as(
+            &pro,
+            &format!("/api/v1/insiders/{}", insider_cik.trim_start_matches('0')),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(insider["cik"], insider_cik.as_str());
+    assert_eq!(insider["relationships"][0]["company"]["ticker"], "FLWS");
+    assert_eq!(insider["relationships"][0]["is_ten_percent_owner"], true);
+    assert_eq!(
+        app.get_as(&pro, "/api/v1/insiders/9999999999")
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(app.get_as(&pro, "/api/v1/insiders/abc").await.status(), 404);
+
+    // No credentials, no data.
+    for path in [
+        "/api/v1/trades",
+        "/api/v1/trades/stats",
+        "/api/v1/companies",
+        "/api/v1/congressional-trades",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 401, "{path}");
+        assert!(response.headers().contains_key("www-authenticate"));
+    }
+});
+
+backend_test!(free_tier_sees_ninety_days, |backend| {
+    let app = TestApp::spawn(backend).await;
+    ingest_real(&app).await;
+    let recent = ingest_text(&app, &Synthetic::default().xml()).await;
+    assert!(
+        matches!(
+            recent,
+            server::market::ingest::DocumentOutcome::Stored { trades: 1, .. }
+        ),
+        "{recent:?}"
+    );
+    let (_, free) = app.user_with_tier("free@example.com", "free").await;
+    let (_, pro) = app.user_with_tier("pro@example.com", "pro").await;
+
+    let listing = json(app.get_as(&free, "/api/v1/trades").await).await;
+    assert_eq!(listing["total"], 1, "only the recent trade: {listing}");
+    assert_eq!(listing["items"][0]["company"]["ticker"], "TSTX");
+    assert_eq!(
+        json(app.get_as(&pro, "/api/v1/trades").await).await["total"],
+        18
+    );
+
+    for query in [
+        "since=2020-01-01",
+        "until=2024-01-01",
+        &format!("since={}", days_ago(91)),
+    ] {
+        let response = app.get_as(&free, &format!("/api/v1/trades?{query}")).await;
+        assert_eq!(response.status(), 403, "{query}");
+        let body = problem(response).await;
+        assert!(
+            body["type"].as_str().unwrap().ends_with("history-limit"),
+            "{body}"
+        );
+        assert!(
+            body["detail"].as_str().unwrap().contains("90 days"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        app.get_as(&free, &format!("/api/v1/trades?since={}", days_ago(89)))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get_as(&free, "/api/v1/trades/stats?since=2020-01-01")
+            .await
+            .status(),
+        403
+    );
+    let stats = json(app.get_as(&free, "/api/v1/trades/stats").await).await;
+    assert_eq!(stats["total"], 1);
+    assert_eq!(stats["history_since"], days_ago(90));
+
+    // An old trade by id: the window holds there too.
+    let old = json(app.get_as(&pro, "/api/v1/trades?ticker=AIR").await).await;
+    let old_id = old["items"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        app.get_as(&free, &format!("/api/v1/trades/{old_id}"))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.get_as(&pro, &format!("/api/v1/trades/{old_id}"))
+            .await
+            .status(),
+        200
+    );
+    let company = json(app.get_as(&free, "/api/v1/companies/SNOW").await).await;
+    assert_eq!(company["trade_count"], 0);
+});
+
+backend_test!(amendments_supersede_what_they_amend, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let (_, pro) = app.user_with_tier("pro@example.com", "pro").await;
+    let filed = days_ago(5);
+    let original = Synthetic {
+        shares: "1000",
+        ..Synthetic::default()
+    };
+    let amendment = Synthetic {
+        document_type: "4/A",
+        shares: "1200",
+        original: Some(&filed),
+        ..Synthetic::default()
+    };
+    let amended_filed = days_ago(2);
+    // The amendment arrives first; the original, ingested later, is stored but not served.
+    let first = ingest_text(
+        &app,
+        &amendment.submission("0000990001-26-000002", &amended_filed),
+    )
+    .await;
+    assert!(matches!(
+        first,
+        server::market::ingest::DocumentOutcome::Stored { .. }
+    ));
+    let second = ingest_text(&app, &original.submission("0000990001-26-000001", &filed)).await;
+    match second {
+        server::market::ingest::DocumentOutcome::Stored { superseded_by, .. } => {
+            assert!(superseded_by.is_some())
+        }
+        other => panic!("{other:?}"),
+    }
+    let listing = json(app.get_as(&pro, "/api/v1/trades?ticker=TSTX").await).await;
+    assert_eq!(listing["total"], 1);
+    assert_eq!(listing["items"][0]["shares"], "1200");
+
+    // The usual order: a later amendment replaces the original's trades.
+    let later = Synthetic {
+        document_type: "4/A",
+        shares: "1300",
+        original: Some(&filed),
+        ..Synthetic::default()
+    };
+    let third = ingest_text(
+        &app,
+        &later.submission("0000990001-26-000003", &days_ago(1)),
+    )
+    .await;
+    match third {
+        server::market::ingest::DocumentOutcome::Stored { superseded, .. } => {
+            assert_eq!(superseded, 1)
+        }
+        other => panic!("{other:?}"),
+    }
+    let listing = json(app.get_as(&pro, "/api/v1/trades?ticker=TSTX").await).await;
+    assert_eq!(listing["total"], 1);
+    assert_eq!(listing["items"][0]["shares"], "1300");
+    // Re-ingesting any of them changes nothing.
+    let again = ingest_text(&app, &original.submission("0000990001-26-000001", &filed)).await;
+    assert!(matches!(
+        again,
+        server::market::ingest::DocumentOutcome::Duplicate { .. }
+    ));
+    assert_eq!(
+        json(app.get_as(&pro, "/api/v1/trades?ticker=TSTX").await).await["total"],
+        1
+    );
+});
+
+backend_test!(admin_ingest_endpoint, |backend| {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("root@example.com", "super_admin").await;
+    app.create_user("support@example.com", "support").await;
+    let admin = app.login("root@example.com").await;
+    let support = app.login("support@example.com").await;
+    let (_, user) = app.user_with_tier("user@example.com", "pro").await;
+    let document = std::fs::read(form4_dir().join("aar-form4-20250110.txt")).expect("fixture");
+    let post = |session: &crate::helpers::Session, content_type: &'static str, body: Vec<u8>| {
+        session
+            .client
+            .post(app.url("/api/v1/admin/ingest/form4"))
+            .bearer_auth(&session.access)
+            .header("content-type", content_type)
+            .header("connection", "close")
+            .body(body)
+            .send()
+    };
+    let stored = post(&admin, "text/plain", document.clone())
+        .await
+        .expect("request");
+    assert_eq!(stored.status(), 201);
+    let body = json(stored).await;
+    assert_eq!(
+        (body["status"].as_str(), body["trades"].as_i64()),
+        (Some("stored"), Some(1))
+    );
+    let again = post(&admin, "text/plain", document.clone())
+        .await
+        .expect("request");
+    assert_eq!(again.status(), 200);
+    assert_eq!(json(again).await["status"], "duplicate");
+
+    assert_eq!(
+        post(&user, "text/plain", document.clone())
+            .await
+            .expect("request")
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(&support, "text/plain", document.clone())
+            .await
+            .expect("request")
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(&admin, "application/json", document.clone())
+            .await
+            .expect("request")
+            .status(),
+        415
+    );
+    let garbage = post(
+        &admin,
+        "application/xml",
+        b"<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><x>&e;</x>".to_vec(),
+    )
+    .await
+    .expect("request");
+    assert_eq!(garbage.status(), 422);
+    let body = problem(garbage).await;
+    assert!(!body.to_string().contains("passwd"), "{body}");
+    let huge = post(&admin, "application/xml", vec![b' '; 5 * 1024 * 1024 + 1])
+        .await
+        .expect("request");
+    assert_eq!(huge.status(), 413);
+    // Up to 5 MiB is accepted by the edge (and then judged by the parser).
+    let big = post(&admin, "application/xml", vec![b' '; 2 * 1024 * 1024])
+        .await
+        .expect("request");
+    assert_eq!(big.status(), 422);
+    // Other endpoints keep the general limit.
+    let other = admin
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .header("connection", "close")
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(other.status(), 413);
+    assert!(
+        app.state
+            .db
+            .audit_event_names(None)
+            .await
+            .expect("audit")
+            .contains(&"admin.ingest.form4".to_string())
+    );
+});
+
+backend_test!(congressional_trades, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for file in ["house.json", "senate.json"] {
+        let summary = server::market::congress::ingest_file(
+            &app.state.db,
+            &congress_file(file),
+            now,
+            |_, _| {},
+        )
+        .await
+        .expect("ingest");
+        assert!(summary.inserted > 0, "{summary:?}");
+    }
+    let (_, pro) = app.user_with_tier("pro@example.com", "pro").await;
+    let (_, free) = app.user_with_tier("free@example.com", "free").await;
+    let all = json(
+        app.get_as(&pro, "/api/v1/congressional-trades?per_page=200")
+            .await,
+    )
+    .await;
+    let total = all["total"].as_i64().unwrap();
+    assert!(total >= 8, "{all}");
+    let house = json(
+        app.get_as(&pro, "/api/v1/congressional-trades?chamber=house")
+            .await,
+    )
+    .await;
+    let senate = json(
+        app.get_as(&pro, "/api/v1/congressional-trades?chamber=SENATE")
+            .await,
+    )
+    .await;
+    assert_eq!(
+        house["total"].as_i64().unwrap() + senate["total"].as_i64().unwrap(),
+        total
+    );
+    let item = &senate["items"][0];
+    assert_eq!(item["chamber"], "senate");
+    assert!(item["amount_low"].as_str().unwrap().contains('.'), "{item}");
+    let open_ended = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["amount_high"].is_null());
+    assert!(open_ended, "an 'Over $50,000,000' range has no upper bound");
+    let member = item["member"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .next_back()
+        .unwrap()
+        .to_lowercase();
+    let by_member = json(
+        app.get_as(
+            &pro,
+            &format!("/api/v1/congressional-trades?member={member}"),
+        )
+        .await,
+    )
+    .await;
+    assert!(by_member["total"].as_i64().unwrap() >= 1);
+    assert_eq!(
+        app.get_as(&pro, "/api/v1/congressional-trades?chamber=lords")
+            .await
+            .status(),
+        422
+    );
+    // The fixtures are years old: the free plan's window leaves nothing.
+    assert_eq!(
+        json(app.get_as(&free, "/api/v1/congressional-trades").await).await["total"],
+        0
+    );
+    assert_eq!(
+        app.get_as(&free, "/api/v1/congressional-trades?since=2020-01-01")
+            .await
+            .status(),
+        403
+    );
+});
