@@ -12,6 +12,16 @@ pub fn to_cents(value: Decimal) -> Option<i64> {
         .to_i64()
 }
 
+/// The largest trade value stored as cents ($100 billion, far above any real insider trade). A
+/// larger value — a typo in a filing, or a crafted one — keeps its exact decimal text but gets no
+/// cents, so it cannot overflow the sums of `/trades/stats` or skew value filters.
+pub const MAX_TRADE_VALUE_CENTS: i64 = 10_000_000_000_000;
+
+/// A trade value in cents for filtering, sorting and sums, or `None` when implausible.
+pub fn trade_value_cents(value: Decimal) -> Option<i64> {
+    to_cents(value).filter(|cents| (0..=MAX_TRADE_VALUE_CENTS).contains(cents))
+}
+
 /// Cents as a decimal with two places (`12345` → `123.45`).
 pub fn from_cents(cents: i64) -> Decimal {
     Decimal::new(cents, 2)
@@ -63,6 +73,12 @@ mod tests {
         assert_eq!(to_cents(Decimal::from_str("0.005").unwrap()), Some(1));
         assert_eq!(from_cents(10_035_450).to_string(), "100354.50");
         assert_eq!(to_cents(Decimal::MAX), None);
+        assert_eq!(
+            trade_value_cents(Decimal::from(100_000_000_000i64)),
+            Some(MAX_TRADE_VALUE_CENTS)
+        );
+        assert_eq!(trade_value_cents(Decimal::from(100_000_000_001i64)), None);
+        assert_eq!(trade_value_cents(Decimal::from(-1)), None);
     }
 
     #[test]

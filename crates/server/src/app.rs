@@ -167,10 +167,14 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let api = Router::new()
         .route("/openapi.json", get(openapi::openapi_json))
         .nest("/auth", api::auth::routes(&state).layer(no_store.clone()))
-        .nest("/admin", api::admin::routes().layer(no_store))
+        .nest("/admin", api::admin::routes().layer(no_store.clone()))
         .merge(api::market::routes())
-        .nest("/watchlists", api::watchlists::watchlist_routes())
-        .nest("/alerts", api::watchlists::alert_routes())
+        // Account data, and the one answer that carries a webhook secret: never cached.
+        .nest(
+            "/watchlists",
+            api::watchlists::watchlist_routes().layer(no_store.clone()),
+        )
+        .nest("/alerts", api::watchlists::alert_routes().layer(no_store))
         .merge(csp_reports);
     let mut router = Router::new()
         .route("/", get(web::home))

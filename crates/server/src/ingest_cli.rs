@@ -95,7 +95,19 @@ pub async fn ingest_files(
     let mut summary = IngestSummary::default();
     let mut batches = files.chunks(BATCH).map(<[PathBuf]>::to_vec);
     let spawn = |batch: Vec<PathBuf>| {
-        tokio::task::spawn_blocking(move || ingest::parse_files(&batch, threads))
+        tokio::task::spawn_blocking(move || {
+            let parsed = std::panic::catch_unwind(|| ingest::parse_files(&batch, threads));
+            // A parser panic must not lose a batch silently: every file of it is reported.
+            parsed.unwrap_or_else(|_| {
+                batch
+                    .iter()
+                    .map(|path| ingest::Parsed {
+                        path: path.clone(),
+                        result: Err("the parser stopped unexpectedly".into()),
+                    })
+                    .collect()
+            })
+        })
     };
     let mut pending = batches.next().map(spawn);
     while let Some(task) = pending.take() {

@@ -44,10 +44,12 @@ pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(document())
 }
 
-/// The whole document: operations, auth and admin.
+/// The whole document: operations, auth, admin, market data, watchlists and alerts.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::api::auth::AuthApi::openapi());
     doc.merge(crate::api::admin::AdminApi::openapi());
+    doc.merge(crate::api::market::MarketApi::openapi());
+    doc.merge(crate::api::watchlists::WatchlistApi::openapi());
     doc
 }

@@ -323,6 +323,15 @@ async fn ingest_form4(
             },
         ),
         crate::market::ingest::DocumentOutcome::Failed { reason } => {
+            state
+                .identity
+                .audit(
+                    crate::identity::audit::Event::failure("admin.ingest.form4")
+                        .actor(&admin.user_id)
+                        .details(serde_json::json!({"status": "invalid"})),
+                    &meta,
+                )
+                .await;
             return Err(ApiError::validation(vec![FieldError::new(
                 "body",
                 "invalid_filing",

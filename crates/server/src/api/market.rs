@@ -121,6 +121,25 @@ async fn owners_by_filing(
         .map_err(ApiError::internal)
 }
 
+#[utoipa::path(get, path = "/api/v1/trades", tag = "market",
+    params(
+        ("ticker" = Option<String>, Query, description = "Issuer ticker (case-insensitive)"),
+        ("insider_cik" = Option<String>, Query, description = "Reporting owner CIK (1–10 digits)"),
+        ("code" = Option<String>, Query, description = "Transaction codes, comma-separated (P,S,A,M,F,G…)"),
+        ("acquired_disposed" = Option<String>, Query, description = "A or D"),
+        ("since" = Option<String>, Query, description = "First transaction date, YYYY-MM-DD"),
+        ("until" = Option<String>, Query, description = "Last transaction date, YYYY-MM-DD"),
+        ("min_value" = Option<String>, Query, description = "Minimum value in dollars"),
+        ("max_value" = Option<String>, Query, description = "Maximum value in dollars"),
+        ("derivative" = Option<bool>, Query, description = "Derivative transactions only (true) or none (false)"),
+        ("page" = Option<u32>, Query, description = "From 1"),
+        ("per_page" = Option<u32>, Query, description = "1–200, default 50"),
+        ("sort" = Option<String>, Query, description = "transaction_date, filed_at, value or ticker; prefix '-' for descending"),
+    ),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of trades; amounts are exact decimal strings"),
+        (status = 401, description = "No valid credentials"), (status = 403, description = "Outside the free plan's 90 days"),
+        (status = 422, description = "A bad parameter (each one named)")))]
 async fn list_trades(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<MarketRead>,
@@ -184,6 +203,10 @@ struct TradeDetailBody {
     filing: FilingBody,
 }
 
+#[utoipa::path(get, path = "/api/v1/trades/{id}", tag = "market", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Trade id (UUID)")),
+    responses((status = 200, description = "One trade with its company, insider, reporting owners and filing"),
+        (status = 403, description = "Outside the free plan's 90 days"), (status = 404, description = "No such trade")))]
 async fn get_trade(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<MarketRead>,
@@ -229,6 +252,10 @@ struct StatsResponse {
     history_since: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/trades/stats", tag = "market", security(("bearer" = [])),
+    params(("ticker" = Option<String>, Query, description = "The filters of /trades (without paging or sort)")),
+    responses((status = 200, description = "{total, buys (code P), sells (code S), buy_value, sell_value, companies, insiders, first_date, last_date}"),
+        (status = 403, description = "Outside the free plan's 90 days")))]
 async fn trade_stats(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<MarketRead>,
@@ -249,6 +276,10 @@ async fn trade_stats(
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/companies", tag = "market", security(("bearer" = [])),
+    params(("q" = Option<String>, Query, description = "Name contains, or ticker starts with"),
+        ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query)),
+    responses((status = 200, description = "A page of {cik, ticker, name}")))]
 async fn list_companies(
     State(state): State<AppState>,
     RequireScope(_principal, ..): RequireScope<MarketRead>,
@@ -290,6 +321,9 @@ struct CompanyBody {
     history_since: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/companies/{ticker}", tag = "market", security(("bearer" = [])),
+    params(("ticker" = String, Path)),
+    responses((status = 200, description = "The company with trade counts over the caller's history window"), (status = 404, description = "Unknown ticker")))]
 async fn get_company(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<MarketRead>,
@@ -336,6 +370,9 @@ struct InsiderBody {
     relationships: Vec<RelationshipBody>,
 }
 
+#[utoipa::path(get, path = "/api/v1/insiders/{cik}", tag = "market", security(("bearer" = [])),
+    params(("cik" = String, Path)),
+    responses((status = 200, description = "The insider with relationships (director, officer title, ten-percent owner)"), (status = 404, description = "Unknown CIK")))]
 async fn get_insider(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<MarketRead>,
@@ -392,6 +429,12 @@ struct CongressBody {
     link: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/congressional-trades", tag = "market", security(("bearer" = [])),
+    params(("ticker" = Option<String>, Query), ("member" = Option<String>, Query, description = "Name contains"),
+        ("chamber" = Option<String>, Query, description = "house or senate"), ("since" = Option<String>, Query), ("until" = Option<String>, Query),
+        ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query)),
+    responses((status = 200, description = "A page of disclosures; amount ranges as low/high decimal strings (high null when open-ended)"),
+        (status = 403, description = "Outside the free plan's 90 days")))]
 async fn list_congress(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<MarketRead>,
@@ -446,3 +489,11 @@ async fn list_congress(
         page.per_page(),
     )))
 }
+
+/// The market part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list_trades, get_trade, trade_stats, list_companies, get_company, get_insider, list_congress),
+    tags((name = "market", description = "Insider and congressional trades (needs market:read; free plan: last 90 days)"))
+)]
+pub struct MarketApi;

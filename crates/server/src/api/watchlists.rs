@@ -9,10 +9,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 use store::market::alerts::{AlertRecord, DeliveryRow};
 use store::market::watchlists::WatchlistRecord;
 
-use super::extract::{AlertsRead, AlertsWrite, RequireScope, WatchlistsRead, WatchlistsWrite};
+use super::extract::{
+    AlertsRead, AlertsWrite, Meta, RequireScope, WatchlistsRead, WatchlistsWrite,
+};
 use super::params::Params;
 use super::responses::{Page, rfc3339};
 use crate::http::{ApiError, ApiJson, SafeJson};
+use crate::identity::audit::Event;
 use crate::identity::now;
 use crate::market::MarketError;
 use crate::market::alerts::AlertChange;
@@ -122,6 +125,8 @@ struct UpdateWatchlist {
     notes: Option<Option<String>>,
 }
 
+#[utoipa::path(get, path = "/api/v1/watchlists", tag = "watchlists", security(("bearer" = [])),
+    responses((status = 200, description = "A page of the caller's watchlists")))]
 async fn list_watchlists(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<WatchlistsRead>,
@@ -150,6 +155,9 @@ async fn list_watchlists(
     )))
 }
 
+#[utoipa::path(post, path = "/api/v1/watchlists", tag = "watchlists", security(("bearer" = [])),
+    request_body(content = String, content_type = "application/json", description = "{name (1–100), tickers[] (≤100), notes? (≤2000, plain text)}"),
+    responses((status = 201, description = "Created"), (status = 422, description = "Invalid field")))]
 async fn create_watchlist(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<WatchlistsWrite>,
@@ -170,6 +178,8 @@ async fn create_watchlist(
     Ok((StatusCode::CREATED, SafeJson(record.into())))
 }
 
+#[utoipa::path(get, path = "/api/v1/watchlists/{id}", tag = "watchlists", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, description = "The watchlist"), (status = 404, description = "Not the caller's, or none")))]
 async fn get_watchlist(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<WatchlistsRead>,
@@ -185,6 +195,8 @@ async fn get_watchlist(
     Ok(SafeJson(record.into()))
 }
 
+#[utoipa::path(patch, path = "/api/v1/watchlists/{id}", tag = "watchlists", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, description = "Updated"), (status = 404, description = "Not the caller's, or none")))]
 async fn update_watchlist(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<WatchlistsWrite>,
@@ -208,6 +220,8 @@ async fn update_watchlist(
     Ok(SafeJson(record.into()))
 }
 
+#[utoipa::path(delete, path = "/api/v1/watchlists/{id}", tag = "watchlists", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not the caller's, or none")))]
 async fn delete_watchlist(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<WatchlistsWrite>,
@@ -228,7 +242,29 @@ async fn delete_watchlist(
 
 // ---- alerts ----
 
-#[derive(Debug, Serialize)]
+/// Alert changes are audited: a webhook is data leaving the system.
+async fn audit_alert(
+    state: &AppState,
+    meta: &crate::identity::RequestMeta,
+    event: Event<'_>,
+    user_id: &str,
+    alert_id: Option<&str>,
+    detail: &str,
+) {
+    state
+        .identity
+        .audit(
+            event
+                .actor(user_id)
+                .subject(user_id)
+                .details(serde_json::json!({"alert_id": alert_id, "detail": detail})),
+            meta,
+        )
+        .await;
+}
+
+/// No `Debug`: it can hold the webhook secret.
+#[derive(Serialize)]
 struct AlertBody {
     id: String,
     name: String,
@@ -314,6 +350,8 @@ struct UpdateAlert {
     webhook_url: Option<Option<String>>,
 }
 
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", security(("bearer" = [])),
+    responses((status = 200, description = "A page of the caller's alerts (secrets never included)")))]
 async fn list_alerts(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<AlertsRead>,
@@ -342,12 +380,17 @@ async fn list_alerts(
     )))
 }
 
+#[utoipa::path(post, path = "/api/v1/alerts", tag = "alerts", security(("bearer" = [])),
+    request_body(content = String, content_type = "application/json", description = "{name, ticker?, insider_cik?, codes?, min_value?, channel: email|webhook, webhook_url?}"),
+    responses((status = 201, description = "Created; webhook alerts return webhook_secret this once"), (status = 403, description = "Over the plan's alert count, or webhooks on the free plan"),
+        (status = 422, description = "Invalid field, or a webhook URL that is not public https")))]
 async fn create_alert(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<AlertsWrite>,
+    Meta(meta): Meta,
     ApiJson(body): ApiJson<CreateAlert>,
 ) -> Result<(StatusCode, SafeJson<AlertBody>), ApiError> {
-    let created = state
+    let result = state
         .market
         .create_alert(
             &principal.user_id,
@@ -363,13 +406,40 @@ async fn create_alert(
             },
             now(),
         )
-        .await?;
+        .await;
+    let created = match result {
+        Ok(created) => created,
+        Err(MarketError::PlanLimit(reason)) => {
+            audit_alert(
+                &state,
+                &meta,
+                Event::failure("alert.created"),
+                &principal.user_id,
+                None,
+                "plan_limit",
+            )
+            .await;
+            return Err(MarketError::PlanLimit(reason).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    audit_alert(
+        &state,
+        &meta,
+        Event::success("alert.created"),
+        &principal.user_id,
+        Some(&created.record.id),
+        &created.record.channel,
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         SafeJson(alert_body(created.record, created.webhook_secret)),
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, description = "The alert"), (status = 404, description = "Not the caller's, or none")))]
 async fn get_alert(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<AlertsRead>,
@@ -385,9 +455,12 @@ async fn get_alert(
     Ok(SafeJson(alert_body(record, None)))
 }
 
+#[utoipa::path(patch, path = "/api/v1/alerts/{id}", tag = "alerts", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, description = "Updated (a switch to webhook returns a new webhook_secret)"), (status = 404, description = "Not the caller's, or none")))]
 async fn update_alert(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<AlertsWrite>,
+    Meta(meta): Meta,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateAlert>,
 ) -> Result<SafeJson<AlertBody>, ApiError> {
@@ -410,12 +483,24 @@ async fn update_alert(
             now(),
         )
         .await?;
+    audit_alert(
+        &state,
+        &meta,
+        Event::success("alert.updated"),
+        &principal.user_id,
+        Some(&updated.record.id),
+        &updated.record.channel,
+    )
+    .await;
     Ok(SafeJson(alert_body(updated.record, updated.webhook_secret)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/alerts/{id}", tag = "alerts", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not the caller's, or none")))]
 async fn delete_alert(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<AlertsWrite>,
+    Meta(meta): Meta,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     resource_id(&id)?;
@@ -425,6 +510,15 @@ async fn delete_alert(
         .await
         .map_err(ApiError::internal)?
     {
+        audit_alert(
+            &state,
+            &meta,
+            Event::success("alert.deleted"),
+            &principal.user_id,
+            Some(&id),
+            "",
+        )
+        .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found())
@@ -450,6 +544,8 @@ struct DeliveryBody {
     insider_name: String,
 }
 
+#[utoipa::path(get, path = "/api/v1/alerts/{id}/history", tag = "alerts", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, description = "Deliveries: status, attempts, response status, error"), (status = 404, description = "Not the caller's, or none")))]
 async fn alert_history(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<AlertsRead>,
@@ -470,6 +566,7 @@ async fn alert_history(
         .alert_history(
             &principal.user_id,
             &id,
+            crate::market::tiers::history_start(principal.tier, crate::market::tiers::today()),
             i64::from(page.per_page()),
             page.offset(),
         )
@@ -502,3 +599,13 @@ async fn alert_history(
         page.per_page(),
     )))
 }
+
+/// The watchlist and alert part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list_watchlists, create_watchlist, get_watchlist, update_watchlist, delete_watchlist,
+        list_alerts, create_alert, get_alert, update_alert, delete_alert, alert_history),
+    tags((name = "watchlists", description = "The caller's watchlists"),
+        (name = "alerts", description = "Alert rules, delivered by email or signed webhook (X-TradeSignal-Signature: t=…,v1=HMAC-SHA256)"))
+)]
+pub struct WatchlistApi;

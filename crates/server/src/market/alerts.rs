@@ -111,11 +111,14 @@ impl MarketService {
     /// Checks a webhook URL as typed and where it resolves now (it is checked again at every
     /// delivery). Returns the URL in normalised form.
     async fn checked_webhook_url(&self, text: &str) -> Result<String, MarketError> {
-        let url = outbound::check_url(self.destinations, text)
-            .map_err(|p| MarketError::invalid("webhook_url", "forbidden_url", p.message()))?;
+        let url = outbound::check_url(self.destinations, text).map_err(|p| {
+            MarketError::invalid("webhook_url", "forbidden_url", outbound::public_message(p))
+        })?;
         outbound::check_resolves_public(self.destinations, &url)
             .await
-            .map_err(|p| MarketError::invalid("webhook_url", "forbidden_url", p.message()))?;
+            .map_err(|p| {
+                MarketError::invalid("webhook_url", "forbidden_url", outbound::public_message(p))
+            })?;
         Ok(url.to_string())
     }
 

@@ -17,8 +17,11 @@ use super::{MarketService, tiers};
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Deliveries claimed per pass.
 const BATCH: i64 = 50;
-/// A claim outlives the slowest attempt (5 s) with room to spare.
-const LEASE_SECS: i64 = 60;
+/// A claim outlives the slowest attempt (`ATTEMPT_TIMEOUT`) many times over, so a delivery is never
+/// sent by two instances.
+const LEASE_SECS: i64 = 300;
+/// Every attempt (webhook or email through a slow SMTP server) ends within this.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs until `shutdown` resolves.
 pub async fn run(service: Arc<MarketService>, shutdown: impl std::future::Future<Output = ()>) {
@@ -46,7 +49,10 @@ pub async fn deliver_due(service: &MarketService, now: i64) -> Result<usize, sto
     let count = jobs.len();
     // Deliveries go out concurrently so one slow endpoint does not hold up the rest.
     let attempts = jobs.into_iter().map(|job| async move {
-        let outcome = attempt(service, &job, now).await;
+        let outcome = match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt(service, &job, now)).await {
+            Ok(outcome) => outcome,
+            Err(_) => failure(&job, now, None, "the attempt timed out".into()),
+        };
         metrics::counter!("tradesignal_alert_deliveries_total", "channel" => job.channel.clone(), "status" => outcome.status).increment(1);
         if let Err(e) = service.db.record_delivery(&job.id, &outcome).await {
             tracing::warn!(delivery = %job.id, error = %e, "could not record an alert delivery");
@@ -88,7 +94,15 @@ async fn attempt(service: &MarketService, job: &DeliveryJob, now: i64) -> Delive
                 now,
             };
         }
-        Err(e) => return failure(job, now, None, format!("database error: {e}")),
+        Err(e) => {
+            tracing::warn!(delivery = %job.id, error = %e, "cannot load the trade of a delivery");
+            return failure(
+                job,
+                now,
+                None,
+                "a temporary internal error; will retry".into(),
+            );
+        }
     };
     let owners = service
         .db
@@ -139,7 +153,10 @@ async fn attempt(service: &MarketService, job: &DeliveryJob, now: i64) -> Delive
             });
             let bytes = match serde_json::to_vec(&payload) {
                 Ok(bytes) => crate::http::json::html_safe_json(&bytes),
-                Err(e) => return failure(job, now, None, format!("cannot encode: {e}")),
+                Err(e) => {
+                    tracing::error!(delivery = %job.id, error = %e, "cannot encode a webhook payload");
+                    return failure(job, now, None, "an internal error".into());
+                }
             };
             let signature = market::webhook::sign(&secret, now, &bytes);
             let result = service.webhooks.deliver(url, &signature, bytes).await;

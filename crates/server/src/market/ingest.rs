@@ -81,6 +81,13 @@ pub fn dedup_key(filing: &Filing, bytes: &[u8]) -> String {
 /// Parses one document; `file_name` may supply the accession number bare XML lacks.
 pub fn parse(bytes: &[u8], file_name: Option<&str>) -> Result<Filing, String> {
     let mut filing = form4::parse_document(bytes).map_err(|e| e.to_string())?;
+    // Only a well-formed symbol is kept: it is shown, filtered on and put into links.
+    filing.issuer.ticker = filing
+        .issuer
+        .ticker
+        .take()
+        .map(|t| t.trim().to_ascii_uppercase())
+        .filter(|t| market::query::is_ticker(t));
     if filing.accession_number.is_none() {
         filing.accession_number = file_name.and_then(form4::accession_from_file_name);
     }
@@ -91,6 +98,7 @@ pub fn context(now: i64) -> IngestContext {
     IngestContext {
         now,
         free_since: tiers::history_start(security::authz::Tier::Free, tiers::today()),
+        alert_limit: |tier| tiers::alert_limit(tier.parse().unwrap_or(security::authz::Tier::Free)),
     }
 }
 
@@ -117,6 +125,12 @@ pub async fn store(
             superseded_by,
         },
         StoreOutcome::Duplicate { filing_id } => DocumentOutcome::Duplicate { filing_id },
+        StoreOutcome::Conflict { filing_id } => DocumentOutcome::Failed {
+            reason: format!(
+                "filing {filing_id} already stored under this accession number has another issuer, form or \
+                 reporting owners; the stored one is kept"
+            ),
+        },
     })
 }
 

@@ -28,6 +28,17 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The message shown for a URL problem. Every "where it points" problem gets the same words, so the
+/// answers cannot be used to learn which internal names resolve.
+pub fn public_message(problem: UrlProblem) -> &'static str {
+    match problem {
+        UrlProblem::PrivateAddress | UrlProblem::ResolvesPrivate | UrlProblem::NoAddresses => {
+            "The webhook URL must resolve to public internet addresses only."
+        }
+        other => other.message(),
+    }
+}
+
 /// Checks a webhook URL as typed (format, scheme, literal addresses, internal names).
 pub fn check_url(destinations: Destinations, text: &str) -> Result<url::Url, UrlProblem> {
     if destinations == Destinations::LoopbackForTests
@@ -144,7 +155,7 @@ impl WebhookClient {
             Err(problem) => {
                 return Attempt {
                     status: None,
-                    error: Some(problem.message().to_string()),
+                    error: Some(public_message(problem).to_string()),
                 };
             }
         };
@@ -179,7 +190,7 @@ fn describe(error: &reqwest::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = Some(error);
     while let Some(e) = source {
         if let Some(problem) = e.downcast_ref::<UrlProblem>() {
-            return problem.message().to_string();
+            return public_message(*problem).to_string();
         }
         source = e.source();
     }

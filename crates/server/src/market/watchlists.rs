@@ -102,12 +102,6 @@ impl MarketService {
         let name = clean_name("name", change.name.as_deref().unwrap_or(""))?;
         let tickers = clean_tickers(change.tickers.as_deref().unwrap_or(&[]))?;
         let notes = clean_notes(change.notes.flatten().as_deref())?;
-        if self.db.count_watchlists(user_id).await? >= tiers::WATCHLIST_LIMIT {
-            return Err(MarketError::PlanLimit(format!(
-                "You can keep at most {} watchlists.",
-                tiers::WATCHLIST_LIMIT
-            )));
-        }
         let record = WatchlistRecord {
             id: uuid::Uuid::now_v7().to_string(),
             user_id: user_id.to_string(),
@@ -117,7 +111,16 @@ impl MarketService {
             created_at: now,
             updated_at: now,
         };
-        self.db.insert_watchlist(&record).await?;
+        if !self
+            .db
+            .insert_watchlist(&record, tiers::WATCHLIST_LIMIT)
+            .await?
+        {
+            return Err(MarketError::PlanLimit(format!(
+                "You can keep at most {} watchlists.",
+                tiers::WATCHLIST_LIMIT
+            )));
+        }
         Ok(record)
     }
 

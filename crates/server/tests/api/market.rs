@@ -620,3 +620,93 @@ backend_test!(congressional_trades, |backend| {
         403
     );
 });
+
+backend_test!(accession_conflicts_and_ambiguous_amendments, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let (_, pro) = app.user_with_tier("pro@example.com", "pro").await;
+    let filed = days_ago(5);
+    let genuine = Synthetic::default();
+    ingest_text(&app, &genuine.submission("0000990001-26-000010", &filed)).await;
+    // Another issuer's document claiming the same accession number is refused, not merged.
+    let impostor = Synthetic {
+        issuer_cik: "0000990999",
+        ticker: "EVIL",
+        ..Synthetic::default()
+    };
+    match ingest_text(&app, &impostor.submission("0000990001-26-000010", &filed)).await {
+        server::market::ingest::DocumentOutcome::Failed { reason } => {
+            assert!(reason.contains("already stored"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        json(app.get_as(&pro, "/api/v1/trades?ticker=EVIL").await).await["total"],
+        0
+    );
+
+    // Two originals of the same issuer and owner filed the same day: an amendment cannot say which
+    // it amends, so both stay.
+    let second = Synthetic {
+        shares: "7",
+        ..Synthetic::default()
+    };
+    ingest_text(&app, &second.submission("0000990001-26-000011", &filed)).await;
+    let amendment = Synthetic {
+        document_type: "4/A",
+        shares: "9",
+        original: Some(&filed),
+        ..Synthetic::default()
+    };
+    match ingest_text(
+        &app,
+        &amendment.submission("0000990001-26-000012", &days_ago(1)),
+    )
+    .await
+    {
+        server::market::ingest::DocumentOutcome::Stored { superseded, .. } => {
+            assert_eq!(superseded, 0)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        json(app.get_as(&pro, "/api/v1/trades?ticker=TSTX").await).await["total"],
+        3
+    );
+
+    // A filing without a symbol is found by the company's ticker.
+    let bare = Synthetic {
+        ticker: "",
+        date: days_ago(3),
+        ..Synthetic::default()
+    };
+    let xml = bare
+        .xml()
+        .replace("<issuerTradingSymbol></issuerTradingSymbol>", "");
+    assert!(matches!(
+        ingest_text(&app, &xml).await,
+        server::market::ingest::DocumentOutcome::Stored { .. }
+    ));
+    assert_eq!(
+        json(app.get_as(&pro, "/api/v1/trades?ticker=TSTX").await).await["total"],
+        4
+    );
+    // A malformed symbol is dropped rather than stored and shown.
+    let odd = Synthetic {
+        ticker: "A&lt;B",
+        issuer_cik: "0000990555",
+        ..Synthetic::default()
+    };
+    assert!(matches!(
+        ingest_text(&app, &odd.xml()).await,
+        server::market::ingest::DocumentOutcome::Stored { .. }
+    ));
+    let company = json(app.get_as(&pro, "/api/v1/companies?q=test").await).await;
+    assert!(
+        company["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ticker"] != "A<B"),
+        "{company}"
+    );
+});

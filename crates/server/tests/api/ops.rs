@@ -152,6 +152,19 @@ backend_test!(openapi_describes_the_operations, |backend| {
         "/api/v1/auth/sessions/{id}",
         "/api/v1/admin/users",
         "/api/v1/admin/users/{id}/unlock",
+        "/api/v1/admin/ingest/form4",
+        "/api/v1/trades",
+        "/api/v1/trades/{id}",
+        "/api/v1/trades/stats",
+        "/api/v1/companies",
+        "/api/v1/companies/{ticker}",
+        "/api/v1/insiders/{cik}",
+        "/api/v1/congressional-trades",
+        "/api/v1/watchlists",
+        "/api/v1/watchlists/{id}",
+        "/api/v1/alerts",
+        "/api/v1/alerts/{id}",
+        "/api/v1/alerts/{id}/history",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }

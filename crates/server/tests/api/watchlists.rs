@@ -502,3 +502,38 @@ backend_test!(deliveries_recheck_the_url_and_the_plan, |backend| {
     assert!(!error.is_empty() && !error.contains("169.254"), "{history}");
     assert_eq!(history["items"][0]["response_status"], Value::Null);
 });
+
+backend_test!(a_downgrade_silences_surplus_alerts, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let (user_id, pro) = app.user_with_tier("pro@example.com", "pro").await;
+    for i in 0..5 {
+        let created = app
+            .post_as(&pro, "/api/v1/alerts", email_alert(&format!("alert {i}")))
+            .await;
+        assert_eq!(created.status(), 201);
+        let cache = created
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(cache.contains("no-store"), "{cache}");
+    }
+    let change = store::identity::users::AdminChange {
+        tier: Some("free".into()),
+        ..Default::default()
+    };
+    app.state
+        .db
+        .admin_update_user(&user_id, &change, "stamp-3", now())
+        .await
+        .expect("downgrade");
+    let outcome = ingest_text(&app, &Synthetic::default().xml()).await;
+    assert!(
+        matches!(
+            outcome,
+            server::market::ingest::DocumentOutcome::Stored { alerts: 3, .. }
+        ),
+        "only the free plan's three oldest alerts fire: {outcome:?}"
+    );
+});

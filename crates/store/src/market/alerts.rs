@@ -171,20 +171,25 @@ impl Database {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The owner's alert's deliveries, newest first, and their total.
+    /// The owner's alert's deliveries for trades since `since` (the caller's history window), newest
+    /// first, and their total.
     pub async fn alert_history(
         &self,
         user_id: &str,
         alert_id: &str,
+        since: Option<market::form4::Date>,
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<DeliveryRow>, i64), StoreError> {
+        let since = since.map(|d| d.to_string());
         let total: i64 = sqlx::query_scalar::<Any, i64>(
             "SELECT COUNT(*) FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
-             WHERE d.alert_id = $1 AND a.user_id = $2",
+             JOIN insider_trades t ON t.id = d.trade_id \
+             WHERE d.alert_id = $1 AND a.user_id = $2 AND ($3 IS NULL OR t.transaction_date >= $3)",
         )
         .bind(alert_id)
         .bind(user_id)
+        .bind(&since)
         .fetch_one(self.pool())
         .await?;
         let rows = sqlx::query_as::<Any, DeliveryRow>(
@@ -193,10 +198,12 @@ impl Database {
              i.name AS insider_name \
              FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
              JOIN insider_trades t ON t.id = d.trade_id JOIN insiders i ON i.cik = t.insider_cik \
-             WHERE d.alert_id = $1 AND a.user_id = $2 ORDER BY d.created_at DESC, d.id DESC LIMIT $3 OFFSET $4",
+             WHERE d.alert_id = $1 AND a.user_id = $2 AND ($3 IS NULL OR t.transaction_date >= $3) \
+             ORDER BY d.created_at DESC, d.id DESC LIMIT $4 OFFSET $5",
         )
         .bind(alert_id)
         .bind(user_id)
+        .bind(&since)
         .bind(limit)
         .bind(offset)
         .fetch_all(self.pool())

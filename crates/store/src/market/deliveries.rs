@@ -44,7 +44,8 @@ pub struct DeliveryOutcome {
 
 impl Database {
     /// Claims up to `limit` due deliveries for `lease_secs` (a crashed worker's claim expires and
-    /// the delivery is retried). Deliveries of disabled users are not claimed.
+    /// the delivery is retried). Deliveries of disabled users are never picked, so they cannot
+    /// crowd out everyone else's.
     pub async fn claim_due_deliveries(
         &self,
         now: i64,
@@ -52,8 +53,11 @@ impl Database {
         lease_secs: i64,
     ) -> Result<Vec<DeliveryJob>, StoreError> {
         let candidates: Vec<(String,)> = sqlx::query_as::<Any, (String,)>(
-            "SELECT id FROM alert_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
-             AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY next_attempt_at LIMIT $2",
+            "SELECT d.id FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+             JOIN users u ON u.id = a.user_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+             AND (d.claimed_until IS NULL OR d.claimed_until < $1) AND u.disabled_at IS NULL \
+             ORDER BY d.next_attempt_at LIMIT $2",
         )
         .bind(now)
         .bind(limit)

@@ -14,6 +14,9 @@ pub struct IngestContext {
     pub now: i64,
     /// Free-tier users are alerted only about trades on or after this date (their history window).
     pub free_since: Option<Date>,
+    /// How many alerts a user of this tier may keep: only that many of a user's oldest alerts
+    /// fire, so a downgraded user's surplus alerts fall silent instead of outliving the plan.
+    pub alert_limit: fn(&str) -> i64,
 }
 
 /// What storing a filing did.
@@ -31,6 +34,9 @@ pub enum StoreOutcome {
     },
     /// A filing with the same accession number (or the same bytes) is already stored.
     Duplicate { filing_id: String },
+    /// A filing stored under this accession number names another issuer, form or set of owners:
+    /// one of the two documents is wrong, and the stored one is kept.
+    Conflict { filing_id: String },
 }
 
 #[derive(FromRow)]
@@ -78,6 +84,8 @@ struct CandidateAlert {
     codes: Option<String>,
     min_value_cents: Option<i64>,
     tier: String,
+    /// The alert's place among its owner's alerts, oldest first (1-based).
+    alert_rank: i64,
 }
 
 fn flag(value: bool) -> i64 {
@@ -98,8 +106,8 @@ impl Database {
         dedup_key: &str,
         context: IngestContext,
     ) -> Result<StoreOutcome, StoreError> {
-        if let Some(filing_id) = self.filing_by_dedup_key(dedup_key).await? {
-            return Ok(StoreOutcome::Duplicate { filing_id });
+        if let Some(outcome) = self.existing(dedup_key, filing).await? {
+            return Ok(outcome);
         }
         let mut tx = self.pool().begin().await?;
         let filing_id = uuid::Uuid::now_v7().to_string();
@@ -165,6 +173,14 @@ impl Database {
 
         let (superseded, superseded_by) =
             resolve_amendments(&mut tx, &filing_id, &identity).await?;
+        // A filing without a symbol gets the company's known one, so `ticker=` filters and ticker
+        // alerts find its trades too.
+        let ticker: Option<String> = sqlx::query_scalar::<Any, Option<String>>(
+            "SELECT ticker FROM companies WHERE cik = $1",
+        )
+        .bind(&filing.issuer.cik)
+        .fetch_one(&mut *tx)
+        .await?;
         let current = superseded_by.is_none();
 
         let mut trade_ids = Vec::with_capacity(filing.transactions.len());
@@ -183,7 +199,7 @@ impl Database {
                 .bind(&filing_id)
                 .bind(i64::try_from(row_index).unwrap_or(i64::MAX))
                 .bind(&filing.issuer.cik)
-                .bind(&filing.issuer.ticker)
+                .bind(&ticker)
                 .bind(insider_cik)
                 .bind(&t.security_title)
                 .bind(t.transaction_date.to_string())
@@ -192,7 +208,7 @@ impl Database {
                 .bind(t.shares.to_string())
                 .bind(t.price_per_share.map(|p| p.to_string()))
                 .bind(value.map(|v| v.to_string()))
-                .bind(value.and_then(market::money::to_cents))
+                .bind(value.and_then(market::money::trade_value_cents))
                 .bind(t.shares_owned_after.map(|s| s.to_string()))
                 .bind(t.direct_indirect.code().to_string())
                 .bind(flag(t.is_derivative()))
@@ -206,7 +222,15 @@ impl Database {
 
         let alerts = match first_owner {
             Some(insider_cik) if current && !trade_ids.is_empty() => {
-                queue_alerts(&mut tx, filing, insider_cik, &trade_ids, context).await?
+                queue_alerts(
+                    &mut tx,
+                    filing,
+                    ticker.as_deref(),
+                    insider_cik,
+                    &trade_ids,
+                    context,
+                )
+                .await?
             }
             _ => 0,
         };
@@ -235,6 +259,39 @@ impl Database {
             .await?
             .unwrap_or_default();
         Ok(StoreOutcome::Duplicate { filing_id })
+    }
+
+    /// What to answer when a filing under `dedup_key` is already stored: a duplicate if it is the
+    /// same filing (issuer, form, owners), a conflict if a document claims another's accession
+    /// number.
+    async fn existing(
+        &self,
+        dedup_key: &str,
+        filing: &Filing,
+    ) -> Result<Option<StoreOutcome>, StoreError> {
+        let stored = sqlx::query_as::<Any, StoredIdentity>(
+            "SELECT id, document_type, issuer_cik, owner_ciks, accession_number, filed_at, \
+             date_of_original_submission, superseded_by FROM filings WHERE dedup_key = $1",
+        )
+        .bind(dedup_key)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(stored.map(|stored| {
+            let theirs = stored.identity();
+            let mine = filing.identity();
+            if theirs.issuer_cik == mine.issuer_cik
+                && theirs.document_type == mine.document_type
+                && theirs.owner_ciks == mine.owner_ciks
+            {
+                StoreOutcome::Duplicate {
+                    filing_id: stored.id,
+                }
+            } else {
+                StoreOutcome::Conflict {
+                    filing_id: stored.id,
+                }
+            }
+        }))
     }
 }
 
@@ -282,17 +339,33 @@ async fn resolve_amendments(
     .bind(&filed)
     .fetch_all(&mut *tx)
     .await?;
+    let targets: Vec<&StoredIdentity> = candidates
+        .iter()
+        .filter(|c| c.superseded_by.is_none() && identity.supersedes(&c.identity()))
+        .collect();
+    // The amendment does not name the filing it amends; if several originals of the same issuer and
+    // owners were filed that day, which one it replaces is unknowable, so none is hidden.
+    let originals = targets
+        .iter()
+        .filter(|c| !c.identity().is_amendment())
+        .count();
     let mut superseded = 0;
-    let mut superseded_by = None;
-    for candidate in &candidates {
-        let theirs = candidate.identity();
-        if candidate.superseded_by.is_none() && identity.supersedes(&theirs) {
-            mark_superseded(tx, &candidate.id, filing_id).await?;
+    if originals <= 1 {
+        for target in &targets {
+            mark_superseded(tx, &target.id, filing_id).await?;
             superseded += 1;
-        } else if theirs.supersedes(identity) && superseded_by.is_none() {
-            superseded_by = Some(candidate.id.clone());
         }
+    } else {
+        tracing::warn!(
+            filing = %filing_id,
+            originals,
+            "an amendment matches several original filings; none is superseded"
+        );
     }
+    let superseded_by = candidates
+        .iter()
+        .find(|c| c.identity().supersedes(identity))
+        .map(|c| c.id.clone());
     if let Some(winner) = &superseded_by {
         sqlx::query::<Any>("UPDATE filings SET superseded_by = $1 WHERE id = $2")
             .bind(winner)
@@ -325,17 +398,23 @@ async fn mark_superseded(
 async fn queue_alerts(
     tx: &mut AnyConnection,
     filing: &Filing,
+    ticker: Option<&str>,
     insider_cik: &str,
     trade_ids: &[String],
     context: IngestContext,
 ) -> Result<usize, StoreError> {
     let candidates: Vec<CandidateAlert> = sqlx::query_as::<Any, CandidateAlert>(
-        "SELECT a.id, a.channel, a.ticker, a.insider_cik, a.codes, a.min_value_cents, u.tier \
-         FROM alerts a JOIN users u ON u.id = a.user_id \
-         WHERE u.disabled_at IS NULL \
-         AND (a.ticker IS NULL OR a.ticker = $1) AND (a.insider_cik IS NULL OR a.insider_cik = $2)",
+        "SELECT id, channel, ticker, insider_cik, codes, min_value_cents, tier, alert_rank FROM ( \
+           SELECT a.id, a.channel, a.ticker, a.insider_cik, a.codes, a.min_value_cents, u.tier, \
+           ROW_NUMBER() OVER (PARTITION BY a.user_id ORDER BY a.created_at, a.id) AS alert_rank \
+           FROM alerts a JOIN users u ON u.id = a.user_id \
+           WHERE u.disabled_at IS NULL AND a.user_id IN ( \
+             SELECT user_id FROM alerts \
+             WHERE (ticker IS NULL OR ticker = $1) AND (insider_cik IS NULL OR insider_cik = $2)) \
+         ) ranked \
+         WHERE (ticker IS NULL OR ticker = $1) AND (insider_cik IS NULL OR insider_cik = $2)",
     )
-    .bind(&filing.issuer.ticker)
+    .bind(ticker)
     .bind(insider_cik)
     .fetch_all(&mut *tx)
     .await?;
@@ -344,6 +423,9 @@ async fn queue_alerts(
     }
     let mut queued = 0;
     for alert in &candidates {
+        if alert.alert_rank > (context.alert_limit)(&alert.tier) {
+            continue;
+        }
         let rule = AlertRule {
             ticker: alert.ticker.clone(),
             insider_cik: alert.insider_cik.clone(),
@@ -363,10 +445,10 @@ async fn queue_alerts(
                 continue;
             }
             let facts = TradeFacts {
-                ticker: filing.issuer.ticker.as_deref(),
+                ticker,
                 insider_cik,
                 code: &t.code,
-                value_cents: t.value().and_then(market::money::to_cents),
+                value_cents: t.value().and_then(market::money::trade_value_cents),
             };
             if !rule.matches(&facts) {
                 continue;

@@ -394,8 +394,8 @@ impl Database {
         Ok(Some(CompanyDetail { company, stats }))
     }
 
-    /// The insider with this CIK, their relationships and their number of current trades since
-    /// `since`.
+    /// The insider with this CIK, their relationships stated by filings since `since`, and their
+    /// number of current trades since then.
     pub async fn insider(
         &self,
         cik: &str,
@@ -417,11 +417,13 @@ impl Database {
              FROM insider_relationships r JOIN filings f ON f.id = r.filing_id \
              JOIN companies c ON c.cik = f.issuer_cik \
              WHERE r.insider_cik = $1 AND f.superseded_by IS NULL \
+             AND ($2 IS NULL OR COALESCE(f.filed_at, f.period_of_report) >= $2) \
              GROUP BY f.issuer_cik, c.ticker, c.name, r.is_director, r.is_officer, r.officer_title, \
              r.is_ten_percent_owner, r.is_other, r.other_text \
              ORDER BY as_of DESC, company_name",
         )
         .bind(&cik)
+        .bind(since.map(|d| d.to_string()))
         .fetch_all(self.pool())
         .await?;
         let trades: i64 = sqlx::query_scalar::<Any, i64>(

@@ -24,11 +24,24 @@ macro_rules! watchlist_columns {
 }
 
 impl Database {
-    pub async fn insert_watchlist(&self, w: &WatchlistRecord) -> Result<(), StoreError> {
-        sqlx::query::<Any>(concat!(
+    /// Inserts the watchlist if the owner has fewer than `limit`; false when at the limit (checked
+    /// in the statement itself, with the owner's row locked on PostgreSQL, so a burst cannot pass it).
+    pub async fn insert_watchlist(
+        &self,
+        w: &WatchlistRecord,
+        limit: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        if self.backend() == crate::db::Backend::Postgres {
+            sqlx::query::<Any>("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(&w.user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let done = sqlx::query::<Any>(concat!(
             "INSERT INTO watchlists (",
             watchlist_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ") SELECT $1, $2, $3, $4, $5, $6, $7 WHERE (SELECT COUNT(*) FROM watchlists WHERE user_id = $2) < $8"
         ))
         .bind(&w.id)
         .bind(&w.user_id)
@@ -37,9 +50,11 @@ impl Database {
         .bind(&w.notes)
         .bind(w.created_at)
         .bind(w.updated_at)
-        .execute(self.pool())
+        .bind(limit)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn count_watchlists(&self, user_id: &str) -> Result<i64, StoreError> {

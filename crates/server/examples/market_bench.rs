@@ -1,0 +1,481 @@
+//! Benchmark for `scripts/bench` (issue "Market data", Measured): prints JSON figures, asserts
+//! nothing.
+//!
+//! 1. Form 4 ingest on SQLite: generated filings written as files, then the `ingest form4` pipeline
+//!    (parallel read and parse, one transaction per filing) — filings per second.
+//! 2. `GET /api/v1/trades?ticker=…&per_page=50` latency over a seeded 1,000,000-trade data set, through
+//!    the whole HTTP stack (authentication, rate limiting, headers), on SQLite and, when a URL is given,
+//!    on PostgreSQL; with the query plans, to show the indexes are used.
+//!
+//! Usage: `market_bench [--filings N] [--trades N] [--requests N] [--postgres ADMIN_URL]`
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use server::state::AppState;
+use sqlx::Any;
+use store::{Backend, Database};
+
+const COMPANIES: i64 = 2_000;
+const INSIDERS: i64 = 20_000;
+const TRADES_PER_FILING: i64 = 4;
+const PASSWORD: &str = "Bench-Granite-Falcon-82!";
+
+struct Args {
+    filings: usize,
+    trades: i64,
+    requests: usize,
+    postgres: Option<String>,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        filings: 5_000,
+        trades: 1_000_000,
+        requests: 2_000,
+        postgres: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_default();
+        match flag.as_str() {
+            "--filings" => args.filings = value.parse().unwrap_or(args.filings),
+            "--trades" => args.trades = value.parse().unwrap_or(args.trades),
+            "--requests" => args.requests = value.parse().unwrap_or(args.requests),
+            "--postgres" => args.postgres = Some(value),
+            other => eprintln!("market_bench: ignoring {other}"),
+        }
+    }
+    args
+}
+
+/// One synthetic filing with 1–4 transactions, named like an EDGAR file.
+fn filing(i: usize) -> (String, String) {
+    let rows = 1 + i % 4;
+    let mut table = String::new();
+    for r in 0..rows {
+        let day = 1 + (i + r) % 28;
+        let month = 1 + (i / 28) % 12;
+        table.push_str(&format!(
+            "<nonDerivativeTransaction><securityTitle><value>Common Stock</value></securityTitle>\
+             <transactionDate><value>2024-{month:02}-{day:02}</value></transactionDate>\
+             <transactionCoding><transactionFormType>4</transactionFormType><transactionCode>{code}</transactionCode>\
+             <equitySwapInvolved>0</equitySwapInvolved></transactionCoding><transactionAmounts>\
+             <transactionShares><value>{shares}</value></transactionShares>\
+             <transactionPricePerShare><value>{price}.{cents:02}</value></transactionPricePerShare>\
+             <transactionAcquiredDisposedCode><value>{ad}</value></transactionAcquiredDisposedCode></transactionAmounts>\
+             <postTransactionAmounts><sharesOwnedFollowingTransaction><value>100000</value></sharesOwnedFollowingTransaction>\
+             </postTransactionAmounts><ownershipNature><directOrIndirectOwnership><value>D</value></directOrIndirectOwnership>\
+             </ownershipNature></nonDerivativeTransaction>",
+            code = if r % 2 == 0 { "P" } else { "S" },
+            ad = if r % 2 == 0 { "A" } else { "D" },
+            shares = 100 + (i * 7 + r) % 5000,
+            price = 10 + i % 90,
+            cents = (i + r) % 100,
+        ));
+    }
+    let xml = format!(
+        "<?xml version=\"1.0\"?>\n<ownershipDocument><schemaVersion>X0508</schemaVersion>\
+         <documentType>4</documentType><periodOfReport>2024-06-30</periodOfReport>\
+         <issuer><issuerCik>{issuer}</issuerCik><issuerName>Bench Issuer {c}</issuerName>\
+         <issuerTradingSymbol>BI{c}</issuerTradingSymbol></issuer>\
+         <reportingOwner><reportingOwnerId><rptOwnerCik>{owner}</rptOwnerCik><rptOwnerName>Owner {o}</rptOwnerName>\
+         </reportingOwnerId><reportingOwnerRelationship><isOfficer>1</isOfficer><officerTitle>CFO</officerTitle>\
+         </reportingOwnerRelationship></reportingOwner><nonDerivativeTable>{table}</nonDerivativeTable>\
+         <footnotes><footnote id=\"F1\">Weighted average price.</footnote></footnotes></ownershipDocument>\n",
+        issuer = 3_000_000 + i % 500,
+        c = i % 500,
+        owner = 4_000_000 + i % 3000,
+        o = i % 3000,
+    );
+    (
+        format!(
+            "{:010}-24-{:06}.xml",
+            1_000_000 + i / 1_000_000,
+            i % 1_000_000
+        ),
+        xml,
+    )
+}
+
+fn settings(data_dir: &Path, database_url: Option<&str>) -> server::config::Settings {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert(
+        "TRADESIGNAL_DATA_DIR".into(),
+        data_dir.display().to_string(),
+    );
+    env.insert(
+        "TRADESIGNAL_RATE_LIMITS".into(),
+        "anonymous=100000000/3600,tier.pro=100000000/3600,login=100000/60".into(),
+    );
+    env.insert("TRADESIGNAL_LOG".into(), "warn".into());
+    if let Some(url) = database_url {
+        env.insert("DATABASE_URL".into(), url.to_string());
+    }
+    match server::config::load(None, &env) {
+        Ok(settings) => settings,
+        Err(e) => panic!("bench settings: {e}"),
+    }
+}
+
+async fn measure_ingest(filings: usize) -> Value {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let files_dir = dir.path().join("filings");
+    std::fs::create_dir_all(&files_dir).expect("mkdir");
+    for i in 0..filings {
+        let (name, xml) = filing(i);
+        std::fs::write(files_dir.join(name), xml).expect("write");
+    }
+    let settings = settings(dir.path(), None);
+    let (db, _) = server::app::connect(&settings).await.expect("connect");
+    let (files, _, _) = server::market::ingest::collect_files(&[files_dir]);
+    let bar = indicatif::ProgressBar::hidden();
+    let started = Instant::now();
+    let summary = server::ingest_cli::ingest_files(&db, files.clone(), &bar)
+        .await
+        .expect("ingest");
+    let first = started.elapsed();
+    let started = Instant::now();
+    let again = server::ingest_cli::ingest_files(&db, files, &bar)
+        .await
+        .expect("ingest again");
+    let second = started.elapsed();
+    db.close().await;
+    json!({
+        "backend": "sqlite",
+        "filings": summary.filings,
+        "trades": summary.trades,
+        "failed": summary.failed.len(),
+        "seconds": round(first.as_secs_f64(), 3),
+        "filings_per_sec": round(summary.filings as f64 / first.as_secs_f64(), 0),
+        "trades_per_sec": round(summary.trades as f64 / first.as_secs_f64(), 0),
+        "rerun_all_skipped": again.skipped == filings,
+        "rerun_filings_per_sec": round(filings as f64 / second.as_secs_f64(), 0),
+        "target_filings_per_sec_at_least": 1000,
+    })
+}
+
+fn round(value: f64, places: i32) -> f64 {
+    let scale = 10f64.powi(places);
+    (value * scale).round() / scale
+}
+
+/// Seeds companies, insiders, filings, relationships and `trades` trades with set-based SQL.
+async fn seed(db: &Database, trades: i64) {
+    let filings = (trades + TRADES_PER_FILING - 1) / TRADES_PER_FILING;
+    let statements: &[(&str, i64)] = match db.backend() {
+        Backend::Sqlite => &[
+            (
+                "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
+                 INSERT INTO companies (cik, ticker, name, updated_at) \
+                 SELECT printf('%010d', 5000000 + n), 'B' || n, 'Bench Company ' || n, 0 FROM seq",
+                COMPANIES,
+            ),
+            (
+                "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
+                 INSERT INTO insiders (cik, name, updated_at) \
+                 SELECT printf('%010d', 7000000 + n), 'Bench Insider ' || n, 0 FROM seq",
+                INSIDERS,
+            ),
+            (
+                "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
+                 INSERT INTO filings (id, dedup_key, document_type, issuer_cik, owner_ciks, filed_at, ingested_at) \
+                 SELECT printf('bf%09d', n), 'bench:' || n, '4', printf('%010d', 5000000 + n % 2000), \
+                 printf('%010d', 7000000 + n % 20000), date('2016-01-01', '+' || (n % 3650 + 2) || ' days'), 0 FROM seq",
+                filings,
+            ),
+            (
+                "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
+                 INSERT INTO insider_relationships (filing_id, insider_cik, position, is_director, is_officer, \
+                 officer_title, is_ten_percent_owner, is_other) \
+                 SELECT printf('bf%09d', n), printf('%010d', 7000000 + n % 20000), 0, n % 2, 1 - n % 2, 'CFO', 0, 0 FROM seq",
+                filings,
+            ),
+            (
+                "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
+                 INSERT INTO insider_trades (id, filing_id, row_index, company_cik, ticker, insider_cik, security_title, \
+                 transaction_date, code, acquired_disposed, shares, price_per_share, value, value_cents, \
+                 shares_owned_after, direct_indirect, is_derivative, filed_at, is_current) \
+                 SELECT printf('bt%09d', n), printf('bf%09d', n / 4), n % 4, printf('%010d', 5000000 + (n / 4) % 2000), \
+                 'B' || ((n / 4) % 2000), printf('%010d', 7000000 + (n / 4) % 20000), 'Common Stock', \
+                 date('2016-01-01', '+' || ((n / 4) % 3650) || ' days'), substr('PSAMF', n % 5 + 1, 1), \
+                 CASE WHEN n % 5 = 1 THEN 'D' ELSE 'A' END, CAST(100 + n % 10000 AS TEXT), '12.34', \
+                 printf('%.2f', (100 + n % 10000) * 12.34), (100 + n % 10000) * 1234, '50000', 'D', 0, \
+                 date('2016-01-01', '+' || ((n / 4) % 3650 + 2) || ' days'), 1 FROM seq",
+                trades,
+            ),
+            ("ANALYZE", 0),
+        ],
+        Backend::Postgres => &[
+            (
+                "INSERT INTO companies (cik, ticker, name, updated_at) \
+                 SELECT lpad((5000000 + n)::text, 10, '0'), 'B' || n, 'Bench Company ' || n, 0 \
+                 FROM generate_series(0, $1 - 1) AS n",
+                COMPANIES,
+            ),
+            (
+                "INSERT INTO insiders (cik, name, updated_at) \
+                 SELECT lpad((7000000 + n)::text, 10, '0'), 'Bench Insider ' || n, 0 \
+                 FROM generate_series(0, $1 - 1) AS n",
+                INSIDERS,
+            ),
+            (
+                "INSERT INTO filings (id, dedup_key, document_type, issuer_cik, owner_ciks, filed_at, ingested_at) \
+                 SELECT 'bf' || lpad(n::text, 9, '0'), 'bench:' || n, '4', lpad((5000000 + n % 2000)::text, 10, '0'), \
+                 lpad((7000000 + n % 20000)::text, 10, '0'), (date '2016-01-01' + (n % 3650 + 2)::int)::text, 0 \
+                 FROM generate_series(0, $1 - 1) AS n",
+                filings,
+            ),
+            (
+                "INSERT INTO insider_relationships (filing_id, insider_cik, position, is_director, is_officer, \
+                 officer_title, is_ten_percent_owner, is_other) \
+                 SELECT 'bf' || lpad(n::text, 9, '0'), lpad((7000000 + n % 20000)::text, 10, '0'), 0, n % 2, 1 - n % 2, \
+                 'CFO', 0, 0 FROM generate_series(0, $1 - 1) AS n",
+                filings,
+            ),
+            (
+                "INSERT INTO insider_trades (id, filing_id, row_index, company_cik, ticker, insider_cik, security_title, \
+                 transaction_date, code, acquired_disposed, shares, price_per_share, value, value_cents, \
+                 shares_owned_after, direct_indirect, is_derivative, filed_at, is_current) \
+                 SELECT 'bt' || lpad(n::text, 9, '0'), 'bf' || lpad((n / 4)::text, 9, '0'), n % 4, \
+                 lpad((5000000 + (n / 4) % 2000)::text, 10, '0'), 'B' || ((n / 4) % 2000), \
+                 lpad((7000000 + (n / 4) % 20000)::text, 10, '0'), 'Common Stock', \
+                 (date '2016-01-01' + ((n / 4) % 3650)::int)::text, substr('PSAMF', (n % 5 + 1)::int, 1), \
+                 CASE WHEN n % 5 = 1 THEN 'D' ELSE 'A' END, (100 + n % 10000)::text, '12.34', \
+                 to_char((100 + n % 10000) * 12.34, 'FM9999999990.00'), (100 + n % 10000) * 1234, '50000', 'D', 0, \
+                 (date '2016-01-01' + ((n / 4) % 3650 + 2)::int)::text, 1 FROM generate_series(0, $1 - 1) AS n",
+                trades,
+            ),
+            ("ANALYZE", 0),
+        ],
+    };
+    for (sql, count) in statements {
+        let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(*sql));
+        let query = if sql.contains("$1") {
+            query.bind(*count)
+        } else {
+            query
+        };
+        query.execute(db.pool()).await.expect("seed");
+    }
+}
+
+async fn plan(db: &Database, ticker: &str) -> Vec<String> {
+    let filter = market::query::TradeFilter {
+        ticker: Some(ticker.to_string()),
+        ..Default::default()
+    };
+    let sql = Database::trade_listing_sql(&filter, market::query::TradeSort::default());
+    let (prefix, needs_bind) = match db.backend() {
+        Backend::Sqlite => ("EXPLAIN QUERY PLAN ", true),
+        Backend::Postgres => ("EXPLAIN ", true),
+    };
+    let statement = format!("{prefix}{sql}");
+    let mut query = sqlx::query::<Any>(sqlx::AssertSqlSafe(statement));
+    if needs_bind {
+        query = query.bind(ticker.to_string());
+    }
+    let rows = query.fetch_all(db.pool()).await.unwrap_or_default();
+    use sqlx::Row;
+    rows.iter()
+        .map(|row| {
+            let columns = row.len();
+            (0..columns)
+                .filter_map(|i| row.try_get::<String, _>(i).ok())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted
+        .get(index)
+        .map_or(0.0, |d| round(d.as_secs_f64() * 1000.0, 3))
+}
+
+async fn measure_queries(
+    label: &str,
+    database_url: Option<String>,
+    trades: i64,
+    requests: usize,
+) -> Value {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let settings = Arc::new(settings(dir.path(), database_url.as_deref()));
+    let (db, kv) = server::app::connect(&settings).await.expect("connect");
+    let started = Instant::now();
+    seed(&db, trades).await;
+    let seed_seconds = started.elapsed().as_secs_f64();
+    let user = store::identity::NewUser {
+        id: uuid::Uuid::now_v7().to_string(),
+        email: "bench@example.com".into(),
+        password_hash: security::password::hash_password(PASSWORD).expect("hash"),
+        full_name: None,
+        role: "user".into(),
+        tier: "pro".into(),
+        verified_at: Some(0),
+        security_stamp: "bench".into(),
+        now: 0,
+    };
+    db.insert_user(&user).await.expect("user");
+    let mailer = server::app::mailer(&settings).expect("mailer");
+    let state = AppState::new(settings.clone(), db.clone(), kv, mailer).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = server::app::router(state);
+    tokio::spawn(async move {
+        let _ = server::app::serve(listener, router, std::future::pending::<()>()).await;
+    });
+    server::market::outbound::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let login: Value = client
+        .post(format!("http://{addr}/api/v1/auth/login"))
+        .json(&json!({"email": "bench@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("tokens");
+    let token = login["access_token"].as_str().expect("token").to_string();
+
+    let mut results = serde_json::Map::new();
+    let cases: [(&str, Box<dyn Fn(usize) -> String>); 3] = [
+        (
+            "ticker_per_page_50",
+            Box::new(|i| format!("ticker=B{}&per_page=50", (i * 7919) % COMPANIES as usize)),
+        ),
+        (
+            "insider_cik_per_page_50",
+            Box::new(|i| {
+                format!(
+                    "insider_cik={}&per_page=50",
+                    7_000_000 + (i * 7919) % INSIDERS as usize
+                )
+            }),
+        ),
+        (
+            "ticker_code_since_sort_value",
+            Box::new(|i| {
+                format!(
+                    "ticker=B{}&code=P&since=2020-01-01&sort=-value&per_page=50",
+                    (i * 104_729) % COMPANIES as usize
+                )
+            }),
+        ),
+    ];
+    for (name, query) in cases.iter() {
+        let mut latencies = Vec::with_capacity(requests);
+        let mut totals = 0i64;
+        // Warm-up: prepared statements and the page cache, as in steady state.
+        for i in 0..50 {
+            let _ = client
+                .get(format!(
+                    "http://{addr}/api/v1/trades?{}",
+                    query(i + 1_000_000)
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await;
+        }
+        for i in 0..requests {
+            let started = Instant::now();
+            let response = client
+                .get(format!("http://{addr}/api/v1/trades?{}", query(i)))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("request");
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or_default();
+            latencies.push(started.elapsed());
+            assert!(status.is_success(), "{name}: {status} {body}");
+            totals += body["total"].as_i64().unwrap_or(0);
+        }
+        latencies.sort();
+        results.insert(
+            (*name).to_string(),
+            json!({
+                "requests": requests,
+                "mean_total_rows": totals / requests.max(1) as i64,
+                "p50_ms": percentile(&latencies, 0.50),
+                "p90_ms": percentile(&latencies, 0.90),
+                "p99_ms": percentile(&latencies, 0.99),
+                "max_ms": percentile(&latencies, 1.0),
+            }),
+        );
+    }
+    let plan = plan(&db, "B42").await;
+    db.close().await;
+    json!({
+        "backend": label,
+        "trades": trades,
+        "seed_seconds": round(seed_seconds, 1),
+        "queries": results,
+        "listing_plan_ticker": plan,
+        "note": "sequential requests through the full HTTP stack (auth, rate limit, headers) on loopback",
+    })
+}
+
+/// A scratch PostgreSQL database next to `admin_url`'s, dropped at the end.
+async fn scratch_postgres(admin_url: &str) -> (String, String) {
+    let name = format!("ts_market_bench_{}", std::process::id());
+    let admin = Database::connect(admin_url, &store::DbOptions::default())
+        .await
+        .expect("postgres");
+    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+    let create = format!("CREATE DATABASE {name}");
+    let _ = sqlx::query::<Any>(sqlx::AssertSqlSafe(drop))
+        .execute(admin.pool())
+        .await;
+    sqlx::query::<Any>(sqlx::AssertSqlSafe(create))
+        .execute(admin.pool())
+        .await
+        .expect("create database");
+    admin.close().await;
+    let mut url = url::Url::parse(admin_url).expect("url");
+    url.set_path(&format!("/{name}"));
+    (url.to_string(), name)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args = args();
+    let ingest = measure_ingest(args.filings).await;
+    eprintln!("ingest: {ingest}");
+    let sqlite = measure_queries("sqlite", None, args.trades, args.requests).await;
+    eprintln!("sqlite queries done");
+    let postgres = match &args.postgres {
+        Some(admin_url) => {
+            let (url, name) = scratch_postgres(admin_url).await;
+            let figures = measure_queries("postgres", Some(url), args.trades, args.requests).await;
+            if let Ok(admin) = Database::connect(admin_url, &store::DbOptions::default()).await {
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                let _ = sqlx::query::<Any>(sqlx::AssertSqlSafe(drop))
+                    .execute(admin.pool())
+                    .await;
+                admin.close().await;
+            }
+            figures
+        }
+        None => json!("not measured (no --postgres URL)"),
+    };
+    let report = json!({
+        "ingest_form4": ingest,
+        "trades_query_sqlite": sqlite,
+        "trades_query_postgres": postgres,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+}
