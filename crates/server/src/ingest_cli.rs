@@ -1,6 +1,6 @@
 //! `tradesignal ingest form4 PATH…` and `tradesignal ingest congress FILE`. Files are read and
-//! parsed in parallel batches while the previous batch is stored, each filing in its own
-//! transaction. A progress bar is drawn on a terminal only; the summary always goes to standard
+//! parsed in parallel batches while the previous batch is stored; each filing is stored whole or
+//! not at all (a savepoint each), and each batch commits once. A progress bar is drawn on a terminal only; the summary always goes to standard
 //! output. Exit status: 0 when every file was ingested or skipped as already stored, 2 when some
 //! failed (each is listed with its reason), 1 when the run could not start.
 
@@ -113,10 +113,18 @@ pub async fn ingest_files(
     while let Some(task) = pending.take() {
         let parsed = task.await.unwrap_or_default();
         pending = batches.next().map(spawn);
-        for item in parsed {
+        let ready: Vec<(&market::Filing, &[u8])> = parsed
+            .iter()
+            .filter_map(|item| item.result.as_ref().ok())
+            .map(|(filing, bytes)| (filing, bytes.as_slice()))
+            .collect();
+        let mut stored = ingest::store_batch(db, &ready, now()).await?.into_iter();
+        for item in &parsed {
             let source = item.path.display().to_string();
             let outcome = match &item.result {
-                Ok((filing, bytes)) => ingest::store(db, filing, bytes, now()).await?,
+                Ok(_) => stored.next().unwrap_or(DocumentOutcome::Failed {
+                    reason: "not stored".into(),
+                }),
                 Err(reason) => DocumentOutcome::Failed {
                     reason: reason.clone(),
                 },

@@ -102,15 +102,8 @@ pub fn context(now: i64) -> IngestContext {
     }
 }
 
-/// Stores a parsed filing.
-pub async fn store(
-    db: &Database,
-    filing: &Filing,
-    bytes: &[u8],
-    now: i64,
-) -> Result<DocumentOutcome, store::StoreError> {
-    let key = dedup_key(filing, bytes);
-    Ok(match db.store_filing(filing, &key, context(now)).await? {
+fn outcome(stored: StoreOutcome) -> DocumentOutcome {
+    match stored {
         StoreOutcome::Stored {
             filing_id,
             trades,
@@ -131,7 +124,50 @@ pub async fn store(
                  reporting owners; the stored one is kept"
             ),
         },
-    })
+    }
+}
+
+/// Stores parsed filings in one batch (a savepoint each, one commit): the outcome of each, in
+/// order. A filing whose own write failed is reported as failed with the database's reason; an
+/// error of the whole batch (the commit) is the `Err`.
+pub async fn store_batch(
+    db: &Database,
+    filings: &[(&Filing, &[u8])],
+    now: i64,
+) -> Result<Vec<DocumentOutcome>, store::StoreError> {
+    let keys: Vec<String> = filings
+        .iter()
+        .map(|(filing, bytes)| dedup_key(filing, bytes))
+        .collect();
+    let batch: Vec<(&Filing, &str)> = filings
+        .iter()
+        .zip(&keys)
+        .map(|((filing, _), key)| (*filing, key.as_str()))
+        .collect();
+    let results = db.store_filings(&batch, context(now)).await?;
+    Ok(results
+        .into_iter()
+        .map(|result| match result {
+            Ok(stored) => outcome(stored),
+            Err(e) => {
+                tracing::warn!(error = %e, "a filing could not be stored");
+                DocumentOutcome::Failed {
+                    reason: "the database refused this filing (see the server log)".into(),
+                }
+            }
+        })
+        .collect())
+}
+
+/// Stores a parsed filing.
+pub async fn store(
+    db: &Database,
+    filing: &Filing,
+    bytes: &[u8],
+    now: i64,
+) -> Result<DocumentOutcome, store::StoreError> {
+    let key = dedup_key(filing, bytes);
+    Ok(outcome(db.store_filing(filing, &key, context(now)).await?))
 }
 
 /// Parses and stores one document (the admin endpoint). Parsing runs on the blocking pool.
