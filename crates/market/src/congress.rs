@@ -48,20 +48,6 @@
 //! # Ok::<(), market::congress::CongressError>(())
 //! ```
 
-// Why these lints: the feeds are third-party files and a panic while ingesting one is an outage.
-// Tests may still unwrap.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::unreachable,
-        clippy::todo
-    )
-)]
-
 use std::fmt::{self, Write as _};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};

@@ -6,6 +6,21 @@
 //! - [`alerts`]: alert rules and matching a new trade against them.
 //! - [`query`]: trade filters, sort whitelist and pages.
 
+// Why these lints, crate-wide: this crate reads third-party files (SEC filings, congressional feeds)
+// and decides what leaves the system (webhook URLs); a panic on hostile input is an outage. Tests
+// may still unwrap.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing,
+        clippy::unreachable,
+        clippy::todo
+    )
+)]
+
 pub mod alerts;
 pub mod congress;
 pub mod form4;

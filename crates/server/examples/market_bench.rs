@@ -297,6 +297,9 @@ async fn plan(db: &Database, ticker: &str) -> Vec<String> {
         .collect()
 }
 
+/// The query string of the i-th request of a case.
+type QueryFor = Box<dyn Fn(usize) -> String>;
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted
@@ -355,7 +358,7 @@ async fn measure_queries(
     let token = login["access_token"].as_str().expect("token").to_string();
 
     let mut results = serde_json::Map::new();
-    let cases: [(&str, Box<dyn Fn(usize) -> String>); 3] = [
+    let cases: [(&str, QueryFor); 3] = [
         (
             "ticker_per_page_50",
             Box::new(|i| format!("ticker=B{}&per_page=50", (i * 7919) % COMPANIES as usize)),

@@ -25,8 +25,9 @@ fn parse_role_tier(role: &str, tier: &str) -> Result<(Role, Tier), String> {
     Ok((role, tier))
 }
 
-/// Runs `work` with a connected database on a fresh runtime.
-fn with_database<F, Fut>(settings: &Settings, work: F) -> ExitCode
+/// Runs `work` with a connected database on a fresh runtime, then closes the database (so SQLite
+/// checkpoints its log before the process exits).
+pub(crate) fn with_database<F, Fut>(settings: &Settings, work: F) -> ExitCode
 where
     F: FnOnce(Database) -> Fut,
     Fut: std::future::Future<Output = ExitCode>,
@@ -37,7 +38,11 @@ where
     };
     runtime.block_on(async {
         match app::connect(settings).await {
-            Ok((db, _)) => work(db).await,
+            Ok((db, _)) => {
+                let code = work(db.clone()).await;
+                db.close().await;
+                code
+            }
             Err(e) => {
                 eprintln!("tradesignal: {e}");
                 ExitCode::from(1)

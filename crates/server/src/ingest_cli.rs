@@ -10,8 +10,7 @@ use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::app;
-use crate::commands::runtime;
+use crate::admin_cli::with_database;
 use crate::config::Settings;
 use crate::identity::now;
 use crate::market::ingest::{self, DocumentOutcome, IngestSummary};
@@ -33,33 +32,9 @@ fn progress_bar(total: usize, quiet: bool) -> ProgressBar {
     bar
 }
 
-fn connect_and_run<F, Fut>(settings: &Settings, work: F) -> ExitCode
-where
-    F: FnOnce(store::Database) -> Fut,
-    Fut: std::future::Future<Output = ExitCode>,
-{
-    let runtime = match runtime() {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    runtime.block_on(async {
-        match app::connect(settings).await {
-            Ok((db, _)) => {
-                let code = work(db.clone()).await;
-                db.close().await;
-                code
-            }
-            Err(e) => {
-                eprintln!("tradesignal: {e}");
-                ExitCode::from(1)
-            }
-        }
-    })
-}
-
 /// `ingest form4`.
 pub fn form4(settings: Settings, paths: &[PathBuf], quiet: bool) -> ExitCode {
-    connect_and_run(&settings, |db| async move {
+    with_database(&settings, |db| async move {
         let (files, ignored, unreadable) = ingest::collect_files(paths);
         let bar = progress_bar(files.len(), quiet);
         let summary = match ingest_files(&db, files, &bar).await {
@@ -166,7 +141,7 @@ fn print_summary(summary: &IngestSummary) {
 
 /// `ingest congress`.
 pub fn congress(settings: Settings, file: &Path, quiet: bool) -> ExitCode {
-    connect_and_run(&settings, |db| async move {
+    with_database(&settings, |db| async move {
         let bar = progress_bar(0, quiet);
         let result = crate::market::congress::ingest_file(&db, file, now(), |done, total| {
             bar.set_length(total as u64);

@@ -42,20 +42,6 @@
 //! # Ok::<(), market::form4::ParseError>(())
 //! ```
 
-// Why these lints: the parser faces hostile input, so a panic is a denial of service. Tests may
-// still unwrap.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing,
-        clippy::unreachable,
-        clippy::todo
-    )
-)]
-
 mod edgar;
 mod error;
 pub mod limits;

@@ -166,6 +166,27 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
+/// Records an `authz.denied` event for a refused request.
+async fn audit_denied(
+    parts: &mut Parts,
+    state: &AppState,
+    principal: &Principal,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    let Meta(meta) = Meta::from_request_parts(parts, state).await?;
+    state
+        .identity
+        .audit(
+            Event::failure("authz.denied")
+                .actor(&principal.user_id)
+                .subject(&principal.user_id)
+                .details(details),
+            &meta,
+        )
+        .await;
+    Ok(())
+}
+
 /// A role requirement for `RequireRole`.
 pub trait RoleRequirement: Send + Sync + 'static {
     const NAME: &'static str;
@@ -208,17 +229,8 @@ impl<R: RoleRequirement> FromRequestParts<AppState> for RequireRole<R> {
         if R::allows(principal.role) {
             return Ok(Self(principal, PhantomData));
         }
-        let Meta(meta) = Meta::from_request_parts(parts, state).await?;
-        state
-            .identity
-            .audit(
-                Event::failure("authz.denied")
-                    .actor(&principal.user_id)
-                    .subject(&principal.user_id)
-                    .details(serde_json::json!({"required": R::NAME, "path": parts.uri.path()})),
-                &meta,
-            )
-            .await;
+        let details = serde_json::json!({"required": R::NAME, "path": parts.uri.path()});
+        audit_denied(parts, state, &principal, details).await?;
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -284,17 +296,9 @@ impl<S: ScopeRequirement> FromRequestParts<AppState> for RequireScope<S> {
         if principal.has_scope(S::SCOPE) {
             return Ok(Self(principal, PhantomData));
         }
-        let Meta(meta) = Meta::from_request_parts(parts, state).await?;
-        state
-            .identity
-            .audit(
-                Event::failure("authz.denied")
-                    .actor(&principal.user_id)
-                    .subject(&principal.user_id)
-                    .details(serde_json::json!({"required_scope": S::SCOPE.as_str(), "path": parts.uri.path()})),
-                &meta,
-            )
-            .await;
+        let details =
+            serde_json::json!({"required_scope": S::SCOPE.as_str(), "path": parts.uri.path()});
+        audit_denied(parts, state, &principal, details).await?;
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "insufficient-scope",
