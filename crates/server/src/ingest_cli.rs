@@ -59,8 +59,8 @@ pub fn form4(settings: Settings, paths: &[PathBuf], quiet: bool) -> ExitCode {
     })
 }
 
-/// Parses batch N+1 on worker threads while batch N is stored. A database error stops the run
-/// (every filing stored so far stays stored: each was its own transaction).
+/// Parses batch N+1 on worker threads while batch N is stored. A database error of a whole group
+/// stops the run (the groups committed before it stay stored; re-running stores the rest).
 pub async fn ingest_files(
     db: &store::Database,
     files: Vec<PathBuf>,
@@ -70,23 +70,22 @@ pub async fn ingest_files(
     let mut summary = IngestSummary::default();
     let mut batches = files.chunks(BATCH).map(<[PathBuf]>::to_vec);
     let spawn = |batch: Vec<PathBuf>| {
-        tokio::task::spawn_blocking(move || {
-            let parsed = std::panic::catch_unwind(|| ingest::parse_files(&batch, threads));
-            // A parser panic must not lose a batch silently: every file of it is reported.
-            parsed.unwrap_or_else(|_| {
-                batch
-                    .iter()
-                    .map(|path| ingest::Parsed {
-                        path: path.clone(),
-                        result: Err("the parser stopped unexpectedly".into()),
-                    })
-                    .collect()
-            })
-        })
+        let paths = batch.clone();
+        let task = tokio::task::spawn_blocking(move || ingest::parse_files(&batch, threads));
+        (task, paths)
     };
     let mut pending = batches.next().map(spawn);
-    while let Some(task) = pending.take() {
-        let parsed = task.await.unwrap_or_default();
+    while let Some((task, paths)) = pending.take() {
+        // If the parsing task itself died, every file of its batch is reported, none is lost.
+        let parsed = task.await.unwrap_or_else(|_| {
+            paths
+                .into_iter()
+                .map(|path| ingest::Parsed {
+                    path,
+                    result: Err("the parser stopped unexpectedly".into()),
+                })
+                .collect()
+        });
         pending = batches.next().map(spawn);
         let ready: Vec<(&market::Filing, &[u8])> = parsed
             .iter()

@@ -71,6 +71,7 @@ fn failure(job: &DeliveryJob, now: i64, status: Option<u16>, error: String) -> D
             error: Some(error),
             next_attempt_at: now + i64::try_from(delay.as_secs()).unwrap_or(i64::MAX / 2),
             now,
+            claimed_until: now + LEASE_SECS,
         },
         _ => DeliveryOutcome {
             status: "failed",
@@ -78,6 +79,7 @@ fn failure(job: &DeliveryJob, now: i64, status: Option<u16>, error: String) -> D
             error: Some(error),
             next_attempt_at: now,
             now,
+            claimed_until: now + LEASE_SECS,
         },
     }
 }
@@ -92,6 +94,7 @@ async fn attempt(service: &MarketService, job: &DeliveryJob, now: i64) -> Delive
                 error: Some("the trade was superseded by an amendment".into()),
                 next_attempt_at: now,
                 now,
+                claimed_until: now + LEASE_SECS,
             };
         }
         Err(e) => {
@@ -132,6 +135,7 @@ async fn attempt(service: &MarketService, job: &DeliveryJob, now: i64) -> Delive
                     error: Some("webhook delivery needs the Pro plan".into()),
                     next_attempt_at: now,
                     now,
+                    claimed_until: now + LEASE_SECS,
                 };
             }
             let (Some(url), Some(sealed)) = (&job.webhook_url, &job.webhook_secret) else {
@@ -182,6 +186,7 @@ fn delivered(now: i64, status: Option<u16>) -> DeliveryOutcome {
         error: None,
         next_attempt_at: now,
         now,
+        claimed_until: now + LEASE_SECS,
     }
 }
 

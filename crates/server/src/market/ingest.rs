@@ -1,7 +1,8 @@
 //! Ingesting Form 3/4/5 filings from files, folders or a request body: parse (in parallel, off the
-//! async runtime), then store each filing in its own transaction. Idempotent: a filing already
-//! stored (same accession number, or the same bytes when it has none) is skipped. One bad file
-//! never stops the rest; every failure is reported with its reason.
+//! async runtime), then store each filing whole or not at all (a savepoint each, committed in
+//! groups). Idempotent: a filing already stored (same accession number, or the same bytes when it
+//! has none) is skipped. One bad file never stops the rest; every failure is reported with its
+//! reason.
 
 use std::path::{Path, PathBuf};
 
@@ -149,12 +150,10 @@ pub async fn store_batch(
         .into_iter()
         .map(|result| match result {
             Ok(stored) => outcome(stored),
-            Err(e) => {
-                tracing::warn!(error = %e, "a filing could not be stored");
-                DocumentOutcome::Failed {
-                    reason: "the database refused this filing (see the server log)".into(),
-                }
-            }
+            // The operator running the ingest sees the database's own reason.
+            Err(e) => DocumentOutcome::Failed {
+                reason: format!("the database refused this filing: {e}"),
+            },
         })
         .collect())
 }
@@ -288,8 +287,12 @@ pub fn parse_files(files: &[PathBuf], threads: usize) -> Vec<Parsed> {
                     part.iter()
                         .map(|path| {
                             let name = path.file_name().and_then(|n| n.to_str());
-                            let result = read_document(path)
-                                .and_then(|bytes| parse(&bytes, name).map(|f| (f, bytes)));
+                            // A parser panic (a bug) fails this file alone, with its name.
+                            let result = std::panic::catch_unwind(|| {
+                                read_document(path)
+                                    .and_then(|bytes| parse(&bytes, name).map(|f| (f, bytes)))
+                            })
+                            .unwrap_or_else(|_| Err("the parser stopped unexpectedly".into()));
                             Parsed {
                                 path: path.clone(),
                                 result,

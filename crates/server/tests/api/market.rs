@@ -537,8 +537,9 @@ backend_test!(admin_ingest_endpoint, |backend| {
     ] {
         let answer = app.raw(declared(path, 2 * 1024 * 1024).as_bytes()).await;
         if path.ends_with("?x=1") {
-            // The same route (the query is not part of the path): the larger limit applies.
-            assert!(!answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+            // The same route (the query is not part of the path): the larger limit applies, and
+            // the request is judged on its credentials (none) before the body is read.
+            assert!(answer.starts_with("HTTP/1.1 401"), "{path}: {answer}");
         } else {
             assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
         }
@@ -713,13 +714,56 @@ backend_test!(accession_conflicts_and_ambiguous_amendments, |backend| {
         ingest_text(&app, &odd.xml()).await,
         server::market::ingest::DocumentOutcome::Stored { .. }
     ));
-    let company = json(app.get_as(&pro, "/api/v1/companies?q=test").await).await;
-    assert!(
-        company["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["ticker"] != "A<B"),
-        "{company}"
+    let companies = json(app.get_as(&pro, "/api/v1/companies?q=test").await).await;
+    let odd_company = companies["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["cik"] == "0000990555")
+        .cloned()
+        .unwrap_or_else(|| panic!("the company is stored: {companies}"));
+    assert!(odd_company["ticker"].is_null(), "{odd_company}");
+
+    // The ambiguous case in the other order: the amendment first, then two same-day originals.
+    // Only while one original is known does the amendment hide it; the second makes it ambiguous
+    // and both are served.
+    let day = days_ago(20);
+    let other = Synthetic {
+        issuer_cik: "0000990777",
+        ticker: "ORDR",
+        date: days_ago(21),
+        ..Synthetic::default()
+    };
+    let amend = Synthetic {
+        document_type: "4/A",
+        shares: "5",
+        original: Some(&day),
+        ..other.clone()
+    };
+    ingest_text(
+        &app,
+        &amend.submission("0000990777-26-000003", &days_ago(19)),
+    )
+    .await;
+    let first = Synthetic {
+        shares: "1",
+        ..other.clone()
+    };
+    ingest_text(&app, &first.submission("0000990777-26-000001", &day)).await;
+    assert_eq!(
+        json(app.get_as(&pro, "/api/v1/trades?ticker=ORDR").await).await["total"],
+        1,
+        "the amendment replaces the one original it can mean"
     );
+    let second = Synthetic {
+        shares: "2",
+        ..other
+    };
+    ingest_text(&app, &second.submission("0000990777-26-000002", &day)).await;
+    let listing = json(
+        app.get_as(&pro, "/api/v1/trades?ticker=ORDR&sort=value")
+            .await,
+    )
+    .await;
+    assert_eq!(listing["total"], 3, "{listing}");
 });

@@ -55,6 +55,7 @@ pub fn days_ago(days: i64) -> String {
 }
 
 /// A minimal Form 4 with one non-derivative transaction.
+#[derive(Clone)]
 pub struct Synthetic<'a> {
     pub document_type: &'a str,
     pub ticker: &'a str,

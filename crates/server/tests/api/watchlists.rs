@@ -506,6 +506,7 @@ backend_test!(deliveries_recheck_the_url_and_the_plan, |backend| {
 backend_test!(a_downgrade_silences_surplus_alerts, |backend| {
     let app = TestApp::spawn(backend).await;
     let (user_id, pro) = app.user_with_tier("pro@example.com", "pro").await;
+    let mut ids = Vec::new();
     for i in 0..5 {
         let created = app
             .post_as(&pro, "/api/v1/alerts", email_alert(&format!("alert {i}")))
@@ -518,6 +519,9 @@ backend_test!(a_downgrade_silences_surplus_alerts, |backend| {
             .unwrap_or_default()
             .to_string();
         assert!(cache.contains("no-store"), "{cache}");
+        ids.push(body(created).await["id"].as_str().unwrap().to_string());
+        // Distinct creation seconds, so "oldest" is unambiguous whatever the id order.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     }
     let change = store::identity::users::AdminChange {
         tier: Some("free".into()),
@@ -528,6 +532,7 @@ backend_test!(a_downgrade_silences_surplus_alerts, |backend| {
         .admin_update_user(&user_id, &change, "stamp-3", now())
         .await
         .expect("downgrade");
+    let free = app.login("pro@example.com").await;
     let outcome = ingest_text(&app, &Synthetic::default().xml()).await;
     assert!(
         matches!(
@@ -536,4 +541,13 @@ backend_test!(a_downgrade_silences_surplus_alerts, |backend| {
         ),
         "only the free plan's three oldest alerts fire: {outcome:?}"
     );
+    for (i, id) in ids.iter().enumerate() {
+        let history = body(
+            app.get_as(&free, &format!("/api/v1/alerts/{id}/history"))
+                .await,
+        )
+        .await;
+        let expected = if i < 3 { 1 } else { 0 };
+        assert_eq!(history["total"], expected, "alert {i}: {history}");
+    }
 });

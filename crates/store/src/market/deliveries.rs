@@ -40,6 +40,8 @@ pub struct DeliveryOutcome {
     pub error: Option<String>,
     pub next_attempt_at: i64,
     pub now: i64,
+    /// The lease this worker took: an outcome is recorded only while the claim is still its own.
+    pub claimed_until: i64,
 }
 
 impl Database {
@@ -93,7 +95,8 @@ impl Database {
         Ok(jobs)
     }
 
-    /// Records an attempt and releases the claim.
+    /// Records an attempt and releases the claim, unless the claim has passed to another worker
+    /// (then that worker's outcome counts).
     pub async fn record_delivery(
         &self,
         id: &str,
@@ -102,7 +105,8 @@ impl Database {
         sqlx::query::<Any>(
             "UPDATE alert_deliveries SET status = $1, attempts = attempts + 1, response_status = $2, \
              last_error = $3, next_attempt_at = $4, claimed_until = NULL, \
-             delivered_at = CASE WHEN $1 = 'delivered' THEN $5 ELSE delivered_at END WHERE id = $6",
+             delivered_at = CASE WHEN $1 = 'delivered' THEN $5 ELSE delivered_at END \
+             WHERE id = $6 AND claimed_until = $7",
         )
         .bind(outcome.status)
         .bind(outcome.response_status)
@@ -110,6 +114,7 @@ impl Database {
         .bind(outcome.next_attempt_at)
         .bind(outcome.now)
         .bind(id)
+        .bind(outcome.claimed_until)
         .execute(self.pool())
         .await?;
         Ok(())

@@ -119,41 +119,52 @@ impl Database {
 
     /// Stores each filing unless one with the same `dedup_key` exists, returning one outcome per
     /// filing in order. Each filing is written inside its own savepoint: it is stored whole or not
-    /// at all, and one that fails (its error is in its slot) leaves the others untouched. The batch
-    /// commits once at the end, which is what makes bulk ingest fast (SQLite writes each touched
-    /// page once per commit, not once per filing). A concurrent ingest of the same filing ends as
-    /// `Duplicate`, never as two copies. An error of the batch itself (the commit) is the `Err`;
-    /// re-running the ingest then stores what was lost, since storing is idempotent.
+    /// at all, and one that fails (its error is in its slot) leaves the others untouched. Filings
+    /// commit together in groups of `FILINGS_PER_COMMIT`, which is what makes bulk ingest fast
+    /// (SQLite writes each touched page once per commit, not once per filing). Two ingests of the
+    /// same filing never store two copies. An error of a group itself (its commit) is the `Err`,
+    /// and the groups before it stay stored; re-running the ingest stores the rest, since storing
+    /// is idempotent.
     pub async fn store_filings(
         &self,
         batch: &[(&Filing, &str)],
         context: IngestContext,
     ) -> Result<Vec<Result<StoreOutcome, StoreError>>, StoreError> {
-        let mut tx = self.pool().begin().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
-        for (filing, dedup_key) in batch {
-            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-            match write_filing(&mut savepoint, filing, dedup_key, context).await {
-                Ok(Some(outcome)) => {
-                    savepoint.commit().await?;
-                    outcomes.push(Ok(outcome));
-                }
-                Ok(None) => {
-                    savepoint.rollback().await?;
-                    let outcome = existing(&mut tx, dedup_key, filing).await.map(|found| {
-                        found.unwrap_or(StoreOutcome::Duplicate {
-                            filing_id: String::new(),
-                        })
-                    });
-                    outcomes.push(outcome);
-                }
-                Err(e) => {
-                    savepoint.rollback().await?;
-                    outcomes.push(Err(e));
+        for chunk in batch.chunks(FILINGS_PER_COMMIT) {
+            let mut tx = self.pool().begin().await?;
+            for (filing, dedup_key) in chunk {
+                let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+                let written = match write_filing(&mut savepoint, filing, dedup_key, context).await {
+                    // Already stored: which filing holds the key decides duplicate or conflict. The
+                    // lookup runs inside the savepoint, so even its failure cannot spoil the batch.
+                    Ok(None) => {
+                        existing(&mut savepoint, dedup_key, filing)
+                            .await
+                            .and_then(|found| {
+                                found.ok_or_else(|| {
+                                    StoreError::Query(sqlx::Error::Protocol(
+                                        "a filing key was taken but no filing holds it".into(),
+                                    ))
+                                })
+                            })
+                    }
+                    Ok(Some(outcome)) => Ok(outcome),
+                    Err(e) => Err(e),
+                };
+                match written {
+                    Ok(outcome @ StoreOutcome::Stored { .. }) => {
+                        savepoint.commit().await?;
+                        outcomes.push(Ok(outcome));
+                    }
+                    other => {
+                        savepoint.rollback().await?;
+                        outcomes.push(other);
+                    }
                 }
             }
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(outcomes)
     }
 }
@@ -170,8 +181,7 @@ async fn write_filing(
     let inserted = sqlx::query::<Any>(
             "INSERT INTO filings (id, dedup_key, accession_number, document_type, issuer_cik, owner_ciks, \
              period_of_report, date_of_original_submission, filed_at, ingested_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
-             WHERE NOT EXISTS (SELECT 1 FROM filings WHERE dedup_key = $2)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (dedup_key) DO NOTHING",
         )
         .bind(&filing_id)
         .bind(dedup_key)
@@ -190,11 +200,9 @@ async fn write_filing(
     let result = inserted.execute(&mut *conn).await;
     // Already stored (also when a concurrent ingest of the same filing won the race): nothing of
     // this attempt is kept, and the stored filing decides whether it was a duplicate.
-    let stored = match result {
-        Ok(done) => done.rows_affected() == 1,
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => false,
-        Err(e) => return Err(e.into()),
-    };
+    // `ON CONFLICT DO NOTHING`: a concurrent writer of the same key is waited for, not an error
+    // (an error would abort a PostgreSQL transaction).
+    let stored = result?.rows_affected() == 1;
     if !stored {
         return Ok(None);
     }
@@ -330,6 +338,11 @@ struct TradeRows<'a> {
     current: bool,
 }
 
+/// Filings per transaction: large enough that SQLite writes each touched page once for many filings,
+/// small enough that PostgreSQL's per-session cache of subtransactions (64) is never exceeded and
+/// row locks are held briefly.
+const FILINGS_PER_COMMIT: usize = 60;
+
 /// Rows per statement: 19 values each stays far below SQLite's and PostgreSQL's parameter limits.
 const TRADE_ROWS_PER_STATEMENT: usize = 200;
 
@@ -419,7 +432,8 @@ async fn resolve_amendments(
         "SELECT id, document_type, issuer_cik, owner_ciks, accession_number, filed_at, \
          date_of_original_submission, superseded_by FROM filings \
          WHERE issuer_cik = $1 AND id <> $2 \
-         AND (filed_at = $3 OR date_of_original_submission = $3 OR date_of_original_submission = $4)",
+         AND (filed_at = $3 OR date_of_original_submission = $3 \
+              OR date_of_original_submission = $4 OR filed_at = $4)",
     )
     .bind(&identity.issuer_cik)
     .bind(filing_id)
@@ -450,10 +464,34 @@ async fn resolve_amendments(
             "an amendment matches several original filings; none is superseded"
         );
     }
-    let superseded_by = candidates
+    let mut superseded_by = None;
+    if let Some(winner) = candidates
         .iter()
         .find(|c| c.identity().supersedes(identity))
-        .map(|c| c.id.clone());
+    {
+        let amends = winner.identity();
+        // The same rule when the original comes after its amendment: if another original the
+        // amendment also matches is already stored, it is ambiguous which one was amended, so the
+        // one hidden before is shown again and this one is not hidden.
+        let other_originals: Vec<&StoredIdentity> = candidates
+            .iter()
+            .filter(|c| !c.identity().is_amendment() && amends.supersedes(&c.identity()))
+            .collect();
+        if !identity.is_amendment() && !other_originals.is_empty() {
+            for original in other_originals {
+                if original.superseded_by.as_deref() == Some(winner.id.as_str()) {
+                    restore(tx, &original.id).await?;
+                }
+            }
+            tracing::warn!(
+                filing = %filing_id,
+                amendment = %winner.id,
+                "an amendment matches several original filings; none is superseded"
+            );
+        } else {
+            superseded_by = Some(winner.id.clone());
+        }
+    }
     if let Some(winner) = &superseded_by {
         sqlx::query::<Any>("UPDATE filings SET superseded_by = $1 WHERE id = $2")
             .bind(winner)
@@ -462,6 +500,19 @@ async fn resolve_amendments(
             .await?;
     }
     Ok((superseded, superseded_by))
+}
+
+/// Serves a filing's trades again (its amendment turned out to be ambiguous).
+async fn restore(tx: &mut AnyConnection, id: &str) -> Result<(), StoreError> {
+    sqlx::query::<Any>("UPDATE filings SET superseded_by = NULL WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query::<Any>("UPDATE insider_trades SET is_current = 1 WHERE filing_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 async fn mark_superseded(
