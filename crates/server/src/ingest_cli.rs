@@ -1,6 +1,6 @@
 //! `tradesignal ingest form4 PATH…` and `tradesignal ingest congress FILE`. Files are read and
 //! parsed in parallel batches while the previous batch is stored; each filing is stored whole or
-//! not at all (a savepoint each), and each batch commits once. A progress bar is drawn on a terminal only; the summary always goes to standard
+//! not at all, and filings commit in groups. A progress bar is drawn on a terminal only; the summary always goes to standard
 //! output. Exit status: 0 when every file was ingested or skipped as already stored, 2 when some
 //! failed (each is listed with its reason), 1 when the run could not start.
 
@@ -17,7 +17,7 @@ use crate::market::ingest::{self, DocumentOutcome, IngestSummary};
 
 /// Files parsed per batch; big enough to keep every core busy, small enough to bound memory
 /// (at most this many documents of ≤ 5 MiB are held at once).
-const BATCH: usize = 256;
+const BATCH: usize = 500;
 
 fn progress_bar(total: usize, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {

@@ -1,6 +1,6 @@
 //! Ingesting Form 3/4/5 filings from files, folders or a request body: parse (in parallel, off the
-//! async runtime), then store each filing whole or not at all (a savepoint each, committed in
-//! groups). Idempotent: a filing already stored (same accession number, or the same bytes when it
+//! async runtime), then store each filing whole or not at all (committed in groups; a failing
+//! group is stored again one filing at a time). Idempotent: a filing already stored (same accession number, or the same bytes when it
 //! has none) is skipped. One bad file never stops the rest; every failure is reported with its
 //! reason.
 
@@ -128,8 +128,7 @@ fn outcome(stored: StoreOutcome) -> DocumentOutcome {
     }
 }
 
-/// Stores parsed filings in one batch (a savepoint each, one commit): the outcome of each, in
-/// order. A filing whose own write failed is reported as failed with the database's reason; an
+/// Stores parsed filings (see `Database::store_filings`): the outcome of each, in order. A filing whose own write failed is reported as failed with the database's reason; an
 /// error of the whole batch (the commit) is the `Err`.
 pub async fn store_batch(
     db: &Database,

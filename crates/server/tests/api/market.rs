@@ -767,3 +767,65 @@ backend_test!(accession_conflicts_and_ambiguous_amendments, |backend| {
     .await;
     assert_eq!(listing["total"], 3, "{listing}");
 });
+
+backend_test!(
+    a_filing_the_database_refuses_fails_alone_and_whole,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        // A trigger stands in for any database-level refusal in the middle of a group.
+        let statements: &[&str] = match app.state.db.backend() {
+            store::Backend::Sqlite => &[
+                "CREATE TRIGGER refuse_666 BEFORE INSERT ON insider_trades WHEN NEW.shares = '666' \
+             BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END",
+            ],
+            store::Backend::Postgres => &[
+                "CREATE FUNCTION refuse_666() RETURNS trigger AS $$ BEGIN \
+             IF NEW.shares = '666' THEN RAISE EXCEPTION 'refused by test trigger'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER refuse_666 BEFORE INSERT ON insider_trades FOR EACH ROW \
+             EXECUTE FUNCTION refuse_666()",
+            ],
+        };
+        for statement in statements {
+            sqlx::query::<sqlx::Any>(sqlx::AssertSqlSafe(*statement))
+                .execute(app.state.db.pool())
+                .await
+                .expect("trigger");
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        for (name, shares, owner) in [
+            ("a.xml", "1", "0000880001"),
+            ("b.xml", "666", "0000880002"),
+            ("c.xml", "2", "0000880003"),
+        ] {
+            let xml = Synthetic {
+                shares,
+                owner_cik: owner,
+                ..Synthetic::default()
+            }
+            .xml();
+            std::fs::write(dir.path().join(name), xml).expect("write");
+        }
+        let (files, _, _) = server::market::ingest::collect_files(&[dir.path().to_path_buf()]);
+        let summary = server::ingest_cli::ingest_files(
+            &app.state.db,
+            files,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .expect("the run goes on");
+        assert_eq!((summary.filings, summary.trades), (2, 2), "{summary:?}");
+        assert_eq!(summary.failed.len(), 1, "{summary:?}");
+        assert!(summary.failed[0].0.ends_with("b.xml"), "{summary:?}");
+        assert!(
+            summary.failed[0].1.contains("refused by test trigger"),
+            "{summary:?}"
+        );
+        // Nothing of the refused filing was kept: no filing row without its trades.
+        let filings: i64 = sqlx::query_scalar::<sqlx::Any, i64>("SELECT COUNT(*) FROM filings")
+            .fetch_one(app.state.db.pool())
+            .await
+            .expect("count");
+        assert_eq!(filings, 2);
+    }
+);

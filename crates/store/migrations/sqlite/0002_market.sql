@@ -24,7 +24,9 @@ CREATE TABLE filings (
     dedup_key                   TEXT NOT NULL UNIQUE,
     accession_number            TEXT,
     document_type               TEXT NOT NULL,
-    issuer_cik                  TEXT NOT NULL REFERENCES companies (cik),
+    -- Deferred: ingest writes the filing row first (so a duplicate writes nothing), the company
+    -- right after, in the same transaction.
+    issuer_cik                  TEXT NOT NULL REFERENCES companies (cik) DEFERRABLE INITIALLY DEFERRED,
     -- The reporting owners' CIKs, sorted and comma-separated, for matching amendments.
     owner_ciks                  TEXT NOT NULL,
     period_of_report            TEXT,

@@ -118,53 +118,71 @@ impl Database {
     }
 
     /// Stores each filing unless one with the same `dedup_key` exists, returning one outcome per
-    /// filing in order. Each filing is written inside its own savepoint: it is stored whole or not
-    /// at all, and one that fails (its error is in its slot) leaves the others untouched. Filings
-    /// commit together in groups of `FILINGS_PER_COMMIT`, which is what makes bulk ingest fast
-    /// (SQLite writes each touched page once per commit, not once per filing). Two ingests of the
-    /// same filing never store two copies. An error of a group itself (its commit) is the `Err`,
-    /// and the groups before it stay stored; re-running the ingest stores the rest, since storing
-    /// is idempotent.
+    /// filing in order. Filings commit together in groups (`SQLITE_FILINGS_PER_COMMIT`,
+    /// `POSTGRES_FILINGS_PER_COMMIT`), which is what makes bulk ingest fast: few round trips and
+    /// few page writes per filing. If anything in a group fails, the group is rolled back whole and
+    /// its filings are stored again one transaction each, so every filing is stored whole or not at
+    /// all and only a faulty one fails (its error is in its slot). Two ingests of the same filing
+    /// never store two copies. An error that even a single filing's transaction cannot survive (the
+    /// database going away) is the `Err`; groups committed before it stay stored, and re-running
+    /// the ingest stores the rest, since storing is idempotent.
     pub async fn store_filings(
         &self,
         batch: &[(&Filing, &str)],
         context: IngestContext,
     ) -> Result<Vec<Result<StoreOutcome, StoreError>>, StoreError> {
         let mut outcomes = Vec::with_capacity(batch.len());
-        for chunk in batch.chunks(FILINGS_PER_COMMIT) {
-            let mut tx = self.pool().begin().await?;
-            for (filing, dedup_key) in chunk {
-                let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-                let written = match write_filing(&mut savepoint, filing, dedup_key, context).await {
-                    // Already stored: which filing holds the key decides duplicate or conflict. The
-                    // lookup runs inside the savepoint, so even its failure cannot spoil the batch.
-                    Ok(None) => {
-                        existing(&mut savepoint, dedup_key, filing)
-                            .await
-                            .and_then(|found| {
-                                found.ok_or_else(|| {
-                                    StoreError::Query(sqlx::Error::Protocol(
-                                        "a filing key was taken but no filing holds it".into(),
-                                    ))
-                                })
+        let per_commit = match self.backend() {
+            crate::db::Backend::Sqlite => SQLITE_FILINGS_PER_COMMIT,
+            crate::db::Backend::Postgres => POSTGRES_FILINGS_PER_COMMIT,
+        };
+        for group in batch.chunks(per_commit) {
+            match self.store_group(group, context).await {
+                Ok(stored) => outcomes.extend(stored.into_iter().map(Ok)),
+                Err(group_error) => {
+                    if group.len() == 1 {
+                        outcomes.push(Err(group_error));
+                        continue;
+                    }
+                    for item in group {
+                        let single = self.store_group(std::slice::from_ref(item), context).await;
+                        outcomes.push(single.and_then(|mut one| {
+                            one.pop().ok_or_else(|| {
+                                StoreError::Query(sqlx::Error::Protocol(
+                                    "no outcome for a stored filing".into(),
+                                ))
                             })
-                    }
-                    Ok(Some(outcome)) => Ok(outcome),
-                    Err(e) => Err(e),
-                };
-                match written {
-                    Ok(outcome @ StoreOutcome::Stored { .. }) => {
-                        savepoint.commit().await?;
-                        outcomes.push(Ok(outcome));
-                    }
-                    other => {
-                        savepoint.rollback().await?;
-                        outcomes.push(other);
+                        }));
                     }
                 }
             }
-            tx.commit().await?;
         }
+        Ok(outcomes)
+    }
+
+    /// One transaction for a group: each filing is written, or found already stored under its key
+    /// (duplicate or conflict).
+    async fn store_group(
+        &self,
+        group: &[(&Filing, &str)],
+        context: IngestContext,
+    ) -> Result<Vec<StoreOutcome>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let alerts = group_alerts(&mut tx, group).await?;
+        let mut outcomes = Vec::with_capacity(group.len());
+        for (filing, dedup_key) in group {
+            let outcome = match write_filing(&mut tx, filing, dedup_key, context, &alerts).await? {
+                Some(outcome) => outcome,
+                // Already stored: which filing holds the key decides duplicate or conflict.
+                None => existing(&mut tx, dedup_key, filing).await?.ok_or_else(|| {
+                    StoreError::Query(sqlx::Error::Protocol(
+                        "a filing key was taken but no filing holds it".into(),
+                    ))
+                })?,
+            };
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
         Ok(outcomes)
     }
 }
@@ -175,6 +193,7 @@ async fn write_filing(
     filing: &Filing,
     dedup_key: &str,
     context: IngestContext,
+    alerts: &[CandidateAlert],
 ) -> Result<Option<StoreOutcome>, StoreError> {
     let filing_id = uuid::Uuid::now_v7().to_string();
     let identity = filing.identity();
@@ -193,19 +212,16 @@ async fn write_filing(
         .bind(date_text(filing.date_of_original_submission))
         .bind(date_text(filing.filed_at))
         .bind(context.now);
-    // The company row must exist before the filing references it. Its ticker as stored (this
-    // filing's symbol, or the one an earlier filing gave) is what trades and alerts use, so a
-    // filing without a symbol is still found by `ticker=`.
-    let ticker = upsert_company(&mut *conn, filing, context.now).await?;
-    let result = inserted.execute(&mut *conn).await;
-    // Already stored (also when a concurrent ingest of the same filing won the race): nothing of
-    // this attempt is kept, and the stored filing decides whether it was a duplicate.
-    // `ON CONFLICT DO NOTHING`: a concurrent writer of the same key is waited for, not an error
-    // (an error would abort a PostgreSQL transaction).
-    let stored = result?.rows_affected() == 1;
-    if !stored {
+    // The filing row first: if its key is taken (a duplicate, or a concurrent ingest of the same
+    // filing that won — `ON CONFLICT DO NOTHING` waits for it instead of failing, which would abort
+    // a PostgreSQL transaction), nothing at all has been written. Its reference to the company is
+    // checked at commit (a deferred foreign key), by which time the company row exists.
+    if inserted.execute(&mut *conn).await?.rows_affected() != 1 {
         return Ok(None);
     }
+    // The company's ticker as stored (this filing's symbol, or the one an earlier filing gave) is
+    // what trades and alerts use, so a filing without a symbol is still found by `ticker=`.
+    let ticker = upsert_company(&mut *conn, filing, context.now).await?;
     for (position, owner) in filing.owners.iter().enumerate() {
         sqlx::query::<Any>(
                 "INSERT INTO insiders (cik, name, updated_at) VALUES ($1, $2, $3) \
@@ -261,6 +277,7 @@ async fn write_filing(
                 insider_cik,
                 &trade_ids,
                 context,
+                alerts,
             )
             .await?
         }
@@ -338,10 +355,12 @@ struct TradeRows<'a> {
     current: bool,
 }
 
-/// Filings per transaction: large enough that SQLite writes each touched page once for many filings,
-/// small enough that PostgreSQL's per-session cache of subtransactions (64) is never exceeded and
-/// row locks are held briefly.
-const FILINGS_PER_COMMIT: usize = 60;
+/// Filings per transaction on SQLite: each commit writes every page it touched once, so larger
+/// groups mean fewer page writes (and the writer lock is held for well under a second).
+const SQLITE_FILINGS_PER_COMMIT: usize = 500;
+/// Filings per transaction on PostgreSQL: row locks on companies and insiders are held briefly, so a
+/// concurrent ingest or the admin endpoint waits little, and a failed group costs little to redo.
+const POSTGRES_FILINGS_PER_COMMIT: usize = 60;
 
 /// Rows per statement: 19 values each stays far below SQLite's and PostgreSQL's parameter limits.
 const TRADE_ROWS_PER_STATEMENT: usize = 200;
@@ -532,6 +551,64 @@ async fn mark_superseded(
     Ok(())
 }
 
+/// The alerts that may match a trade of any filing in `group`, loaded once per group: those naming
+/// one of the group's tickers (as filed, or as the issuers' stored tickers) or no ticker, and one
+/// of its insiders or none. Each comes with its place among its owner's alerts (oldest first), so
+/// a plan's limit can be applied.
+async fn group_alerts(
+    conn: &mut AnyConnection,
+    group: &[(&Filing, &str)],
+) -> Result<Vec<CandidateAlert>, StoreError> {
+    let mut tickers: Vec<String> = group
+        .iter()
+        .filter_map(|(f, _)| f.issuer.ticker.clone())
+        .collect();
+    tickers.sort_unstable();
+    tickers.dedup();
+    let mut ciks: Vec<String> = group.iter().map(|(f, _)| f.issuer.cik.clone()).collect();
+    ciks.sort_unstable();
+    ciks.dedup();
+    let mut owners: Vec<String> = group
+        .iter()
+        .filter_map(|(f, _)| f.owners.first().map(|o| o.cik.clone()))
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let mut sql = Sql::new(
+        "SELECT id, channel, ticker, insider_cik, codes, min_value_cents, tier, alert_rank FROM ( \
+           SELECT a.id, a.channel, a.ticker, a.insider_cik, a.codes, a.min_value_cents, u.tier, \
+           ROW_NUMBER() OVER (PARTITION BY a.user_id ORDER BY a.created_at, a.id) AS alert_rank \
+           FROM alerts a JOIN users u ON u.id = a.user_id WHERE u.disabled_at IS NULL \
+         ) ranked WHERE (ticker IS NULL OR ticker IN ",
+    );
+    push_in_list(&mut sql, &tickers);
+    sql.push(" OR ticker IN (SELECT ticker FROM companies WHERE cik IN ");
+    push_in_list(&mut sql, &ciks);
+    sql.push(")) AND (insider_cik IS NULL OR insider_cik IN ");
+    push_in_list(&mut sql, &owners);
+    sql.push(")");
+    let (text, args) = sql.finish()?;
+    Ok(sqlx::query_as_with::<Any, CandidateAlert, _>(text, args)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// `(v1, v2, …)`, or `(NULL)` (matches nothing) for an empty list.
+fn push_in_list(sql: &mut Sql, values: &[String]) {
+    if values.is_empty() {
+        sql.push("(NULL)");
+        return;
+    }
+    sql.push("(");
+    for (i, value) in values.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(value.clone());
+    }
+    sql.push(")");
+}
+
 /// Records a pending delivery for every (alert, trade) pair that matches. The candidate alerts are
 /// narrowed in SQL by ticker and insider; codes and minimum value are matched by the domain rule.
 async fn queue_alerts(
@@ -541,27 +618,10 @@ async fn queue_alerts(
     insider_cik: &str,
     trade_ids: &[String],
     context: IngestContext,
+    candidates: &[CandidateAlert],
 ) -> Result<usize, StoreError> {
-    let candidates: Vec<CandidateAlert> = sqlx::query_as::<Any, CandidateAlert>(
-        "SELECT id, channel, ticker, insider_cik, codes, min_value_cents, tier, alert_rank FROM ( \
-           SELECT a.id, a.channel, a.ticker, a.insider_cik, a.codes, a.min_value_cents, u.tier, \
-           ROW_NUMBER() OVER (PARTITION BY a.user_id ORDER BY a.created_at, a.id) AS alert_rank \
-           FROM alerts a JOIN users u ON u.id = a.user_id \
-           WHERE u.disabled_at IS NULL AND a.user_id IN ( \
-             SELECT user_id FROM alerts \
-             WHERE (ticker IS NULL OR ticker = $1) AND (insider_cik IS NULL OR insider_cik = $2)) \
-         ) ranked \
-         WHERE (ticker IS NULL OR ticker = $1) AND (insider_cik IS NULL OR insider_cik = $2)",
-    )
-    .bind(ticker)
-    .bind(insider_cik)
-    .fetch_all(&mut *tx)
-    .await?;
-    if candidates.is_empty() {
-        return Ok(0);
-    }
     let mut queued = 0;
-    for alert in &candidates {
+    for alert in candidates {
         if alert.alert_rank > (context.alert_limit)(&alert.tier) {
             continue;
         }
