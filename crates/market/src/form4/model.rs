@@ -313,17 +313,25 @@ pub struct Footnote {
     pub text: String,
 }
 
+/// Whether a document type is an amendment (`3/A`, `4/A`, `5/A`).
+fn is_amendment_type(document_type: &str) -> bool {
+    document_type.ends_with("/A")
+}
+
+/// A document type without the amendment suffix: `"4"` for both `4` and `4/A`.
+fn base_form_of(document_type: &str) -> &str {
+    document_type.strip_suffix("/A").unwrap_or(document_type)
+}
+
 impl Filing {
     /// Whether this is an amendment (`3/A`, `4/A`, `5/A`).
     pub fn is_amendment(&self) -> bool {
-        self.document_type.ends_with("/A")
+        is_amendment_type(&self.document_type)
     }
 
     /// The form without the amendment suffix: `"4"` for both `4` and `4/A`.
     pub fn base_form(&self) -> &str {
-        self.document_type
-            .strip_suffix("/A")
-            .unwrap_or(&self.document_type)
+        base_form_of(&self.document_type)
     }
 
     /// The footnote with this id, if the filing has one.
@@ -368,14 +376,12 @@ pub struct FilingIdentity {
 impl FilingIdentity {
     /// Whether this is an amendment (`3/A`, `4/A`, `5/A`).
     pub fn is_amendment(&self) -> bool {
-        self.document_type.ends_with("/A")
+        is_amendment_type(&self.document_type)
     }
 
     /// The form without the amendment suffix.
     pub fn base_form(&self) -> &str {
-        self.document_type
-            .strip_suffix("/A")
-            .unwrap_or(&self.document_type)
+        base_form_of(&self.document_type)
     }
 
     /// Whether this filing supersedes `other`: this is an amendment of the same form, for the
