@@ -17,6 +17,9 @@ use super::{MarketService, tiers};
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// Deliveries claimed per pass.
 const BATCH: i64 = 50;
+/// Deliveries of one user claimed per pass: a fair share, so one user's backlog waits behind
+/// everyone else's next delivery instead of filling the pass.
+pub const PER_USER: i64 = 10;
 /// A claim outlives the slowest attempt (`ATTEMPT_TIMEOUT`) many times over, so a delivery is never
 /// sent by two instances.
 const LEASE_SECS: i64 = 300;
@@ -44,7 +47,7 @@ pub async fn run(service: Arc<MarketService>, shutdown: impl std::future::Future
 pub async fn deliver_due(service: &MarketService, now: i64) -> Result<usize, store::StoreError> {
     let jobs = service
         .db
-        .claim_due_deliveries(now, BATCH, LEASE_SECS)
+        .claim_due_deliveries(now, BATCH, PER_USER, LEASE_SECS)
         .await?;
     let count = jobs.len();
     // Deliveries go out concurrently so one slow endpoint does not hold up the rest.

@@ -551,3 +551,44 @@ backend_test!(a_downgrade_silences_surplus_alerts, |backend| {
         assert_eq!(history["total"], expected, "alert {i}: {history}");
     }
 });
+
+backend_test!(one_users_flood_does_not_crowd_out_others, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let (_, busy) = app.user_with_tier("busy@example.com", "pro").await;
+    let (_, quiet) = app.user_with_tier("quiet@example.com", "free").await;
+    for i in 0..12 {
+        let created = app
+            .post_as(&busy, "/api/v1/alerts", email_alert(&format!("b{i}")))
+            .await;
+        assert_eq!(created.status(), 201);
+    }
+    assert_eq!(
+        app.post_as(&quiet, "/api/v1/alerts", email_alert("q"))
+            .await
+            .status(),
+        201
+    );
+    let outcome = ingest_text(&app, &Synthetic::default().xml()).await;
+    assert!(
+        matches!(
+            outcome,
+            server::market::ingest::DocumentOutcome::Stored { alerts: 13, .. }
+        ),
+        "{outcome:?}"
+    );
+    let per_user = usize::try_from(server::market::delivery::PER_USER).unwrap();
+    let first = server::market::delivery::deliver_due(&app.state.market, now())
+        .await
+        .expect("deliver");
+    assert_eq!(
+        first,
+        per_user + 1,
+        "a fair share of the busy user's, and the quiet user's one"
+    );
+    assert_eq!(app.mails_to("quiet@example.com"), 1);
+    let second = server::market::delivery::deliver_due(&app.state.market, now())
+        .await
+        .expect("deliver");
+    assert_eq!(second, 12 - per_user, "the rest on the next pass");
+    assert_eq!(app.mails_to("busy@example.com"), 12);
+});

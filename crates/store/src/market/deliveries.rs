@@ -46,23 +46,29 @@ pub struct DeliveryOutcome {
 
 impl Database {
     /// Claims up to `limit` due deliveries for `lease_secs` (a crashed worker's claim expires and
-    /// the delivery is retried). Deliveries of disabled users are never picked, so they cannot
-    /// crowd out everyone else's.
+    /// the delivery is retried). At most `per_user` deliveries of one user are picked per call, so
+    /// one user's flood (many alerts, a slow endpoint) cannot crowd out everyone else's; the rest
+    /// wait for the next pass. Deliveries of disabled users are never picked.
     pub async fn claim_due_deliveries(
         &self,
         now: i64,
         limit: i64,
+        per_user: i64,
         lease_secs: i64,
     ) -> Result<Vec<DeliveryJob>, StoreError> {
         let candidates: Vec<(String,)> = sqlx::query_as::<Any, (String,)>(
-            "SELECT d.id FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
-             JOIN users u ON u.id = a.user_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
-             AND (d.claimed_until IS NULL OR d.claimed_until < $1) AND u.disabled_at IS NULL \
-             ORDER BY d.next_attempt_at LIMIT $2",
+            "SELECT id FROM ( \
+               SELECT d.id, d.next_attempt_at, \
+               ROW_NUMBER() OVER (PARTITION BY a.user_id ORDER BY d.next_attempt_at, d.id) AS user_turn \
+               FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id \
+               JOIN users u ON u.id = a.user_id \
+               WHERE d.status = 'pending' AND d.next_attempt_at <= $1 \
+               AND (d.claimed_until IS NULL OR d.claimed_until < $1) AND u.disabled_at IS NULL \
+             ) due WHERE user_turn <= $3 ORDER BY next_attempt_at, id LIMIT $2",
         )
         .bind(now)
         .bind(limit)
+        .bind(per_user)
         .fetch_all(self.pool())
         .await?;
         let mut jobs = Vec::new();
