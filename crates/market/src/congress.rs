@@ -439,13 +439,7 @@ impl CongressTrade {
             self.disclosure_date.map(|d| d.to_string()).as_deref(),
         );
         put_optional(&mut put, self.owner.as_deref());
-        let digest = hasher.finalize();
-        let mut hex = String::with_capacity(64);
-        for byte in digest.as_slice() {
-            // Writing to a String cannot fail.
-            let _ = write!(hex, "{byte:02x}");
-        }
-        hex
+        hex::encode(hasher.finalize())
     }
 }
 
@@ -886,7 +880,7 @@ impl RawRecord {
         match self.get(field) {
             Value::Absent | Value::Null => Ok(None),
             Value::Other(found) => Err(format!("\"{}\" is {found}, not text", field.name())),
-            Value::Text(raw) => Ok(non_placeholder(clean_text(raw))),
+            Value::Text(raw) => Ok(present(clean_text(raw))),
         }
     }
 
@@ -901,12 +895,13 @@ impl RawRecord {
         match self.get(field) {
             Value::Absent | Value::Null => Ok(None),
             Value::Other(found) => Err(format!("\"{}\" is {found}, not text", field.name())),
-            Value::Text(raw) => Ok(non_placeholder(clean_html(raw))),
+            Value::Text(raw) => Ok(present(clean_html(raw))),
         }
     }
 }
 
-fn non_placeholder(text: String) -> Option<String> {
+/// The text, unless the feed left the field empty or wrote `--` for "none".
+fn present(text: String) -> Option<String> {
     (!text.is_empty() && text != "--").then_some(text)
 }
 
@@ -1133,16 +1128,11 @@ fn strip_prefix_ignore_case<'t>(text: &'t str, prefix: &str) -> Option<&'t str> 
         .flatten()
 }
 
-/// Upper-cased if it is 1–10 of `A–Z 0–9 . -` with at least one letter or digit; otherwise
-/// `None`, because a stored ticker is matched against companies and must not be prose.
+/// Upper-cased if it is a ticker symbol (see [`crate::query::is_ticker`]); otherwise `None`, because
+/// a stored ticker is matched against companies and must not be prose.
 fn normalize_ticker(text: &str) -> Option<String> {
     let ticker = text.to_ascii_uppercase();
-    let valid = (1..=10).contains(&ticker.len())
-        && ticker
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-        && ticker.bytes().any(|b| b.is_ascii_alphanumeric());
-    valid.then_some(ticker)
+    crate::query::is_ticker(&ticker).then_some(ticker)
 }
 
 /// Only absolute `http`/`https` URLs without spaces: the link is shown to users as a hyperlink,

@@ -109,12 +109,6 @@ impl PageRequest {
     pub fn offset(self) -> i64 {
         (i64::from(self.page) - 1) * i64::from(self.per_page)
     }
-
-    /// Number of pages for `total` rows (at least 1, so an empty listing still has page 1).
-    pub fn pages(self, total: i64) -> i64 {
-        let per_page = i64::from(self.per_page);
-        ((total + per_page - 1) / per_page).max(1)
-    }
 }
 
 /// Whether `text` looks like a ticker symbol: 1–10 of `A–Z 0–9 . -`, starting with a letter or
@@ -174,8 +168,6 @@ mod tests {
         assert!(PageRequest::new(1, 0).is_none());
         let p = PageRequest::new(3, 20).unwrap();
         assert_eq!(p.offset(), 40);
-        assert_eq!(p.pages(0), 1);
-        assert_eq!(p.pages(41), 3);
         assert_eq!(
             PageRequest::new(u32::MAX, 200).unwrap().offset(),
             (i64::from(u32::MAX) - 1) * 200

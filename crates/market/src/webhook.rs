@@ -443,36 +443,10 @@ fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn hex_lower(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
-fn hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Decodes exactly 64 hex digits (either case) into 32 bytes.
 fn decode_sig(text: &str) -> Option<[u8; 32]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-        let [hi, lo] = pair else { return None };
-        *slot = (hex_digit(*hi)? << 4) | hex_digit(*lo)?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
@@ -484,7 +458,7 @@ fn decode_sig(text: &str) -> Option<[u8; 32]> {
 /// signed afresh). `body` is exactly the bytes sent.
 pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     let hex = signature(secret, timestamp, body)
-        .map(|tag| hex_lower(&tag))
+        .map(hex::encode)
         .unwrap_or_default();
     format!("t={timestamp},v1={hex}")
 }

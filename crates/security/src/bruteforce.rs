@@ -104,11 +104,7 @@ pub struct Attempt<'a> {
 
 /// Hex SHA-256 of the normalised email: counters never hold the address itself.
 pub fn account_key(normalized_email: &str) -> String {
-    Sha256::digest(normalized_email.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&Sha256::digest(normalized_email.as_bytes())[..16])
 }
 
 pub struct BruteForce {
@@ -331,11 +327,7 @@ impl DeviceCookies {
         mac.update(account.as_bytes());
         mac.update(b"\n");
         mac.update(id.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// A new cookie value for `account`.

@@ -1,8 +1,8 @@
 //! A statement assembled from fixed fragments, for queries whose `WHERE` depends on which filters
 //! a caller set. Only `&'static str` fragments can be pushed and every value goes through a
-//! numbered placeholder (`$1`, `$2`, … which both SQLite and PostgreSQL accept), so no input ever
+//! numbered bind parameter (`$1`, `$2`, … which both SQLite and PostgreSQL accept), so no input ever
 //! becomes SQL text. sqlx's own `QueryBuilder` cannot be used with the `Any` driver: it writes `?`
-//! placeholders, which PostgreSQL rejects.
+//! parameter markers, which PostgreSQL rejects.
 
 use std::fmt::Write as _;
 
@@ -33,7 +33,7 @@ impl Sql {
         self
     }
 
-    /// Appends a placeholder bound to `value`.
+    /// Appends the next numbered parameter, bound to `value`.
     pub(crate) fn bind<'t, T>(&mut self, value: T) -> &mut Self
     where
         T: Encode<'t, Any> + Type<Any>,
@@ -56,7 +56,7 @@ impl Sql {
         if let Some(error) = self.error {
             return Err(StoreError::Query(sqlx::Error::Encode(error.into())));
         }
-        // Safe: the text is fixed fragments and placeholders only (see the module comment).
+        // Safe: the text is fixed fragments and numbered parameters only (see the module comment).
         Ok((AssertSqlSafe(self.text), self.args))
     }
 }
@@ -66,7 +66,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_are_numbered_in_order() {
+    fn parameters_are_numbered_in_order() {
         let mut sql = Sql::new("SELECT 1 FROM t WHERE a = ");
         sql.bind("x").push(" AND b = ").bind(3_i64);
         assert_eq!(sql.text(), "SELECT 1 FROM t WHERE a = $1 AND b = $2");

@@ -79,21 +79,21 @@ pub(crate) fn cik(text: &str, element: &'static str) -> Result<Option<String>, P
     if text.is_empty() {
         return Ok(None);
     }
-    if text.len() > 10 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ParseError::InvalidValue {
+    crate::query::normalize_cik(text)
+        .map(Some)
+        .ok_or(ParseError::InvalidValue {
             element,
             expected: "a CIK of at most 10 digits",
-        });
-    }
-    Ok(Some(format!("{text:0>10}")))
+        })
 }
 
-/// A trading symbol, upper-cased; `None` when empty or filed as a stand-in such as `NONE` or `N/A`.
+/// A trading symbol, upper-cased; `None` when empty, filed as a stand-in such as `NONE` or `N/A`, or
+/// not a symbol at all (see [`crate::query::is_ticker`]): it is shown, filtered on and put in links.
 pub(crate) fn ticker(text: &str) -> Option<String> {
     let upper = text.to_ascii_uppercase();
     match upper.as_str() {
-        "" | "NONE" | "N/A" | "NA" => None,
-        _ => Some(upper),
+        "NONE" | "N/A" | "NA" => None,
+        _ => crate::query::is_ticker(&upper).then_some(upper),
     }
 }
 

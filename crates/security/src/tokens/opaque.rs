@@ -32,8 +32,7 @@ impl OpaqueToken {
 
 /// Hex SHA-256 of a presented token, for lookup.
 pub fn hash_token(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// The `fgp` claim: base64url SHA-256 of the fingerprint cookie's value.

@@ -104,26 +104,36 @@ pub struct Paging {
 }
 
 impl Paging {
-    pub const MAX_PER_PAGE: u32 = 200;
+    pub const MAX_PER_PAGE: u32 = ::market::query::MAX_PER_PAGE;
 
-    /// (page, per_page, offset), or a 422 naming the bad parameter.
-    pub fn resolve(&self) -> Result<(u32, u32, i64), ApiError> {
+    /// The page asked for (the default where a value is out of range) and a field error for each
+    /// value out of range. One rule for every listing, whatever reads the parameters.
+    pub fn check(&self) -> (::market::query::PageRequest, Vec<FieldError>) {
         let page = self.page.unwrap_or(1);
-        let per_page = self.per_page.unwrap_or(50);
+        let per_page = self.per_page.unwrap_or(::market::query::DEFAULT_PER_PAGE);
+        let mut errors = Vec::new();
         if page == 0 {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "page",
-                "out_of_range",
-                "Pages start at 1.",
-            )]));
+            errors.push(FieldError::new("page", "out_of_range", "Pages start at 1."));
         }
         if per_page == 0 || per_page > Self::MAX_PER_PAGE {
-            return Err(ApiError::validation(vec![FieldError::new(
+            errors.push(FieldError::new(
                 "per_page",
                 "out_of_range",
                 format!("per_page must be between 1 and {}.", Self::MAX_PER_PAGE),
-            )]));
+            ));
         }
-        Ok((page, per_page, i64::from(page - 1) * i64::from(per_page)))
+        (
+            ::market::query::PageRequest::new(page, per_page).unwrap_or_default(),
+            errors,
+        )
+    }
+
+    /// (page, per_page, offset), or a 422 naming the bad parameter.
+    pub fn resolve(&self) -> Result<(u32, u32, i64), ApiError> {
+        let (request, errors) = self.check();
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        Ok((request.page(), request.per_page(), request.offset()))
     }
 }

@@ -170,40 +170,24 @@ impl Params {
         codes
     }
 
-    /// `page` and `per_page` (API.md: per_page over 200 is a 422).
+    /// `page` and `per_page` (API.md: per_page over 200 is a 422), by the rule of every listing.
     pub fn page(&mut self) -> PageRequest {
-        let mut number = |name: &str, default: u32| -> u32 {
-            match self.text(name) {
-                None => default,
-                Some(v) => match v.parse::<u32>() {
-                    Ok(n) => n,
-                    Err(_) => {
-                        self.errors.push(FieldError::new(
-                            name,
-                            "invalid",
-                            "Expected a positive whole number.",
-                        ));
-                        default
-                    }
-                },
+        let page = self.number("page");
+        let per_page = self.number("per_page");
+        let (request, errors) = super::Paging { page, per_page }.check();
+        self.errors.extend(errors);
+        request
+    }
+
+    fn number(&mut self, name: &str) -> Option<u32> {
+        let value = self.text(name)?;
+        match value.parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.fail(name, "invalid", "Expected a positive whole number.");
+                None
             }
-        };
-        let page = number("page", 1);
-        let per_page = number("per_page", market::query::DEFAULT_PER_PAGE);
-        if page == 0 {
-            self.fail("page", "out_of_range", "Pages start at 1.");
         }
-        if per_page == 0 || per_page > market::query::MAX_PER_PAGE {
-            self.fail(
-                "per_page",
-                "out_of_range",
-                format!(
-                    "per_page must be between 1 and {}.",
-                    market::query::MAX_PER_PAGE
-                ),
-            );
-        }
-        PageRequest::new(page, per_page).unwrap_or_default()
     }
 
     pub fn fail_with(&mut self, name: &str, code: &str, message: impl Into<String>) {

@@ -57,7 +57,7 @@ pub async fn deliver_due(service: &MarketService, now: i64) -> Result<usize, sto
             Err(_) => failure(&job, now, None, "the attempt timed out".into()),
         };
         metrics::counter!("tradesignal_alert_deliveries_total", "channel" => job.channel.clone(), "status" => outcome.status).increment(1);
-        if let Err(e) = service.db.record_delivery(&job.id, &outcome).await {
+        if let Err(e) = service.db.record_delivery(&job.id, &outcome, now + LEASE_SECS).await {
             tracing::warn!(delivery = %job.id, error = %e, "could not record an alert delivery");
         }
     });
@@ -74,7 +74,6 @@ fn failure(job: &DeliveryJob, now: i64, status: Option<u16>, error: String) -> D
             error: Some(error),
             next_attempt_at: now + i64::try_from(delay.as_secs()).unwrap_or(i64::MAX / 2),
             now,
-            claimed_until: now + LEASE_SECS,
         },
         _ => DeliveryOutcome {
             status: "failed",
@@ -82,7 +81,6 @@ fn failure(job: &DeliveryJob, now: i64, status: Option<u16>, error: String) -> D
             error: Some(error),
             next_attempt_at: now,
             now,
-            claimed_until: now + LEASE_SECS,
         },
     }
 }
@@ -97,7 +95,6 @@ async fn attempt(service: &MarketService, job: &DeliveryJob, now: i64) -> Delive
                 error: Some("the trade was superseded by an amendment".into()),
                 next_attempt_at: now,
                 now,
-                claimed_until: now + LEASE_SECS,
             };
         }
         Err(e) => {
@@ -138,7 +135,6 @@ async fn attempt(service: &MarketService, job: &DeliveryJob, now: i64) -> Delive
                     error: Some("webhook delivery needs the Pro plan".into()),
                     next_attempt_at: now,
                     now,
-                    claimed_until: now + LEASE_SECS,
                 };
             }
             let (Some(url), Some(sealed)) = (&job.webhook_url, &job.webhook_secret) else {
@@ -189,7 +185,6 @@ fn delivered(now: i64, status: Option<u16>) -> DeliveryOutcome {
         error: None,
         next_attempt_at: now,
         now,
-        claimed_until: now + LEASE_SECS,
     }
 }
 

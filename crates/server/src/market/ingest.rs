@@ -72,9 +72,7 @@ pub fn dedup_key(filing: &Filing, bytes: &[u8]) -> String {
     match &filing.accession_number {
         Some(accession) => format!("acc:{accession}"),
         None => {
-            let digest = Sha256::digest(bytes);
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            format!("sha256:{hex}")
+            format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
         }
     }
 }
@@ -82,13 +80,6 @@ pub fn dedup_key(filing: &Filing, bytes: &[u8]) -> String {
 /// Parses one document; `file_name` may supply the accession number bare XML lacks.
 pub fn parse(bytes: &[u8], file_name: Option<&str>) -> Result<Filing, String> {
     let mut filing = form4::parse_document(bytes).map_err(|e| e.to_string())?;
-    // Only a well-formed symbol is kept: it is shown, filtered on and put into links.
-    filing.issuer.ticker = filing
-        .issuer
-        .ticker
-        .take()
-        .map(|t| t.trim().to_ascii_uppercase())
-        .filter(|t| market::query::is_ticker(t));
     if filing.accession_number.is_none() {
         filing.accession_number = file_name.and_then(form4::accession_from_file_name);
     }

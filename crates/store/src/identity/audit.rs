@@ -61,11 +61,7 @@ pub fn chain_hash(prev_hash: &str, id: &str, ts: i64, event: &AuditEvent) -> Str
     hasher.update(prev_hash.as_bytes());
     hasher.update(b"\n");
     hasher.update(body.as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hasher.finalize())
 }
 
 impl Database {

@@ -40,8 +40,6 @@ pub struct DeliveryOutcome {
     pub error: Option<String>,
     pub next_attempt_at: i64,
     pub now: i64,
-    /// The lease this worker took: an outcome is recorded only while the claim is still its own.
-    pub claimed_until: i64,
 }
 
 impl Database {
@@ -103,10 +101,12 @@ impl Database {
 
     /// Records an attempt and releases the claim, unless the claim has passed to another worker
     /// (then that worker's outcome counts).
+    /// `claimed_until` is the lease this worker took.
     pub async fn record_delivery(
         &self,
         id: &str,
         outcome: &DeliveryOutcome,
+        claimed_until: i64,
     ) -> Result<(), StoreError> {
         sqlx::query::<Any>(
             "UPDATE alert_deliveries SET status = $1, attempts = attempts + 1, response_status = $2, \
@@ -120,7 +120,7 @@ impl Database {
         .bind(outcome.next_attempt_at)
         .bind(outcome.now)
         .bind(id)
-        .bind(outcome.claimed_until)
+        .bind(claimed_until)
         .execute(self.pool())
         .await?;
         Ok(())

@@ -108,13 +108,7 @@ impl Database {
         self.store_filings(&[(filing, dedup_key)], context)
             .await?
             .pop()
-            .unwrap_or_else(|| self.missing_outcome())
-    }
-
-    fn missing_outcome(&self) -> Result<StoreOutcome, StoreError> {
-        Err(StoreError::Query(sqlx::Error::Protocol(
-            "no outcome for a stored filing".into(),
-        )))
+            .unwrap_or_else(|| Err(inconsistency("no outcome for a stored filing")))
     }
 
     /// Stores each filing unless one with the same `dedup_key` exists, returning one outcome per
@@ -147,11 +141,8 @@ impl Database {
                     for item in group {
                         let single = self.store_group(std::slice::from_ref(item), context).await;
                         outcomes.push(single.and_then(|mut one| {
-                            one.pop().ok_or_else(|| {
-                                StoreError::Query(sqlx::Error::Protocol(
-                                    "no outcome for a stored filing".into(),
-                                ))
-                            })
+                            one.pop()
+                                .ok_or_else(|| inconsistency("no outcome for a stored filing"))
                         }));
                     }
                 }
@@ -175,9 +166,7 @@ impl Database {
                 Some(outcome) => outcome,
                 // Already stored: which filing holds the key decides duplicate or conflict.
                 None => existing(&mut tx, dedup_key, filing).await?.ok_or_else(|| {
-                    StoreError::Query(sqlx::Error::Protocol(
-                        "a filing key was taken but no filing holds it".into(),
-                    ))
+                    inconsistency("a filing key was taken but no filing holds it")
                 })?,
             };
             outcomes.push(outcome);
@@ -185,6 +174,11 @@ impl Database {
         tx.commit().await?;
         Ok(outcomes)
     }
+}
+
+/// An impossible state of the data, reported as an error rather than a panic.
+fn inconsistency(what: &'static str) -> StoreError {
+    StoreError::Query(sqlx::Error::Protocol(what.into()))
 }
 
 /// Writes one filing; `None` when a filing with this key is already stored (nothing written).
