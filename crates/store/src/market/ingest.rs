@@ -158,22 +158,51 @@ impl Database {
         group: &[(&Filing, &str)],
         context: IngestContext,
     ) -> Result<Vec<StoreOutcome>, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let alerts = group_alerts(&mut tx, group).await?;
-        let mut outcomes = Vec::with_capacity(group.len());
-        for (filing, dedup_key) in group {
-            let outcome = match write_filing(&mut tx, filing, dedup_key, context, &alerts).await? {
-                Some(outcome) => outcome,
-                // Already stored: which filing holds the key decides duplicate or conflict.
-                None => existing(&mut tx, dedup_key, filing).await?.ok_or_else(|| {
-                    inconsistency("a filing key was taken but no filing holds it")
-                })?,
-            };
-            outcomes.push(outcome);
+        // SQLite: take the write lock at once. A transaction that reads first and writes later
+        // cannot wait for another writer (SQLite refuses the upgrade at once, "database is
+        // locked"); one that starts as a writer waits its turn under the busy timeout.
+        let begin = match self.backend() {
+            crate::db::Backend::Sqlite => "BEGIN IMMEDIATE",
+            crate::db::Backend::Postgres => "BEGIN",
+        };
+        let mut tx = self.pool().begin_with(begin).await?;
+        let written = write_group(&mut tx, group, context).await;
+        match written {
+            Ok(outcomes) => {
+                tx.commit().await?;
+                Ok(outcomes)
+            }
+            Err(e) => {
+                // Released now, not when the pool gets round to it, so the retry that follows does
+                // not find the lock still held.
+                if let Err(rollback) = tx.rollback().await {
+                    tracing::warn!(error = %rollback, "rolling back a failed ingest group failed");
+                }
+                Err(e)
+            }
         }
-        tx.commit().await?;
-        Ok(outcomes)
     }
+}
+
+/// The writes of one group, in its transaction.
+async fn write_group(
+    conn: &mut AnyConnection,
+    group: &[(&Filing, &str)],
+    context: IngestContext,
+) -> Result<Vec<StoreOutcome>, StoreError> {
+    let alerts = group_alerts(&mut *conn, group).await?;
+    let mut outcomes = Vec::with_capacity(group.len());
+    for (filing, dedup_key) in group {
+        let outcome = match write_filing(&mut *conn, filing, dedup_key, context, &alerts).await? {
+            Some(outcome) => outcome,
+            // Already stored: which filing holds the key decides duplicate or conflict.
+            None => existing(&mut *conn, dedup_key, filing)
+                .await?
+                .ok_or_else(|| inconsistency("a filing key was taken but no filing holds it"))?,
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
 }
 
 /// An impossible state of the data, reported as an error rather than a panic.
