@@ -300,8 +300,111 @@ backend_test!(trade_detail_stats_companies_and_insiders, |backend| {
         let response = app.get(path).await;
         assert_eq!(response.status(), 401, "{path}");
         assert!(response.headers().contains_key("www-authenticate"));
+        // A token that is not one (or was tampered with) is refused the same way, and says so.
+        let tampered = format!("{}x", &pro.access);
+        for token in ["not-a-token", tampered.as_str()] {
+            let response = pro
+                .client
+                .get(app.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(response.status(), 401, "{path}");
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            assert!(challenge.contains("invalid_token"), "{challenge}");
+        }
     }
+    // A signed-up user who has not verified their email sees no market data yet.
+    let registered = app
+        .post_json(
+            &app.client,
+            "/api/v1/auth/register",
+            serde_json::json!({"email": "new@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(registered.status(), 202);
+    let unverified = app.login("new@example.com").await;
+    let response = app.get_as(&unverified, "/api/v1/trades").await;
+    assert_eq!(response.status(), 403);
+    assert!(
+        problem(response).await["type"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("email-unverified")
+    );
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn market_data_with_postgres_gone() {
+    let Some(backend) = Backend::external() else {
+        return;
+    };
+    let database = test_database_url().expect("database url");
+    let proxy = FaultProxy::start(socket_of(&database)).await;
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            database_proxy: Some(proxy.addr),
+            ..Options::default()
+        },
+    )
+    .await;
+    ingest_real(&app).await;
+    let (_, pro) = app.user_with_tier("pro@example.com", "pro").await;
+    assert_eq!(app.get_as(&pro, "/api/v1/trades").await.status(), 200);
+
+    proxy.cut();
+    // Reads fail with a problem document that names nothing internal, within the request timeout.
+    let response = app.get_as(&pro, "/api/v1/trades?ticker=SNOW").await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    let body = problem(response).await.to_string().to_lowercase();
+    for internal in ["postgres", "sqlx", "select", "insider_trades"] {
+        assert!(!body.contains(internal), "{body}");
+    }
+    // Ingest reports the failure instead of claiming the filing was stored.
+    let failed = server::market::ingest::ingest_bytes(
+        &app.state.db,
+        bytes::Bytes::from(Synthetic::default().xml()),
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    )
+    .await;
+    assert!(failed.is_err(), "{failed:?}");
+
+    proxy.restore();
+    // Back: nothing half-written, and the same filing now stores.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if app.get_as(&pro, "/api/v1/trades").await.status() == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reads did not recover"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let listing: Value = app
+        .get_as(&pro, "/api/v1/trades")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listing["total"], 17);
+    let stored = ingest_text(&app, &Synthetic::default().xml()).await;
+    assert!(
+        matches!(
+            stored,
+            server::market::ingest::DocumentOutcome::Stored { trades: 1, .. }
+        ),
+        "{stored:?}"
+    );
+}
 
 backend_test!(free_tier_sees_ninety_days, |backend| {
     let app = TestApp::spawn(backend).await;

@@ -592,3 +592,48 @@ backend_test!(one_users_flood_does_not_crowd_out_others, |backend| {
     assert_eq!(second, 12 - per_user, "the rest on the next pass");
     assert_eq!(app.mails_to("busy@example.com"), 12);
 });
+
+backend_test!(the_watchlist_limit_holds_under_a_race, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let (user_id, session) = app.user_with_tier("lists@example.com", "free").await;
+    let limit = usize::try_from(server::market::tiers::WATCHLIST_LIMIT).unwrap();
+    for i in 0..limit - 5 {
+        let change = server::market::watchlists::WatchlistChange {
+            name: Some(format!("list {i}")),
+            ..Default::default()
+        };
+        app.state
+            .market
+            .create_watchlist(&user_id, change, now())
+            .await
+            .expect("create");
+    }
+    let attempts = (0..10).map(|i| {
+        let app = &app;
+        let session = &session;
+        async move {
+            app.post_as(
+                session,
+                "/api/v1/watchlists",
+                json!({"name": format!("race {i}")}),
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 403),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        body(app.get_as(&session, "/api/v1/watchlists").await).await["total"],
+        limit
+    );
+});
