@@ -2,12 +2,15 @@
 //! domain. Adapters (Redis, databases, axum) live in other crates and plug in through the small traits
 //! defined here (`KvStore`, `Clock`).
 
+pub mod apikey;
 pub mod authz;
+pub mod backup_codes;
 pub mod bruteforce;
 pub mod clock;
 pub mod email;
 pub mod fieldcrypt;
 pub mod gcra;
+pub mod keyed_hash;
 pub mod keys;
 pub mod kv;
 pub mod password;
@@ -15,6 +18,7 @@ pub mod random;
 pub mod ratelimit;
 pub mod redact;
 pub mod tokens;
+pub mod totp;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use gcra::{GcraDecision, Quota};

@@ -22,7 +22,7 @@ pub const DEFAULTS: &[(&str, u32, u64)] = &[
     ("unlock", 10, 60),
     ("refresh", 30, 60),
     ("password_strength", 30, 60),
-    ("mfa", 5, 300),
+    ("mfa", 30, 300),
     ("csp_report", 100, 60),
 ];
 
