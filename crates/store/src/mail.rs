@@ -122,7 +122,10 @@ impl Mailer for SmtpMailer {
             .to
             .parse()
             .map_err(|e| MailError::Delivery(format!("invalid recipient: {e}")))?;
+        // A Message-ID in the sender's domain, as the file outbox writes; lettre adds none itself.
+        let message_id = format!("<{}@{}>", uuid::Uuid::now_v7(), self.from.email.domain());
         let message = lettre::Message::builder()
+            .message_id(Some(message_id))
             .from(self.from.clone())
             .to(to)
             .subject(email.subject)

@@ -1,7 +1,9 @@
 //! Repositories for accounts, sessions, refresh and one-time tokens, and the audit trail. Times are
 //! Unix seconds; ids are UUID strings; every statement is parameterised.
 
+pub mod apikeys;
 pub mod audit;
+pub mod mfa;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

@@ -210,4 +210,14 @@ impl Database {
         .fetch_all(self.pool())
         .await?)
     }
+
+    /// How many sessions the user ever had (revoked ones included).
+    pub async fn session_count(&self, user_id: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar::<Any, i64>("SELECT COUNT(*) FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
 }
