@@ -115,7 +115,12 @@ pub fn create_user(settings: Settings, email: &str, role: &str, tier: &str) -> E
                     user.id
                 );
                 if role.is_staff() {
-                    println!("staff accounts must enrol two-factor authentication at first login");
+                    println!(
+                        "{} is a staff role: until this account enrols two-factor authentication \
+                         (POST /api/v1/auth/2fa/totp/setup, then /totp/enable) and signs in with a code, \
+                         its tokens reach only /api/v1/auth — not the admin API.",
+                        role.as_str()
+                    );
                 }
                 ExitCode::SUCCESS
             }

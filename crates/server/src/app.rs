@@ -174,7 +174,11 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             "/watchlists",
             api::watchlists::watchlist_routes().layer(no_store.clone()),
         )
-        .nest("/alerts", api::watchlists::alert_routes().layer(no_store))
+        .nest(
+            "/alerts",
+            api::watchlists::alert_routes().layer(no_store.clone()),
+        )
+        .nest("/api-keys", api::apikeys::routes().layer(no_store))
         .merge(csp_reports);
     let mut router = Router::new()
         .route("/", get(web::home))
@@ -226,6 +230,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .on_failure(());
 
     router
+        .layer(from_fn_with_state(state.clone(), api::key_in_url::refuse))
         .layer(from_fn_with_state(state.clone(), ratelimit::quota))
         .layer(from_fn_with_state(edge, client::resolve))
         .layer(from_fn(methods::refuse_unknown))

@@ -236,9 +236,17 @@ pub fn serve(settings: Settings) -> ExitCode {
                 let _ = stopped.changed().await;
             }
         }));
+        // API-key usage is written every few seconds and once more at shutdown.
+        let usage = tokio::spawn(state.identity.clone().run_usage_flusher({
+            let mut stopped = stop.subscribe();
+            async move {
+                let _ = stopped.changed().await;
+            }
+        }));
         let result = app::serve(listener, app::router(state), shutdown_signal()).await;
         drop(stop);
         let _ = worker.await;
+        let _ = usage.await;
         db.close().await;
         match result {
             Ok(()) => ExitCode::SUCCESS,

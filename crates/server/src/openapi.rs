@@ -48,6 +48,8 @@ pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::api::auth::AuthApi::openapi());
+    doc.merge(crate::api::twofactor::TwoFactorApi::openapi());
+    doc.merge(crate::api::apikeys::ApiKeysApi::openapi());
     doc.merge(crate::api::admin::AdminApi::openapi());
     doc.merge(crate::api::market::MarketApi::openapi());
     doc.merge(crate::api::watchlists::WatchlistApi::openapi());

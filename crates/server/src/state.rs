@@ -36,7 +36,7 @@ pub struct Inner {
 pub struct AppState(Arc<Inner>);
 
 impl AppState {
-    /// Fails only if the market service cannot start (an unreadable development data key).
+    /// Fails only if the data key ring cannot be read (an unreadable development data key).
     pub fn new(
         settings: Arc<Settings>,
         db: Database,
@@ -48,10 +48,12 @@ impl AppState {
         } else {
             Arc::new(FailoverKv::new(kv.clone(), Arc::new(MemoryKv::new())))
         };
+        let data_ring = crate::config::data_ring(&settings)?;
         let market = Arc::new(MarketService::new(
             settings.clone(),
             db.clone(),
             mailer.clone(),
+            &data_ring,
         )?);
         let identity = Identity::new(
             settings.clone(),
@@ -59,7 +61,8 @@ impl AppState {
             kv.clone(),
             limiter.clone(),
             mailer,
-        );
+            &data_ring,
+        )?;
         Ok(Self(Arc::new(Inner {
             cookies: CookieNames::for_settings(&settings),
             limits: settings.rate_limits.clone(),

@@ -19,6 +19,7 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{id}", get(get_user).patch(update_user))
         .route("/users/{id}/revoke-sessions", post(revoke_sessions))
         .route("/users/{id}/unlock", post(unlock))
+        .route("/users/{id}/reset-2fa", post(reset_mfa))
         .route("/security/alerts", get(alerts))
         .route(
             "/ingest/form4",
@@ -205,6 +206,23 @@ async fn unlock(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/reset-2fa", tag = "admin",
+    params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 204, description = "2FA removed and every session of the user revoked; the user is emailed"),
+        (status = 401, description = "Step-up required (insufficient_user_authentication)"),
+        (status = 403, description = "Not super_admin, or the caller's own account"),
+        (status = 404, description = "No such user"), (status = 409, description = "The user has no 2FA")))]
+async fn reset_mfa(
+    State(state): State<AppState>,
+    RequireRole(admin, _): RequireRole<SuperAdmin>,
+    Meta(meta): Meta,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.identity.require_recent_login(&admin)?;
+    state.identity.admin_reset_mfa(&admin, &id, &meta).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Serialize)]
 struct AlertBody {
     id: String,
@@ -358,7 +376,7 @@ async fn ingest_form4(
 /// The `/api/v1/admin` part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list_users, get_user, update_user, revoke_sessions, unlock, alerts, ingest_form4),
+    paths(list_users, get_user, update_user, revoke_sessions, unlock, reset_mfa, alerts, ingest_form4),
     tags((name = "admin", description = "Staff operations (support and super_admin)"))
 )]
 pub struct AdminApi;

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::extract::{Authenticated, Meta, RecentAuth};
 use super::responses::{SessionBody, UserBody};
 use crate::http::{ApiError, ApiJson, ratelimit};
+use crate::identity::login::LoginOutcome;
+use crate::identity::mfa::SecondFactor;
 use crate::identity::sessions::IssuedTokens;
 use crate::state::AppState;
 
@@ -22,6 +24,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/register", post(register).route_layer(limited("register")))
         .route("/login", post(login).route_layer(limited("login")))
+        .route("/login/mfa", post(login_mfa).route_layer(limited("mfa")))
         .route("/refresh", post(refresh))
         .route("/logout", post(logout))
         .route("/logout-all", post(logout_all))
@@ -53,6 +56,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         )
         .route("/sessions", get(sessions))
         .route("/sessions/{id}", delete(delete_session))
+        .nest("/2fa", super::twofactor::routes())
 }
 
 /// Message bodies of `202 Accepted` answers, identical for every address.
@@ -137,8 +141,19 @@ struct LoginRequest {
     password: String,
 }
 
+/// The answer of a correct password when 2FA is on: no token, cookie or session yet.
+#[derive(Serialize, utoipa::ToSchema)]
+struct MfaRequiredBody {
+    mfa_required: bool,
+    /// Single use, 5 minutes, 5 attempts; send it with a code to `/auth/login/mfa`.
+    mfa_token: String,
+    methods: [&'static str; 2],
+}
+
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, description = "Tokens; sets the fingerprint, refresh and device cookies", body = TokenDoc), (status = 401, description = "invalid_credentials (identical for unknown, wrong and disabled)"), (status = 429, description = "Backoff, lock or throttle; identical for unknown accounts")))]
+    responses((status = 200, description = "Tokens (sets the fingerprint, refresh and device cookies), or — with 2FA on — {mfa_required, mfa_token, methods} and nothing else", body = TokenDoc),
+        (status = 401, description = "invalid_credentials (identical for unknown, wrong and disabled)"),
+        (status = 429, description = "Backoff, lock or throttle; identical for unknown accounts")))]
 async fn login(
     State(state): State<AppState>,
     Meta(meta): Meta,
@@ -146,9 +161,58 @@ async fn login(
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let device = jar.get(state.cookies.device).map(|c| c.value().to_string());
-    let tokens = state
+    match state
         .identity
         .login(&body.email, &body.password, device.as_deref(), &meta)
+        .await?
+    {
+        LoginOutcome::Tokens(tokens) => Ok(token_response(&state, jar, tokens)),
+        LoginOutcome::SecondFactorRequired { mfa_token } => Ok(Json(MfaRequiredBody {
+            mfa_required: true,
+            mfa_token,
+            methods: ["totp", "backup_code"],
+        })
+        .into_response()),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LoginMfaRequest {
+    mfa_token: String,
+    /// The authenticator's current 6-digit code…
+    code: Option<String>,
+    /// …or one of the backup codes (exactly one of the two).
+    backup_code: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login/mfa", tag = "auth", request_body = LoginMfaRequest,
+    responses((status = 200, description = "Tokens with amr [pwd, otp]", body = TokenDoc),
+        (status = 400, description = "invalid-token: the mfa_token is unknown, used, expired, out of attempts or from another client"),
+        (status = 401, description = "invalid-code: wrong, replayed or used code (counts toward the lockout)"),
+        (status = 422, description = "Neither or both of code and backup_code"),
+        (status = 429, description = "Locked or throttled")))]
+async fn login_mfa(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    jar: CookieJar,
+    ApiJson(body): ApiJson<LoginMfaRequest>,
+) -> Result<Response, ApiError> {
+    let factor = match (&body.code, &body.backup_code) {
+        (Some(code), None) => SecondFactor::Totp(code.trim()),
+        (None, Some(code)) => SecondFactor::BackupCode(code),
+        _ => {
+            return Err(ApiError::validation(vec![crate::http::FieldError::new(
+                "code",
+                "one_required",
+                "Send either code or backup_code.",
+            )]));
+        }
+    };
+    let device = jar.get(state.cookies.device).map(|c| c.value().to_string());
+    let tokens = state
+        .identity
+        .login_mfa(&body.mfa_token, factor, device.as_deref(), &meta)
         .await?;
     Ok(token_response(&state, jar, tokens))
 }
@@ -209,14 +273,13 @@ async fn logout_all(
 #[serde(deny_unknown_fields)]
 struct ReauthRequest {
     password: String,
-    /// Second factor; accepted now and checked once 2FA exists for the account.
-    #[allow(dead_code)]
+    /// Required when 2FA is on: an authenticator code or a backup code.
     code: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/reauth", tag = "auth", request_body = ReauthRequest,
     security(("bearer" = [])),
-    responses((status = 200, description = "A new access token with a fresh auth_time", body = TokenDoc), (status = 401, description = "Wrong password")))]
+    responses((status = 200, description = "A new access token with a fresh auth_time", body = TokenDoc), (status = 401, description = "Wrong password or code"), (status = 422, description = "2FA is on and no code was sent")))]
 async fn reauth(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -227,7 +290,13 @@ async fn reauth(
     let fingerprint = state.cookies.fingerprint_in(&jar);
     let tokens = state
         .identity
-        .reauth(&principal, &body.password, fingerprint, &meta)
+        .reauth(
+            &principal,
+            &body.password,
+            body.code.as_deref(),
+            fingerprint,
+            &meta,
+        )
         .await?;
     Ok(token_response(&state, jar, tokens))
 }
@@ -509,10 +578,10 @@ pub struct TokenDoc {
 /// The `/api/v1/auth` part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(register, login, refresh, logout, logout_all, reauth, me, update_me, change_password, change_email,
+    paths(register, login, login_mfa, refresh, logout, logout_all, reauth, me, update_me, change_password, change_email,
         confirm_email, verify_email, unlock, resend_verification, forgot_password, reset_password,
         password_strength, sessions, delete_session),
-    components(schemas(AcceptedDoc, TokenDoc, super::responses::UserBody, super::responses::SessionBody)),
+    components(schemas(AcceptedDoc, TokenDoc, MfaRequiredBody, LoginMfaRequest, super::responses::UserBody, super::responses::SessionBody)),
     tags((name = "auth", description = "Accounts, tokens and sessions"))
 )]
 pub struct AuthApi;

@@ -1,24 +1,34 @@
-//! Request guards. A handler that takes `Authenticated` cannot run without a valid access token,
-//! `CurrentUser` additionally needs a verified email, `RequireRole<R>` a role, `RecentAuth` a login
-//! within the step-up window, `RequireScope<S>` a credential holding scope `S`. `Meta` carries the
-//! request facts audit records need.
+//! Request guards. Authorisation lives in these extractor types so a handler cannot forget it:
+//!
+//! - `AnyCaller`: a valid access token or API key (the request's credential, checked once).
+//! - `Authenticated`: a signed-in session — API keys cannot manage keys, sessions, 2FA or the account.
+//! - `CurrentUser`: a session of a verified user; staff sessions also need a second factor.
+//! - `RequireRole<R>`: a `CurrentUser` holding role `R`.
+//! - `RecentAuth`: a session whose login is within the step-up window (RFC 9470).
+//! - `RequireScope<S>`: a verified user's session, or an API key holding scope `S`.
+//!
+//! `Meta` carries the request facts audit records need.
 
 use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum_extra::extract::cookie::CookieJar;
 use security::authz::{Role, Scope};
+use security::gcra::{GcraDecision, Quota};
+use security::ratelimit::RateLimits;
 
 use crate::http::bearer::Bearer;
 use crate::http::{ApiError, ClientIp, RequestId};
+use crate::identity::access::AuthFailure;
 use crate::identity::audit::Event;
-use crate::identity::sessions::AuthFailure;
-use crate::identity::{Principal, RequestMeta};
+use crate::identity::{Caller, CallerCredential, Principal, RequestMeta};
 use crate::state::AppState;
 
 const MAX_USER_AGENT_CHARS: usize = 256;
+/// The header an API key may come in instead of `Authorization`.
+pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
 fn unauthenticated(token_sent: bool) -> ApiError {
     let challenge = if token_sent {
@@ -34,7 +44,7 @@ fn unauthenticated(token_sent: bool) -> ApiError {
             "unauthorized"
         },
         if token_sent {
-            "The access token is invalid, expired or revoked."
+            "The access token or API key is invalid, expired or revoked."
         } else {
             "Authentication is required."
         },
@@ -45,11 +55,72 @@ fn unauthenticated(token_sent: bool) -> ApiError {
     )
 }
 
-fn bearer(parts: &Parts) -> Result<Option<String>, ApiError> {
-    match crate::http::bearer::bearer(&parts.headers) {
-        Bearer::Absent => Ok(None),
-        Bearer::Malformed => Err(unauthenticated(true)),
-        Bearer::Token(token) => Ok(Some(token.to_string())),
+/// The credential a request presents.
+enum Presented {
+    Nothing,
+    AccessToken(String),
+    ApiKey(String),
+    /// Not `Bearer <token>`, or two credentials at once.
+    Malformed,
+}
+
+fn presented(parts: &Parts) -> Presented {
+    let key_header = parts.headers.get(&API_KEY_HEADER);
+    match (key_header, crate::http::bearer::bearer(&parts.headers)) {
+        (Some(_), Bearer::Token(_) | Bearer::Malformed) => Presented::Malformed,
+        (Some(value), Bearer::Absent) => match value.to_str() {
+            Ok(key) if !key.trim().is_empty() => Presented::ApiKey(key.trim().to_string()),
+            _ => Presented::Malformed,
+        },
+        (None, Bearer::Token(token)) if security::apikey::looks_like_key(token) => {
+            Presented::ApiKey(token.to_string())
+        }
+        (None, Bearer::Token(token)) => Presented::AccessToken(token.to_string()),
+        (None, Bearer::Malformed) => Presented::Malformed,
+        (None, Bearer::Absent) => Presented::Nothing,
+    }
+}
+
+/// A caller and, when `limits` were given, the tier quota decision taken in the same round trip.
+pub type Authentication = (Caller, Option<(Quota, Option<GcraDecision>)>);
+
+/// Checks the request's credential. `Ok(None)` when there is none; a refused credential is a 401 (a
+/// 500 when the check itself failed). The rate limiter calls this once per request and the guards
+/// reuse its result from the request's extensions.
+pub async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    limits: Option<&RateLimits>,
+) -> Result<Option<Authentication>, ApiError> {
+    let outcome = match presented(parts) {
+        Presented::Nothing => return Ok(None),
+        Presented::Malformed => return Err(unauthenticated(true)),
+        Presented::AccessToken(token) => {
+            let fingerprint = fingerprint_cookie(parts, state);
+            state
+                .identity
+                .authenticate_with(&token, fingerprint.as_deref(), limits)
+                .await
+                .map(|(principal, quota)| (Caller::from(principal), quota))
+        }
+        Presented::ApiKey(key) => {
+            let ip = parts
+                .extensions
+                .get::<ClientIp>()
+                .map(|ClientIp(ip)| ip.to_string());
+            state
+                .identity
+                .authenticate_key(&key, limits, ip.as_deref())
+                .await
+        }
+    };
+    match outcome {
+        Ok(authenticated) => Ok(Some(authenticated)),
+        Err(AuthFailure::Internal(e)) => Err(ApiError::internal(e)),
+        Err(failure) => {
+            tracing::info!(reason = %failure, "credential refused");
+            Err(unauthenticated(true))
+        }
     }
 }
 
@@ -96,14 +167,28 @@ pub fn fingerprint_cookie(parts: &Parts, state: &AppState) -> Option<String> {
         .fingerprint_in(&CookieJar::from_headers(&parts.headers))
 }
 
-/// The bearer token (if well-formed) and fingerprint cookie of a request, for authentication outside an
-/// extractor (the rate limiter authenticates once, extractors reuse the result).
-pub fn fingerprint_bearer(parts: &Parts, state: &AppState) -> Option<(String, Option<String>)> {
-    let token = bearer(parts).ok().flatten()?;
-    Some((token, fingerprint_cookie(parts, state)))
+/// Any valid credential: an access token or an API key.
+pub struct AnyCaller(pub Caller);
+
+impl FromRequestParts<AppState> for AnyCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(Self(caller.clone()));
+        }
+        let (caller, _) = authenticate(parts, state, None)
+            .await?
+            .ok_or_else(|| unauthenticated(false))?;
+        parts.extensions.insert(caller.clone());
+        Ok(Self(caller))
+    }
 }
 
-/// Any valid access token (for `/auth/*`, which unverified users may reach).
+/// A signed-in session (for `/auth/*`, which unverified users may reach).
 pub struct Authenticated(pub Principal);
 
 impl FromRequestParts<AppState> for Authenticated {
@@ -113,30 +198,98 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if let Some(principal) = parts.extensions.get::<Principal>() {
-            return Ok(Self(principal.clone()));
-        }
-        let token = bearer(parts)?.ok_or_else(|| unauthenticated(false))?;
-        let fingerprint = fingerprint_cookie(parts, state);
-        match state
-            .identity
-            .authenticate(&token, fingerprint.as_deref())
-            .await
-        {
-            Ok(principal) => {
-                parts.extensions.insert(principal.clone());
-                Ok(Self(principal))
-            }
-            Err(AuthFailure::Internal(e)) => Err(ApiError::internal(e)),
-            Err(failure) => {
-                tracing::info!(reason = %failure, "access token refused");
-                Err(unauthenticated(true))
-            }
+        let AnyCaller(caller) = AnyCaller::from_request_parts(parts, state).await?;
+        match caller.credential {
+            CallerCredential::Session(principal) => Ok(Self(principal)),
+            CallerCredential::ApiKey(_) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "session-required",
+                "API keys cannot manage keys, sessions, two-factor authentication or the account: \
+                 sign in as the user.",
+            )),
         }
     }
 }
 
-/// An authenticated user whose email is verified: everything outside `/auth`.
+/// The 403 of a verified email being required.
+fn email_unverified() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "email-unverified",
+        "Verify your email address first; until then only /api/v1/auth is available.",
+    )
+}
+
+/// Staff accounts must use 2FA (API.md): without it their credentials reach only `/auth/*`.
+fn staff_without_second_factor(enrolled: bool) -> ApiError {
+    if enrolled {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mfa-step-up-required",
+            "Staff sessions need a second factor: re-authenticate with a code at POST /api/v1/auth/reauth, \
+             or sign in again.",
+        )
+    } else {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "mfa-enrolment-required",
+            "Staff accounts must use two-factor authentication: enrol with POST /api/v1/auth/2fa/totp/setup \
+             and /api/v1/auth/2fa/totp/enable, then re-authenticate with a code at POST /api/v1/auth/reauth.",
+        )
+    }
+}
+
+/// Records an `authz.denied` event for a refused request.
+async fn audit_denied(
+    parts: &mut Parts,
+    state: &AppState,
+    caller: &Caller,
+    details: serde_json::Value,
+) -> Result<(), ApiError> {
+    let Meta(meta) = Meta::from_request_parts(parts, state).await?;
+    let mut event = Event::failure("authz.denied")
+        .actor(&caller.user_id)
+        .subject(&caller.user_id)
+        .details(details);
+    if let Some(key) = caller.api_key_id() {
+        event = event.api_key(key);
+    }
+    if let Some(session) = caller.session() {
+        event = event.session(&session.session_id);
+    }
+    state.identity.audit(event, &meta).await;
+    Ok(())
+}
+
+/// What a session of a verified user (and, for staff, a second factor) needs beyond a valid token.
+async fn check_session_user(
+    parts: &mut Parts,
+    state: &AppState,
+    principal: &Principal,
+) -> Result<(), ApiError> {
+    let needs_user =
+        !principal.email_verified || (principal.role.is_staff() && !principal.used_second_factor());
+    if !needs_user {
+        return Ok(());
+    }
+    // Tokens issued before verification or enrolment say so; the database has the final word.
+    let user = state
+        .identity
+        .profile(&principal.user_id)
+        .await
+        .map_err(ApiError::from)?;
+    if !user.is_verified() {
+        return Err(email_unverified());
+    }
+    if principal.role.is_staff() && !principal.used_second_factor() {
+        let details = serde_json::json!({"required": "second_factor", "path": parts.uri.path()});
+        audit_denied(parts, state, &Caller::from(principal.clone()), details).await?;
+        return Err(staff_without_second_factor(user.has_mfa()));
+    }
+    Ok(())
+}
+
+/// A signed-in, verified user: everything outside `/auth` that needs a session.
 pub struct CurrentUser(pub Principal);
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -147,44 +300,9 @@ impl FromRequestParts<AppState> for CurrentUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
-        // Tokens issued before verification say so; the database has the final word.
-        if !principal.email_verified {
-            let user = state
-                .identity
-                .profile(&principal.user_id)
-                .await
-                .map_err(ApiError::from)?;
-            if !user.is_verified() {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "email-unverified",
-                    "Verify your email address first; until then only /api/v1/auth is available.",
-                ));
-            }
-        }
+        check_session_user(parts, state, &principal).await?;
         Ok(Self(principal))
     }
-}
-
-/// Records an `authz.denied` event for a refused request.
-async fn audit_denied(
-    parts: &mut Parts,
-    state: &AppState,
-    principal: &Principal,
-    details: serde_json::Value,
-) -> Result<(), ApiError> {
-    let Meta(meta) = Meta::from_request_parts(parts, state).await?;
-    state
-        .identity
-        .audit(
-            Event::failure("authz.denied")
-                .actor(&principal.user_id)
-                .subject(&principal.user_id)
-                .details(details),
-            &meta,
-        )
-        .await;
-    Ok(())
 }
 
 /// A role requirement for `RequireRole`.
@@ -215,7 +333,8 @@ impl RoleRequirement for SuperAdmin {
     }
 }
 
-/// A verified user holding role `R`; refusals are audited as `authz.denied`.
+/// A verified user's session holding role `R` (and, being staff, a second factor); refusals are
+/// audited as `authz.denied`. API keys never pass: the admin API needs a signed-in person.
 pub struct RequireRole<R: RoleRequirement>(pub Principal, pub PhantomData<R>);
 
 impl<R: RoleRequirement> FromRequestParts<AppState> for RequireRole<R> {
@@ -230,7 +349,7 @@ impl<R: RoleRequirement> FromRequestParts<AppState> for RequireRole<R> {
             return Ok(Self(principal, PhantomData));
         }
         let details = serde_json::json!({"required": R::NAME, "path": parts.uri.path()});
-        audit_denied(parts, state, &principal, details).await?;
+        audit_denied(parts, state, &Caller::from(principal), details).await?;
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -239,7 +358,7 @@ impl<R: RoleRequirement> FromRequestParts<AppState> for RequireRole<R> {
     }
 }
 
-/// An authenticated user whose login is recent enough for a sensitive operation (RFC 9470).
+/// A signed-in session whose login is recent enough for a sensitive operation (RFC 9470).
 pub struct RecentAuth(pub Principal);
 
 impl FromRequestParts<AppState> for RecentAuth {
@@ -281,9 +400,10 @@ scope_requirement! {
     AlertsWrite => Scope::AlertsWrite,
 }
 
-/// A verified user whose credential holds scope `S` (a user's own session holds every scope; an
-/// API key only those it was created with). Refusals are audited as `authz.denied`.
-pub struct RequireScope<S: ScopeRequirement>(pub Principal, pub PhantomData<S>);
+/// A verified user whose credential holds scope `S`: their own session (every scope) or an API key
+/// created with `S`. A key acts with its owner's current role and tier and never beyond its scopes.
+/// Refusals are audited as `authz.denied`.
+pub struct RequireScope<S: ScopeRequirement>(pub Caller, pub PhantomData<S>);
 
 impl<S: ScopeRequirement> FromRequestParts<AppState> for RequireScope<S> {
     type Rejection = ApiError;
@@ -292,13 +412,29 @@ impl<S: ScopeRequirement> FromRequestParts<AppState> for RequireScope<S> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let CurrentUser(principal) = CurrentUser::from_request_parts(parts, state).await?;
-        if principal.has_scope(S::SCOPE) {
-            return Ok(Self(principal, PhantomData));
+        let AnyCaller(caller) = AnyCaller::from_request_parts(parts, state).await?;
+        match &caller.credential {
+            CallerCredential::Session(principal) => {
+                check_session_user(parts, state, principal).await?;
+            }
+            CallerCredential::ApiKey(grant) => {
+                if !caller.email_verified {
+                    return Err(email_unverified());
+                }
+                if caller.role.is_staff() && !grant.owner_mfa_enabled {
+                    let details =
+                        serde_json::json!({"required": "second_factor", "path": parts.uri.path()});
+                    audit_denied(parts, state, &caller, details).await?;
+                    return Err(staff_without_second_factor(false));
+                }
+            }
+        }
+        if caller.has_scope(S::SCOPE) {
+            return Ok(Self(caller, PhantomData));
         }
         let details =
             serde_json::json!({"required_scope": S::SCOPE.as_str(), "path": parts.uri.path()});
-        audit_denied(parts, state, &principal, details).await?;
+        audit_denied(parts, state, &caller, details).await?;
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "insufficient-scope",

@@ -17,7 +17,7 @@ use super::extract::{MarketRead, RequireScope};
 use super::params::Params;
 use super::responses::Page;
 use crate::http::{ApiError, SafeJson};
-use crate::identity::Principal;
+use crate::identity::Caller;
 use crate::market::tiers;
 use crate::market::views::{CompanyRef, StatsBody, TradeBody, trade_body};
 use crate::state::AppState;
@@ -79,7 +79,7 @@ fn read_trade_filter(params: &mut Params) -> TradeFilter {
 /// The free tier's window, applied to a date range: `since` defaults to the window's start and
 /// asking for anything before it is a 403 that says why.
 fn apply_history_window(
-    principal: &Principal,
+    principal: &Caller,
     since: &mut Option<Date>,
     until: Option<Date>,
 ) -> Result<Option<Date>, ApiError> {

@@ -2,12 +2,15 @@
 //! result. Authorisation lives in the extractor types so a handler cannot forget it.
 
 pub mod admin;
+pub mod apikeys;
 pub mod auth;
 pub mod cookies;
 pub mod extract;
+pub mod key_in_url;
 pub mod market;
 pub mod params;
 pub mod responses;
+pub mod twofactor;
 pub mod watchlists;
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -76,6 +79,20 @@ impl From<IdentityError> for ApiError {
             }
             IdentityError::Forbidden(message) => {
                 ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+            }
+            IdentityError::InvalidCode => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid-code", detail)
+                    .with_member("error", "invalid_code")
+                    .with_header(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"tradesignal\""),
+                    )
+            }
+            IdentityError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
+            IdentityError::PlanLimit(message) => {
+                ApiError::new(StatusCode::FORBIDDEN, "plan-limit", message)
             }
             IdentityError::Internal(e) => ApiError::internal(e),
         }

@@ -247,20 +247,18 @@ async fn audit_alert(
     state: &AppState,
     meta: &crate::identity::RequestMeta,
     event: Event<'_>,
-    user_id: &str,
+    caller: &crate::identity::Caller,
     alert_id: Option<&str>,
     detail: &str,
 ) {
-    state
-        .identity
-        .audit(
-            event
-                .actor(user_id)
-                .subject(user_id)
-                .details(serde_json::json!({"alert_id": alert_id, "detail": detail})),
-            meta,
-        )
-        .await;
+    let mut event = event
+        .actor(&caller.user_id)
+        .subject(&caller.user_id)
+        .details(serde_json::json!({"alert_id": alert_id, "detail": detail}));
+    if let Some(key) = caller.api_key_id() {
+        event = event.api_key(key);
+    }
+    state.identity.audit(event, meta).await;
 }
 
 /// No `Debug`: it can hold the webhook secret.
@@ -414,7 +412,7 @@ async fn create_alert(
                 &state,
                 &meta,
                 Event::failure("alert.created"),
-                &principal.user_id,
+                &principal,
                 None,
                 "plan_limit",
             )
@@ -427,7 +425,7 @@ async fn create_alert(
         &state,
         &meta,
         Event::success("alert.created"),
-        &principal.user_id,
+        &principal,
         Some(&created.record.id),
         &created.record.channel,
     )
@@ -487,7 +485,7 @@ async fn update_alert(
         &state,
         &meta,
         Event::success("alert.updated"),
-        &principal.user_id,
+        &principal,
         Some(&updated.record.id),
         &updated.record.channel,
     )
@@ -514,7 +512,7 @@ async fn delete_alert(
             &state,
             &meta,
             Event::success("alert.deleted"),
-            &principal.user_id,
+            &principal,
             Some(&id),
             "",
         )

@@ -2,6 +2,7 @@
 //! collects every problem instead of stopping at the first, so an operator fixes a configuration in one
 //! pass; `validate` adds the production rules.
 
+mod data_keys;
 mod production;
 mod raw;
 mod report;
@@ -15,6 +16,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use security::keys::KeyRing;
 
+pub use data_keys::data_ring;
 pub use production::production_problems;
 pub use raw::{RawSettings, VARIABLES, Variable};
 pub use report::effective_report;

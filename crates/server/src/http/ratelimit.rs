@@ -1,5 +1,5 @@
 //! Rate limiting at the edge. `quota` runs on every request after client-IP resolution: a request with a
-//! valid access token spends its user's tier quota (API keys will count toward their owner), anything
+//! valid access token or API key spends its user's tier quota (a key counts toward its owner), anything
 //! else spends the anonymous per-IP quota. `endpoint` adds a per-IP limit to one route. Every checked
 //! response carries `RateLimit-*` headers (the most restrictive limit wins); a refusal is a 429 problem
 //! with `Retry-After`, and the first refusal per key and window is audited.
@@ -14,7 +14,7 @@ use security::gcra::{GcraDecision, Quota};
 
 use super::ClientIp;
 use super::problem::ApiError;
-use crate::api::extract::{Meta, fingerprint_bearer};
+use crate::api::extract::{Meta, authenticate};
 use crate::identity::audit::Event;
 use crate::state::AppState;
 
@@ -129,21 +129,17 @@ pub async fn quota(State(state): State<AppState>, request: Request, next: Next) 
         .get::<ClientIp>()
         .map(|ClientIp(ip)| ip.to_string())
         .unwrap_or_default();
-    // A valid access token spends its user's tier quota in the same store round trip as its
-    // revocation check; anything else spends the anonymous per-IP quota.
-    let authenticated = match fingerprint_bearer(&parts, &state) {
-        Some((token, fingerprint)) => state
-            .identity
-            .authenticate_with(&token, fingerprint.as_deref(), Some(&state.limits))
-            .await
-            .ok(),
-        None => None,
-    };
+    // A valid access token or API key spends its user's tier quota in the same store round trip as
+    // its revocation check; anything else spends the anonymous per-IP quota.
+    let authenticated = authenticate(&parts, &state, Some(&state.limits))
+        .await
+        .ok()
+        .flatten();
     let (key, policy, limit, decided) = match authenticated {
-        Some((p, Some((quota, decision)))) => {
-            let key = format!("rl:user:{}", p.user_id);
-            let policy = format!("tier.{}", p.tier.as_str());
-            parts.extensions.insert(p);
+        Some((caller, Some((quota, decision)))) => {
+            let key = format!("rl:user:{}", caller.user_id);
+            let policy = format!("tier.{}", caller.tier.as_str());
+            parts.extensions.insert(caller);
             (key, policy, quota, Some(decision))
         }
         _ => (

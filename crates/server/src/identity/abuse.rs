@@ -106,8 +106,10 @@ impl Identity {
                 // In the background: the answer to a locking attempt must not take longer for real
                 // accounts.
                 let this = self.clone();
-                let (id, email) = (id.to_string(), email.to_string());
-                tokio::spawn(async move { this.send_unlock_link(&id, &email, duration).await });
+                let (id, email, meta) = (id.to_string(), email.to_string(), meta.clone());
+                tokio::spawn(
+                    async move { this.send_unlock_link(&id, &email, duration, &meta).await },
+                );
             }
         }
         if effects.device_locked {
@@ -142,7 +144,13 @@ impl Identity {
         }
     }
 
-    async fn send_unlock_link(&self, user_id: &str, email: &str, duration: Duration) {
+    async fn send_unlock_link(
+        &self,
+        user_id: &str,
+        email: &str,
+        duration: Duration,
+        meta: &RequestMeta,
+    ) {
         let token = OpaqueToken::generate();
         let at = now();
         if let Err(e) = self
@@ -160,17 +168,15 @@ impl Identity {
             tracing::error!(error = %e, "unlock token not stored");
             return;
         }
-        let minutes = duration.as_secs().div_ceil(60);
-        self.send_mail(store::mail::Email {
-            to: email.to_string(),
-            subject: "Your TradeSignal account was locked".into(),
-            body: format!(
-                "Several failed sign-in attempts locked your account for {minutes} minutes. If this was you, \
-                 wait or unlock it now (the link works once):\n{}\n\nIf it was not you, someone is guessing \
-                 your password: consider changing it. Your password was not revealed.",
-                self.settings.public_link(&format!("/unlock?token={}", token.token))
-            ),
-        });
+        let link = self
+            .settings
+            .public_link(&format!("/unlock?token={}", token.token));
+        self.send_mail(self.account_locked_email(
+            email,
+            duration.as_secs().div_ceil(60),
+            &link,
+            meta,
+        ));
     }
 
     /// `POST /auth/unlock`: the emailed link ends the lock.

@@ -9,7 +9,7 @@ use store::identity::{NewUser, OneTimePurpose, UserRecord};
 
 use super::abuse::account_of;
 use super::audit::Event;
-use super::sessions::Credentials;
+use super::login::Credentials;
 use super::{Identity, IdentityError, Principal, RequestMeta, STEP_UP_WINDOW_SECS, now};
 
 const VERIFY_TTL_SECS: i64 = 24 * 3600;
@@ -288,7 +288,7 @@ impl Identity {
 
     /// The caller's account after checking their current password; a wrong one counts toward the
     /// brute-force lock and is audited under `event`.
-    async fn confirm_current_password(
+    pub(super) async fn confirm_current_password(
         &self,
         principal: &Principal,
         password: &str,

@@ -141,4 +141,51 @@ impl Identity {
         .await;
         Ok(count)
     }
+
+    /// `POST /admin/users/{id}/reset-2fa` (super_admin, step-up): removes the user's 2FA for account
+    /// recovery. Every session of the user ends at once, so whoever held them must sign in again; the
+    /// action is audited and the user is told.
+    pub async fn admin_reset_mfa(
+        &self,
+        actor: &Principal,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        let target = self.admin_user(id).await?;
+        if target.id == actor.user_id {
+            return Err(IdentityError::Forbidden(
+                "You cannot reset your own two-factor authentication; ask another administrator.",
+            ));
+        }
+        if !self
+            .db
+            .remove_mfa(&target.id, &security::random::token(16), now())
+            .await?
+        {
+            return Err(IdentityError::Conflict(
+                "This user has no two-factor authentication to reset.",
+            ));
+        }
+        let revoked = self
+            .revoke_user_sessions(&target.id, None, "mfa_reset")
+            .await?;
+        self.audit(
+            Event::success("admin.user.mfa_reset")
+                .actor(&actor.user_id)
+                .subject(&target.id)
+                .details(serde_json::json!({"sessions_revoked": revoked})),
+            meta,
+        )
+        .await;
+        self.audit(
+            Event::success("auth.mfa.disabled")
+                .actor(&actor.user_id)
+                .subject(&target.id)
+                .details(serde_json::json!({"by": "admin"})),
+            meta,
+        )
+        .await;
+        self.send_mail(self.mfa_disabled_email(&target.email, true, meta));
+        Ok(())
+    }
 }

@@ -12,6 +12,7 @@ pub struct Event<'a> {
     pub actor: Option<&'a str>,
     pub subject: Option<&'a str>,
     pub session: Option<&'a str>,
+    pub api_key: Option<&'a str>,
     pub details: serde_json::Value,
 }
 
@@ -23,6 +24,7 @@ impl<'a> Event<'a> {
             actor: None,
             subject: None,
             session: None,
+            api_key: None,
             details: serde_json::json!({}),
         }
     }
@@ -49,6 +51,11 @@ impl<'a> Event<'a> {
         self
     }
 
+    pub fn api_key(mut self, id: &'a str) -> Self {
+        self.api_key = Some(id);
+        self
+    }
+
     pub fn details(mut self, details: serde_json::Value) -> Self {
         self.details = details;
         self
@@ -63,7 +70,7 @@ impl Identity {
             actor_id: event.actor.map(str::to_string),
             subject: event.subject.map(str::to_string),
             session_id: event.session.map(str::to_string),
-            api_key_id: None,
+            api_key_id: event.api_key.map(str::to_string),
             ip: meta.ip.clone(),
             user_agent: meta.user_agent.clone(),
             request_id: meta.request_id.clone(),

@@ -1,9 +1,25 @@
 //! The text of every email the identity service sends. Links are built from the configured public URL,
-//! never from a request's Host header.
+//! never from a request's Host header. Security notices say when, from which address and with which
+//! browser or program the change was made, and link to the account's security page.
 
+use store::identity::apikeys::ApiKeyRecord;
 use store::mail::Email;
 
-use super::Identity;
+use super::{Identity, RequestMeta};
+
+/// "When / IP address / Device" lines for a security notice.
+fn request_context(meta: &RequestMeta) -> String {
+    let when = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    format!(
+        "When: {when}\nIP address: {}\nDevice: {}",
+        meta.ip.as_deref().unwrap_or("unknown"),
+        meta.user_agent.as_deref().unwrap_or("unknown"),
+    )
+}
 
 impl Identity {
     fn link(&self, path: &str, token: &str) -> String {
@@ -87,5 +103,112 @@ impl Identity {
                    works for it.\n\nIf this was not you, contact support immediately."
                 .into(),
         }
+    }
+
+    fn security_page(&self) -> String {
+        self.settings.public_link("/account/security")
+    }
+
+    /// A security notice: what happened, the request's context, what to do if it was not the owner.
+    fn notice(&self, to: &str, subject: &str, what: &str, meta: &RequestMeta) -> Email {
+        Email {
+            to: to.to_string(),
+            subject: subject.into(),
+            body: format!(
+                "{what}\n\n{}\n\nReview your account's security settings: {}\n\n\
+                 If this was not you, change your password now and contact support.",
+                request_context(meta),
+                self.security_page()
+            ),
+        }
+    }
+
+    pub fn new_device_email(&self, to: &str, meta: &RequestMeta) -> Email {
+        self.notice(
+            to,
+            "New sign-in to your TradeSignal account",
+            "Your TradeSignal account was just signed in to from a device or browser it has not been \
+             used from before.",
+            meta,
+        )
+    }
+
+    pub fn account_locked_email(
+        &self,
+        to: &str,
+        minutes: u64,
+        unlock_link: &str,
+        meta: &RequestMeta,
+    ) -> Email {
+        Email {
+            to: to.to_string(),
+            subject: "Your TradeSignal account was locked".into(),
+            body: format!(
+                "Several failed sign-in attempts locked your account for {minutes} minutes. If this was you, \
+                 wait or unlock it now (the link works once):\n{unlock_link}\n\nThe last attempt:\n{}\n\n\
+                 If it was not you, someone is guessing your password: consider changing it at {}. \
+                 Your password was not revealed.",
+                request_context(meta),
+                self.security_page()
+            ),
+        }
+    }
+
+    pub fn mfa_enabled_email(&self, to: &str, meta: &RequestMeta) -> Email {
+        self.notice(
+            to,
+            "Two-factor authentication is on",
+            "Two-factor authentication was turned on for your TradeSignal account. Keep your backup \
+             codes somewhere safe: each works once if you lose your authenticator.",
+            meta,
+        )
+    }
+
+    pub fn mfa_disabled_email(&self, to: &str, by_admin: bool, meta: &RequestMeta) -> Email {
+        let what = if by_admin {
+            "An administrator reset two-factor authentication on your TradeSignal account and signed \
+             out every session. Sign in and set it up again."
+        } else {
+            "Two-factor authentication was turned off for your TradeSignal account. Signing in now needs \
+             only your password."
+        };
+        self.notice(to, "Two-factor authentication is off", what, meta)
+    }
+
+    pub fn backup_codes_regenerated_email(&self, to: &str, meta: &RequestMeta) -> Email {
+        self.notice(
+            to,
+            "New backup codes for your TradeSignal account",
+            "A new set of two-factor backup codes was made for your account; the previous codes no \
+             longer work.",
+            meta,
+        )
+    }
+
+    pub fn backup_codes_low_email(&self, to: &str, remaining: usize, meta: &RequestMeta) -> Email {
+        let what = format!(
+            "A two-factor backup code was just used. Only {remaining} unused backup code{} remain{}: \
+             make a new set on your security page before you run out.",
+            if remaining == 1 { "" } else { "s" },
+            if remaining == 1 { "s" } else { "" },
+        );
+        self.notice(to, "You are running low on backup codes", &what, meta)
+    }
+
+    /// `action` is "created" or "rotated".
+    pub fn api_key_email(
+        &self,
+        to: &str,
+        action: &str,
+        key: &ApiKeyRecord,
+        meta: &RequestMeta,
+    ) -> Email {
+        let what = format!(
+            "An API key was {action} on your TradeSignal account: \"{}\" ({}), with scopes {}.",
+            key.name,
+            security::apikey::display_prefix(&key.lookup_id),
+            key.scope_names().collect::<Vec<_>>().join(", "),
+        );
+        self.notice(to, &format!("An API key was {action}"), &what, meta)
     }
 }

@@ -2,18 +2,26 @@
 //! in `crate::api` parse requests, call these functions and map `IdentityError` to responses.
 
 pub mod abuse;
+pub mod access;
 pub mod accounts;
 pub mod admin;
+pub mod apikeys;
 pub mod audit;
 pub mod emails;
+pub mod login;
+pub mod mfa;
 pub mod passwords;
 pub mod principal;
+pub mod revocation;
 pub mod sessions;
+pub mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use security::bruteforce::{BruteForce, DeviceCookies, LockoutPolicy};
+use security::fieldcrypt::FieldCipher;
+use security::keyed_hash::KeyedHasher;
 use security::keys::{self, KeyRing};
 use security::password::{PasswordPolicy, Violation};
 use security::ratelimit::RateLimits;
@@ -24,7 +32,7 @@ use store::mail::Mailer;
 
 use crate::config::Settings;
 pub use passwords::PasswordService;
-pub use principal::Principal;
+pub use principal::{Caller, CallerCredential, Principal};
 
 /// Access tokens live this long.
 pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
@@ -79,6 +87,15 @@ pub enum IdentityError {
     },
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A wrong, replayed or already used second-factor code.
+    #[error("The code is incorrect or was already used.")]
+    InvalidCode,
+    /// The request contradicts the account's current state (for example 2FA already on).
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// The caller's plan does not allow this.
+    #[error("{0}")]
+    PlanLimit(String),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -98,8 +115,8 @@ pub struct Identity {
     /// Counters for limits and lockouts, with an in-process fallback while Redis is down.
     pub limiter: Arc<dyn KvStore>,
     pub guard: Arc<BruteForce>,
-    /// Revocations not yet written to the store (see `sessions::PendingRevocations`).
-    pub pending: Arc<sessions::PendingRevocations>,
+    /// Revocations not yet written to the store (see `revocation::PendingRevocations`).
+    pub pending: Arc<revocation::PendingRevocations>,
     pub devices: Arc<DeviceCookies>,
     pub limits: RateLimits,
     pub codec: JwtCodec,
@@ -107,17 +124,26 @@ pub struct Identity {
     pub policy: PasswordPolicy,
     pub mailer: Arc<dyn Mailer>,
     pub settings: Arc<Settings>,
+    /// Seals TOTP secrets (data key ring).
+    pub cipher: Arc<FieldCipher>,
+    /// Keyed hashes of API keys and of backup codes (data key ring, one derived key each).
+    pub api_key_hasher: Arc<KeyedHasher>,
+    pub backup_code_hasher: Arc<KeyedHasher>,
+    /// API-key usage counted in memory and flushed to the database in batches.
+    pub usage: Arc<usage::UsageBuffer>,
 }
 
 impl Identity {
-    /// Builds the service; in development without configured keys a random ring is made for this run.
+    /// Builds the service; in development without configured JWT keys a random ring is made for this
+    /// run. `data_ring` is the data key ring (see `config::data_ring`).
     pub fn new(
         settings: Arc<Settings>,
         db: Database,
         kv: Arc<dyn KvStore>,
         limiter: Arc<dyn KvStore>,
         mailer: Arc<dyn Mailer>,
-    ) -> Self {
+        data_ring: &KeyRing,
+    ) -> anyhow::Result<Self> {
         let ring = match &settings.jwt_keys {
             Some(ring) => ring.clone(),
             None => {
@@ -132,8 +158,15 @@ impl Identity {
             first_lock: settings.lockout,
             ..LockoutPolicy::default()
         };
-        Self {
+        Ok(Self {
             pending: Arc::default(),
+            cipher: Arc::new(FieldCipher::new(data_ring)?),
+            api_key_hasher: Arc::new(KeyedHasher::new(data_ring, "tradesignal api key hash v1")),
+            backup_code_hasher: Arc::new(KeyedHasher::new(
+                data_ring,
+                "tradesignal backup code hash v1",
+            )),
+            usage: Arc::default(),
             guard: Arc::new(BruteForce::new(
                 limiter.clone(),
                 Arc::new(SystemClock),
@@ -153,7 +186,7 @@ impl Identity {
             kv,
             mailer,
             settings,
-        }
+        })
     }
 
     /// Sends mail in the background: delivery time must not show in response times (enumeration), and

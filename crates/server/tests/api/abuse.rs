@@ -408,7 +408,9 @@ backend_test!(locks_end_by_link_by_support_or_by_expiry, |backend| {
     )
     .await;
     let user_id = app.create_user("stuck@example.com", "user").await;
-    app.create_user("helpdesk@example.com", "support").await;
+    let (_, support, _) = app
+        .create_user_with_2fa("helpdesk@example.com", "support")
+        .await;
     let lock = |round: u32| {
         let app = &app;
         async move {
@@ -488,7 +490,6 @@ backend_test!(locks_end_by_link_by_support_or_by_expiry, |backend| {
 
     // By support staff.
     lock(3).await;
-    let support = app.login("helpdesk@example.com").await;
     let detail: serde_json::Value = app
         .get_as(&support, &format!("/api/v1/admin/users/{user_id}"))
         .await
@@ -591,7 +592,9 @@ backend_test!(
     spraying_from_one_ip_throttles_it_and_raises_an_alert,
     |backend| {
         let app = TestApp::spawn_with(backend, behind_proxy(vec![])).await;
-        app.create_user("watch@example.com", "support").await;
+        let (_, watcher, _) = app
+            .create_user_with_2fa("watch@example.com", "support")
+            .await;
         for i in 0..21 {
             let response = login_from(
                 &app,
@@ -625,7 +628,6 @@ backend_test!(
             .status(),
             200
         );
-        let watcher = app.login_as("watch@example.com", PASSWORD).await;
         let alerts: serde_json::Value = app
             .get_as(&watcher, "/api/v1/admin/security/alerts")
             .await

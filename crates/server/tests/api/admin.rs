@@ -26,9 +26,10 @@ async fn patch_user(
 backend_test!(only_staff_reach_the_admin_api, |backend| {
     let app = TestApp::spawn(backend).await;
     let user_id = app.create_user("user@example.com", "user").await;
-    app.create_user("support@example.com", "support").await;
     let user = app.login("user@example.com").await;
-    let support = app.login("support@example.com").await;
+    let (_, support, _) = app
+        .create_user_with_2fa("support@example.com", "support")
+        .await;
 
     let response = app.get_as(&user, "/api/v1/admin/users").await;
     assert_eq!(response.status(), 403);
@@ -89,9 +90,10 @@ backend_test!(
     role_tier_and_disable_take_effect_on_the_next_request,
     |backend| {
         let app = TestApp::spawn(backend).await;
-        let admin_id = app.create_user("boss@example.com", "super_admin").await;
+        let (admin_id, admin, _) = app
+            .create_user_with_2fa("boss@example.com", "super_admin")
+            .await;
         let target_id = app.create_user("target@example.com", "user").await;
-        let admin = app.login("boss@example.com").await;
         let target = app.login("target@example.com").await;
         assert_eq!(target.claims()["tier"], "free");
 
@@ -203,9 +205,10 @@ backend_test!(
 
 backend_test!(staff_can_revoke_a_users_sessions, |backend| {
     let app = TestApp::spawn(backend).await;
-    app.create_user("support@example.com", "support").await;
+    let (_, support, _) = app
+        .create_user_with_2fa("support@example.com", "support")
+        .await;
     let victim_id = app.create_user("victim@example.com", "user").await;
-    let support = app.login("support@example.com").await;
     let victim = app.login("victim@example.com").await;
     let response = support
         .client

@@ -398,6 +398,9 @@ backend_test!(
         app.register_verified("reset@example.com").await;
         let first = app.login("reset@example.com").await;
         let second = app.login("reset@example.com").await;
+        // The second browser's sign-in is announced; let that notice arrive before counting.
+        app.mail_containing("reset@example.com", "New sign-in")
+            .await;
 
         let seen = app.mails_to("reset@example.com");
         app.post_json(

@@ -212,7 +212,7 @@ impl TestApp {
             "TRADESIGNAL_RATE_LIMITS".into(),
             "anonymous=100000/3600,tier.free=100000/3600,tier.pro=100000/3600,register=1000/3600,login=1000/60,\
              forgot.email=1000/3600,forgot.ip=1000/3600,reset=1000/60,verify=1000/60,unlock=1000/60,refresh=1000/60,\
-             password_strength=1000/60,csp_report=1000/60"
+             password_strength=1000/60,mfa=1000/60,csp_report=1000/60"
                 .into(),
         );
         if let Some(prefix) = &options.redis_prefix {
@@ -471,6 +471,30 @@ impl TestApp {
         }
     }
 
+    /// The newest email to `to` containing `needle` (waits for background delivery).
+    pub async fn mail_containing(&self, to: &str, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut found: Vec<String> = std::fs::read_dir(self.outbox())
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                        .filter(|t| t.contains(&format!("\r\nTo: {to}\r\n")) && t.contains(needle))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(mail) = found.pop() {
+                return mail;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no email to {to} containing {needle:?} arrived"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn mails_to(&self, to: &str) -> usize {
         std::fs::read_dir(self.outbox())
             .map(|entries| {
@@ -720,5 +744,260 @@ impl CountingProxy {
 
     pub fn commands(&self) -> usize {
         self.commands.load(Ordering::SeqCst)
+    }
+}
+
+/// An authenticator app: hands out codes the server will accept, in increasing time steps (a code is
+/// accepted once and never one older than the last), waiting for the clock when the window is used up.
+pub struct Authenticator {
+    secret: security::totp::TotpSecret,
+    last_step: u64,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Authenticator {
+    pub fn new(secret_base32: &str) -> Self {
+        Self {
+            secret: security::totp::TotpSecret::from_base32(secret_base32).expect("base32 secret"),
+            last_step: 0,
+        }
+    }
+
+    /// The code of `step` (for replay and stale-code tests).
+    pub fn code_of_step(&self, step: u64) -> String {
+        self.secret.code_at(step * 30).expect("code")
+    }
+
+    /// The code of the current step, without using it up (for requests refused before any code is
+    /// checked).
+    pub fn peek(&self) -> String {
+        self.code_of_step(unix_now() / 30)
+    }
+
+    /// The code of the step just used (a replay).
+    pub fn last_code(&self) -> String {
+        self.code_of_step(self.last_step)
+    }
+
+    /// A fresh code: the next unused step inside the server's ±1 window. Never within 2 s of a step's
+    /// end, so the server's clock cannot have moved on when it checks.
+    pub async fn code(&mut self) -> String {
+        loop {
+            let now = unix_now();
+            let into_step = now % 30;
+            if into_step >= 28 {
+                tokio::time::sleep(std::time::Duration::from_secs(30 - into_step)).await;
+                continue;
+            }
+            let current = now / 30;
+            let candidate = (self.last_step + 1).max(current - 1);
+            if candidate <= current + 1 {
+                self.last_step = candidate;
+                return self.code_of_step(candidate);
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(30 - into_step)).await;
+        }
+    }
+}
+
+impl TestApp {
+    /// Turns 2FA on for a freshly logged-in session; the authenticator and the backup codes.
+    pub async fn enrol_totp(&self, session: &Session) -> (Authenticator, Vec<String>) {
+        let response = self
+            .post_as(
+                session,
+                "/api/v1/auth/2fa/totp/setup",
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "totp setup");
+        let setup: serde_json::Value = response.json().await.expect("json");
+        let mut authenticator = Authenticator::new(setup["secret"].as_str().expect("secret"));
+        let code = authenticator.code().await;
+        let response = self
+            .post_as(
+                session,
+                "/api/v1/auth/2fa/totp/enable",
+                serde_json::json!({"code": code}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "totp enable");
+        let body: serde_json::Value = response.json().await.expect("json");
+        let codes = body["backup_codes"]
+            .as_array()
+            .expect("codes")
+            .iter()
+            .map(|c| c.as_str().expect("code").to_string())
+            .collect();
+        (authenticator, codes)
+    }
+
+    /// The password step of a login with 2FA on: the mfa_token.
+    pub async fn login_for_mfa_token(&self, client: &reqwest::Client, email: &str) -> String {
+        let response = self
+            .post_json(
+                client,
+                "/api/v1/auth/login",
+                serde_json::json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "password step of {email}");
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(body["mfa_required"], true, "{body}");
+        body["mfa_token"].as_str().expect("mfa_token").to_string()
+    }
+
+    /// Both login steps with an authenticator code.
+    pub async fn login_with_totp(&self, email: &str, authenticator: &mut Authenticator) -> Session {
+        let client = browser();
+        let mfa_token = self.login_for_mfa_token(&client, email).await;
+        let code = authenticator.code().await;
+        let response = self
+            .post_json(
+                &client,
+                "/api/v1/auth/login/mfa",
+                serde_json::json!({"mfa_token": mfa_token, "code": code}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "second step of {email}");
+        let body: serde_json::Value = response.json().await.expect("tokens");
+        Session {
+            client,
+            access: body["access_token"].as_str().expect("access").to_string(),
+            refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
+        }
+    }
+
+    /// A verified user of `role` with 2FA on, signed in with it (staff reach the admin API only so).
+    pub async fn create_user_with_2fa(
+        &self,
+        email: &str,
+        role: &str,
+    ) -> (String, Session, Authenticator) {
+        let id = self.create_user(email, role).await;
+        let first = self.login(email).await;
+        let (mut authenticator, _) = self.enrol_totp(&first).await;
+        let session = self.login_with_totp(email, &mut authenticator).await;
+        (id, session, authenticator)
+    }
+}
+
+/// A message an `SmtpSink` received: the envelope and the raw RFC 5322 text.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: String,
+}
+
+/// A minimal SMTP server on 127.0.0.1 that accepts every message (EHLO, MAIL, RCPT, DATA, RSET, NOOP,
+/// QUIT), so tests can exercise the real SMTP transport end to end.
+pub struct SmtpSink {
+    pub addr: SocketAddr,
+    mails: Arc<std::sync::Mutex<Vec<ReceivedMail>>>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind smtp");
+        let addr = listener.local_addr().expect("addr");
+        let mails: Arc<std::sync::Mutex<Vec<ReceivedMail>>> = Arc::default();
+        let store = mails.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(Self::session(stream, store.clone()));
+            }
+        });
+        Self { addr, mails }
+    }
+
+    async fn session(stream: TcpStream, mails: Arc<std::sync::Mutex<Vec<ReceivedMail>>>) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read);
+        let _ = write.write_all(b"220 sink.test ESMTP ready\r\n").await;
+        let (mut from, mut to) = (String::new(), Vec::new());
+        loop {
+            let mut line = String::new();
+            if lines.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let command = line.trim_end().to_string();
+            let upper = command.to_ascii_uppercase();
+            let reply: &[u8] = if upper.starts_with("EHLO") {
+                b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+            } else if upper.starts_with("HELO") || upper.starts_with("NOOP") {
+                b"250 OK\r\n"
+            } else if upper.starts_with("RSET") {
+                from.clear();
+                to.clear();
+                b"250 OK\r\n"
+            } else if upper.starts_with("MAIL FROM:") {
+                from = command[10..].trim().trim_matches(['<', '>']).to_string();
+                b"250 OK\r\n"
+            } else if upper.starts_with("RCPT TO:") {
+                to.push(command[8..].trim().trim_matches(['<', '>']).to_string());
+                b"250 OK\r\n"
+            } else if upper == "DATA" {
+                let _ = write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await;
+                let mut data = String::new();
+                loop {
+                    let mut body_line = String::new();
+                    if lines.read_line(&mut body_line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if body_line == ".\r\n" {
+                        break;
+                    }
+                    // Dot-stuffing (RFC 5321 4.5.2).
+                    data.push_str(body_line.strip_prefix('.').unwrap_or(&body_line));
+                }
+                if let Ok(mut mails) = mails.lock() {
+                    mails.push(ReceivedMail {
+                        from: std::mem::take(&mut from),
+                        to: std::mem::take(&mut to),
+                        data,
+                    });
+                }
+                b"250 queued\r\n"
+            } else if upper.starts_with("QUIT") {
+                let _ = write.write_all(b"221 bye\r\n").await;
+                return;
+            } else {
+                b"502 not implemented\r\n"
+            };
+            if write.write_all(reply).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The first received message whose text contains `needle` (waits up to 10 s).
+    pub async fn mail_containing(&self, needle: &str) -> ReceivedMail {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(mail) = self
+                .mails
+                .lock()
+                .ok()
+                .and_then(|mails| mails.iter().find(|m| m.data.contains(needle)).cloned())
+            {
+                return mail;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no mail containing {needle:?} reached the SMTP server"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.mails.lock().map(|m| m.len()).unwrap_or(0)
     }
 }

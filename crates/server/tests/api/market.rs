@@ -551,10 +551,12 @@ backend_test!(amendments_supersede_what_they_amend, |backend| {
 
 backend_test!(admin_ingest_endpoint, |backend| {
     let app = TestApp::spawn(backend).await;
-    app.create_user("root@example.com", "super_admin").await;
-    app.create_user("support@example.com", "support").await;
-    let admin = app.login("root@example.com").await;
-    let support = app.login("support@example.com").await;
+    let (_, admin, _) = app
+        .create_user_with_2fa("root@example.com", "super_admin")
+        .await;
+    let (_, support, _) = app
+        .create_user_with_2fa("support@example.com", "support")
+        .await;
     let (_, user) = app.user_with_tier("user@example.com", "pro").await;
     let document = std::fs::read(form4_dir().join("aar-form4-20250110.txt")).expect("fixture");
     let post = |session: &crate::helpers::Session, content_type: &'static str, body: Vec<u8>| {

@@ -1,0 +1,436 @@
+//! Signing in: the password step (`/login`), the second-factor step (`/login/mfa`) and step-up
+//! re-authentication (`/reauth`). A session — and with it any token or cookie — exists only once every
+//! factor the account needs has passed.
+//!
+//! With 2FA on, the password step hands out an `mfa_token` instead: single use, 5 minutes, 5 attempts
+//! (reserved in the database before a code is checked, so concurrent guesses cannot exceed them),
+//! bound to the security stamp the password step saw and to the client (its user agent and device
+//! cookie). Wrong codes count toward the account lockout like wrong passwords, and a correct password
+//! does not reset the failure count until the second factor passes — otherwise a thief holding the
+//! password could alternate logins and guesses for ever.
+
+use anyhow::Context;
+use security::password::Verification;
+use security::tokens::{OpaqueToken, hash_token};
+use sha2::{Digest, Sha256};
+use store::identity::mfa::NewChallenge;
+use store::identity::{NewSession, UserRecord};
+
+use super::abuse::account_of;
+use super::audit::Event;
+use super::mfa::{FactorCheck, SecondFactor};
+use super::sessions::IssuedTokens;
+use super::{API_SESSION_LIFETIME, Identity, IdentityError, Principal, RequestMeta, now};
+
+/// The longest password we spend a hash on at login (longer ones cannot be valid under any policy).
+const MAX_LOGIN_PASSWORD_CHARS: usize = 1024;
+/// How long the second step may take.
+pub const MFA_CHALLENGE_TTL_SECS: i64 = 5 * 60;
+/// Codes tried per challenge before it is dead.
+pub const MFA_MAX_ATTEMPTS: i64 = 5;
+
+/// The outcome of an email + password check.
+#[derive(Debug)]
+pub enum Credentials {
+    Valid(UserRecord),
+    /// Wrong password, unknown email or disabled account; `account` (id, email) is for the audit trail
+    /// and lock notices only, never for the answer.
+    Invalid {
+        account: Option<(String, String)>,
+    },
+}
+
+/// What the password step leads to.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    Tokens(IssuedTokens),
+    /// 2FA is on: the client must send a code with this token to `/login/mfa`.
+    SecondFactorRequired {
+        mfa_token: String,
+    },
+}
+
+/// Hex SHA-256 of what identifies the client between the two login steps.
+fn client_binding(meta: &RequestMeta, device_cookie: Option<&str>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"tradesignal mfa binding v1");
+    // Length-prefixed, so no two different pairs hash the same input.
+    for part in [meta.user_agent.as_deref(), device_cookie] {
+        let bytes = part.unwrap_or("").as_bytes();
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(bytes);
+    }
+    hex::encode(hasher.finalize())
+}
+
+impl Identity {
+    /// Checks email and password with the same cost whether or not the account exists; a correct
+    /// password on an imported bcrypt hash (or weaker argon2 parameters) upgrades the stored hash.
+    pub async fn check_password(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Credentials, IdentityError> {
+        let normalized = security::email::normalize(email).ok();
+        let user = match &normalized {
+            Some(email) => self.db.user_by_email(email).await?,
+            None => None,
+        };
+        let usable = password.chars().count() <= MAX_LOGIN_PASSWORD_CHARS;
+        let stored = user
+            .as_ref()
+            .filter(|_| usable)
+            .map(|u| u.password_hash.clone());
+        let attempt: String = password.chars().take(MAX_LOGIN_PASSWORD_CHARS).collect();
+        let verification = self.passwords.verify(attempt, stored).await?;
+        match (user, verification) {
+            (Some(user), Verification::Valid { needs_rehash }) if !user.is_disabled() => {
+                if needs_rehash {
+                    let hash = self.passwords.hash(password.to_string()).await?;
+                    self.db.set_password_hash(&user.id, &hash, now()).await?;
+                    tracing::info!(user_id = %user.id, "password hash upgraded to argon2id");
+                }
+                Ok(Credentials::Valid(user))
+            }
+            (user, _) => Ok(Credentials::Invalid {
+                account: user.map(|u| (u.id, u.email)),
+            }),
+        }
+    }
+
+    /// `POST /auth/login`: brute-force checks first (identical for unknown accounts), then the password,
+    /// then either a session or — with 2FA on — a challenge for the second step.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        device_cookie: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<LoginOutcome, IdentityError> {
+        let account = account_of(email);
+        let device = device_cookie.and_then(|c| self.devices.verify(&account, c));
+        self.ensure_not_blocked(&account, device.as_deref(), meta)
+            .await?;
+        let user = match self.check_password(email, password).await? {
+            Credentials::Valid(user) => user,
+            Credentials::Invalid { account: known } => {
+                self.note_failure(
+                    &account,
+                    device.as_deref(),
+                    known
+                        .as_ref()
+                        .map(|(id, email)| (id.as_str(), email.as_str())),
+                    meta,
+                )
+                .await;
+                let mut event = Event::failure("auth.login.failed").details(
+                    serde_json::json!({"reason": "invalid_credentials", "known_account": known.is_some()}),
+                );
+                if let Some((id, _)) = &known {
+                    event = event.subject(id);
+                }
+                self.audit(event, meta).await;
+                return Err(IdentityError::InvalidCredentials);
+            }
+        };
+        if user.has_mfa() {
+            let token = OpaqueToken::generate();
+            let at = now();
+            self.db
+                .insert_mfa_challenge(&NewChallenge {
+                    token_hash: token.hash,
+                    user_id: user.id.clone(),
+                    binding: client_binding(meta, device_cookie),
+                    user_stamp: user.security_stamp.clone(),
+                    device_id: device,
+                    now: at,
+                    expires_at: at + MFA_CHALLENGE_TTL_SECS,
+                })
+                .await?;
+            self.audit(
+                Event::success("auth.login.mfa_required")
+                    .actor(&user.id)
+                    .subject(&user.id),
+                meta,
+            )
+            .await;
+            return Ok(LoginOutcome::SecondFactorRequired {
+                mfa_token: token.token,
+            });
+        }
+        self.note_success(&account, device.as_deref(), meta).await;
+        let tokens = self
+            .open_session(&user, &user.security_stamp, "pwd", &account, device, meta)
+            .await?;
+        Ok(LoginOutcome::Tokens(tokens))
+    }
+
+    /// `POST /auth/login/mfa`: the second step. The attempt is reserved on the challenge before the
+    /// code is checked; a client other than the one that passed the password step kills the challenge.
+    pub async fn login_mfa(
+        &self,
+        mfa_token: &str,
+        factor: SecondFactor<'_>,
+        device_cookie: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<IssuedTokens, IdentityError> {
+        if !security::tokens::opaque::looks_like_token(mfa_token) {
+            return Err(IdentityError::InvalidToken);
+        }
+        let token_hash = hash_token(mfa_token);
+        let challenge = self
+            .db
+            .reserve_mfa_attempt(&token_hash, now(), MFA_MAX_ATTEMPTS)
+            .await?
+            .ok_or(IdentityError::InvalidToken)?;
+        let user = self
+            .db
+            .user_by_id(&challenge.user_id)
+            .await?
+            .ok_or(IdentityError::InvalidToken)?;
+        let binding = client_binding(meta, device_cookie);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            binding.as_bytes(),
+            challenge.binding.as_bytes(),
+        )) {
+            self.db.finish_mfa_challenge(&token_hash, now()).await?;
+            self.audit(
+                Event::failure("auth.mfa.failed")
+                    .subject(&user.id)
+                    .details(serde_json::json!({"reason": "client_mismatch"})),
+                meta,
+            )
+            .await;
+            return Err(IdentityError::InvalidToken);
+        }
+        let account = account_of(&user.email);
+        let device = challenge.device_id.as_deref();
+        self.ensure_not_blocked(&account, device, meta).await?;
+        match self.check_second_factor(&user, factor).await? {
+            FactorCheck::Valid { backup_remaining } => {
+                // Finishing is the single-use step: of two requests with one token, one session.
+                if !self.db.finish_mfa_challenge(&token_hash, now()).await? {
+                    return Err(IdentityError::InvalidToken);
+                }
+                if let Some(remaining) = backup_remaining {
+                    self.note_backup_code_used(&user, remaining, None, meta)
+                        .await;
+                }
+                self.note_success(&account, device, meta).await;
+                self.open_session(
+                    &user,
+                    &challenge.user_stamp,
+                    "pwd otp",
+                    &account,
+                    challenge.device_id.clone(),
+                    meta,
+                )
+                .await
+            }
+            FactorCheck::Invalid => {
+                self.note_failure(&account, device, Some((&user.id, &user.email)), meta)
+                    .await;
+                self.audit(
+                    Event::failure("auth.mfa.failed").subject(&user.id).details(
+                        serde_json::json!({
+                            "step": "login",
+                            "attempt": challenge.attempts,
+                            "method": factor.method(),
+                        }),
+                    ),
+                    meta,
+                )
+                .await;
+                Err(IdentityError::InvalidCode)
+            }
+        }
+    }
+
+    /// Creates the session of a completed login and its first tokens. The insert is conditioned on
+    /// `stamp`, the security stamp the password step saw: a reset or logout-all in between wins.
+    async fn open_session(
+        &self,
+        user: &UserRecord,
+        stamp: &str,
+        amr: &str,
+        account: &str,
+        device: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<IssuedTokens, IdentityError> {
+        let issued = now();
+        let session = NewSession {
+            id: uuid::Uuid::now_v7().to_string(),
+            user_id: user.id.clone(),
+            kind: "api".into(),
+            now: issued,
+            expires_at: issued + i64::try_from(API_SESSION_LIFETIME.as_secs()).unwrap_or(i64::MAX),
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            amr: amr.into(),
+            user_stamp: stamp.to_string(),
+        };
+        if !self.db.insert_session(&session).await? {
+            // The password was reset, or every session ended, while this login was being checked.
+            return Err(IdentityError::InvalidCredentials);
+        }
+        let refresh = OpaqueToken::generate();
+        self.db
+            .insert_refresh_token(&session.id, &refresh.hash, 1, issued, session.expires_at)
+            .await?;
+        let record = self
+            .db
+            .session_by_id(&session.id)
+            .await?
+            .context("session just created")?;
+        self.audit(
+            Event::success("auth.login.succeeded")
+                .actor(&user.id)
+                .subject(&user.id)
+                .session(&session.id)
+                .details(serde_json::json!({"amr": amr, "known_device": device.is_some()})),
+            meta,
+        )
+        .await;
+        let mut tokens = self.tokens(user, &record, Some(refresh.token), None)?;
+        if device.is_none() {
+            tokens.device_cookie = Some(self.devices.issue(account));
+            self.note_new_device(user, meta).await;
+        }
+        Ok(tokens)
+    }
+
+    /// Tells the owner about a sign-in from a browser without a device cookie, unless this is the
+    /// account's first session (a new account has no device to compare with).
+    async fn note_new_device(&self, user: &UserRecord, meta: &RequestMeta) {
+        match self.db.session_count(&user.id).await {
+            Ok(sessions) if sessions > 1 => {
+                self.send_mail(self.new_device_email(&user.email, meta));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "new-device notice skipped"),
+        }
+    }
+
+    /// `POST /auth/reauth`: a fresh `auth_time` for this session after checking the password again —
+    /// and, when 2FA is on, a code (an authenticator code or a backup code).
+    pub async fn reauth(
+        &self,
+        principal: &Principal,
+        password: &str,
+        code: Option<&str>,
+        fingerprint: Option<String>,
+        meta: &RequestMeta,
+    ) -> Result<IssuedTokens, IdentityError> {
+        let user = self
+            .db
+            .user_by_id(&principal.user_id)
+            .await?
+            .ok_or(IdentityError::InvalidCredentials)?;
+        let factor = match (user.has_mfa(), code) {
+            (true, None) => {
+                return Err(IdentityError::Invalid {
+                    field: "code",
+                    code: "required",
+                    message: "Two-factor authentication is on: send a code from your authenticator app or a backup code.".into(),
+                });
+            }
+            (true, Some(code)) => Some(SecondFactor::either(code)),
+            (false, _) => None,
+        };
+        let account = account_of(&user.email);
+        self.ensure_not_blocked(&account, None, meta).await?;
+        let verification = self
+            .passwords
+            .verify(
+                password.chars().take(MAX_LOGIN_PASSWORD_CHARS).collect(),
+                Some(user.password_hash.clone()),
+            )
+            .await?;
+        if verification == Verification::Invalid {
+            self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
+                .await;
+            self.audit(
+                Event::failure("auth.reauth")
+                    .actor(&user.id)
+                    .subject(&user.id)
+                    .session(&principal.session_id),
+                meta,
+            )
+            .await;
+            return Err(IdentityError::InvalidCredentials);
+        }
+        let amr = match factor {
+            None => "pwd",
+            Some(factor) => {
+                match self.check_second_factor(&user, factor).await? {
+                    FactorCheck::Valid { backup_remaining } => {
+                        if let Some(remaining) = backup_remaining {
+                            self.note_backup_code_used(
+                                &user,
+                                remaining,
+                                Some(&principal.session_id),
+                                meta,
+                            )
+                            .await;
+                        }
+                    }
+                    FactorCheck::Invalid => {
+                        self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
+                            .await;
+                        self.audit(
+                            Event::failure("auth.mfa.failed")
+                                .actor(&user.id)
+                                .subject(&user.id)
+                                .session(&principal.session_id)
+                                .details(serde_json::json!({"step": "reauth", "method": factor.method()})),
+                            meta,
+                        )
+                        .await;
+                        return Err(IdentityError::InvalidCode);
+                    }
+                }
+                "pwd otp"
+            }
+        };
+        self.db
+            .set_auth_time(&principal.session_id, now(), amr)
+            .await?;
+        let session = self
+            .db
+            .session_by_id(&principal.session_id)
+            .await?
+            .ok_or(IdentityError::InvalidCredentials)?;
+        self.audit(
+            Event::success("auth.reauth")
+                .actor(&user.id)
+                .subject(&user.id)
+                .session(&session.id)
+                .details(serde_json::json!({"amr": amr})),
+            meta,
+        )
+        .await;
+        self.tokens(&user, &session, None, fingerprint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_depends_on_user_agent_and_device_cookie() {
+        let meta = |ua: &str| RequestMeta {
+            user_agent: Some(ua.to_string()),
+            ..RequestMeta::default()
+        };
+        let base = client_binding(&meta("Firefox"), Some("v1.dev.mac"));
+        assert_eq!(base, client_binding(&meta("Firefox"), Some("v1.dev.mac")));
+        assert_ne!(base, client_binding(&meta("Chrome"), Some("v1.dev.mac")));
+        assert_ne!(base, client_binding(&meta("Firefox"), None));
+        // Length prefixes keep "a" + "\nb" apart from "a\n" + "b".
+        assert_ne!(
+            client_binding(&meta("a"), Some("\nb")),
+            client_binding(&meta("a\n"), Some("b"))
+        );
+    }
+}
