@@ -307,6 +307,53 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
         .map_or(0.0, |d| round(d.as_secs_f64() * 1000.0, 3))
 }
 
+/// Sequential latencies of one case with `credential` (an access token or an API key) as the bearer.
+async fn measure_case(
+    client: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    credential: &str,
+    name: &str,
+    query: &QueryFor,
+    requests: usize,
+) -> Value {
+    let mut latencies = Vec::with_capacity(requests);
+    let mut totals = 0i64;
+    // Warm-up: prepared statements and the page cache, as in steady state.
+    for i in 0..50 {
+        let _ = client
+            .get(format!(
+                "http://{addr}/api/v1/trades?{}",
+                query(i + 1_000_000)
+            ))
+            .bearer_auth(credential)
+            .send()
+            .await;
+    }
+    for i in 0..requests {
+        let started = Instant::now();
+        let response = client
+            .get(format!("http://{addr}/api/v1/trades?{}", query(i)))
+            .bearer_auth(credential)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or_default();
+        latencies.push(started.elapsed());
+        assert!(status.is_success(), "{name}: {status} {body}");
+        totals += body["total"].as_i64().unwrap_or(0);
+    }
+    latencies.sort();
+    json!({
+        "requests": requests,
+        "mean_total_rows": totals / requests.max(1) as i64,
+        "p50_ms": percentile(&latencies, 0.50),
+        "p90_ms": percentile(&latencies, 0.90),
+        "p99_ms": percentile(&latencies, 0.99),
+        "max_ms": percentile(&latencies, 1.0),
+    })
+}
+
 async fn measure_queries(
     label: &str,
     database_url: Option<String>,
@@ -383,46 +430,33 @@ async fn measure_queries(
         ),
     ];
     for (name, query) in cases.iter() {
-        let mut latencies = Vec::with_capacity(requests);
-        let mut totals = 0i64;
-        // Warm-up: prepared statements and the page cache, as in steady state.
-        for i in 0..50 {
-            let _ = client
-                .get(format!(
-                    "http://{addr}/api/v1/trades?{}",
-                    query(i + 1_000_000)
-                ))
-                .bearer_auth(&token)
-                .send()
-                .await;
-        }
-        for i in 0..requests {
-            let started = Instant::now();
-            let response = client
-                .get(format!("http://{addr}/api/v1/trades?{}", query(i)))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .expect("request");
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or_default();
-            latencies.push(started.elapsed());
-            assert!(status.is_success(), "{name}: {status} {body}");
-            totals += body["total"].as_i64().unwrap_or(0);
-        }
-        latencies.sort();
-        results.insert(
-            (*name).to_string(),
-            json!({
-                "requests": requests,
-                "mean_total_rows": totals / requests.max(1) as i64,
-                "p50_ms": percentile(&latencies, 0.50),
-                "p90_ms": percentile(&latencies, 0.90),
-                "p99_ms": percentile(&latencies, 0.99),
-                "max_ms": percentile(&latencies, 1.0),
-            }),
-        );
+        let figures = measure_case(&client, addr, &token, name, query, requests).await;
+        results.insert((*name).to_string(), figures);
     }
+    // The same listing with an API key instead of the access token (one database read more per
+    // request: keys are checked against the database so revocations hold at once).
+    let created: Value = client
+        .post(format!("http://{addr}/api/v1/api-keys"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "bench", "scopes": ["market:read"]}))
+        .send()
+        .await
+        .expect("create key")
+        .json()
+        .await
+        .expect("key");
+    let key = created["key"].as_str().expect("key").to_string();
+    let keyless = reqwest::Client::new();
+    let figures = measure_case(
+        &keyless,
+        addr,
+        &key,
+        "ticker_per_page_50_api_key",
+        &cases[0].1,
+        requests,
+    )
+    .await;
+    results.insert("ticker_per_page_50_api_key".to_string(), figures);
     let plan = plan(&db, "B42").await;
     db.close().await;
     json!({

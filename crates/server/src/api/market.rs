@@ -136,7 +136,7 @@ async fn owners_by_filing(
         ("per_page" = Option<u32>, Query, description = "1–200, default 50"),
         ("sort" = Option<String>, Query, description = "transaction_date, filed_at, value or ticker; prefix '-' for descending"),
     ),
-    security(("bearer" = [])),
+    security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "A page of trades; amounts are exact decimal strings"),
         (status = 401, description = "No valid credentials"), (status = 403, description = "Outside the free plan's 90 days"),
         (status = 422, description = "A bad parameter (each one named)")))]
@@ -203,7 +203,7 @@ struct TradeDetailBody {
     filing: FilingBody,
 }
 
-#[utoipa::path(get, path = "/api/v1/trades/{id}", tag = "market", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/trades/{id}", tag = "market", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path, description = "Trade id (UUID)")),
     responses((status = 200, description = "One trade with its company, insider, reporting owners and filing"),
         (status = 403, description = "Outside the free plan's 90 days"), (status = 404, description = "No such trade")))]
@@ -252,7 +252,7 @@ struct StatsResponse {
     history_since: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/trades/stats", tag = "market", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/trades/stats", tag = "market", security(("bearer" = []), ("api_key" = [])),
     params(("ticker" = Option<String>, Query, description = "The filters of /trades (without paging or sort)")),
     responses((status = 200, description = "{total, buys (code P), sells (code S), buy_value, sell_value, companies, insiders, first_date, last_date}"),
         (status = 403, description = "Outside the free plan's 90 days")))]
@@ -276,7 +276,7 @@ async fn trade_stats(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/companies", tag = "market", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/companies", tag = "market", security(("bearer" = []), ("api_key" = [])),
     params(("q" = Option<String>, Query, description = "Name contains, or ticker starts with"),
         ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query)),
     responses((status = 200, description = "A page of {cik, ticker, name}")))]
@@ -321,7 +321,7 @@ struct CompanyBody {
     history_since: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/companies/{ticker}", tag = "market", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/companies/{ticker}", tag = "market", security(("bearer" = []), ("api_key" = [])),
     params(("ticker" = String, Path)),
     responses((status = 200, description = "The company with trade counts over the caller's history window"), (status = 404, description = "Unknown ticker")))]
 async fn get_company(
@@ -370,7 +370,7 @@ struct InsiderBody {
     relationships: Vec<RelationshipBody>,
 }
 
-#[utoipa::path(get, path = "/api/v1/insiders/{cik}", tag = "market", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/insiders/{cik}", tag = "market", security(("bearer" = []), ("api_key" = [])),
     params(("cik" = String, Path)),
     responses((status = 200, description = "The insider with relationships (director, officer title, ten-percent owner)"), (status = 404, description = "Unknown CIK")))]
 async fn get_insider(
@@ -429,7 +429,7 @@ struct CongressBody {
     link: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/congressional-trades", tag = "market", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/congressional-trades", tag = "market", security(("bearer" = []), ("api_key" = [])),
     params(("ticker" = Option<String>, Query), ("member" = Option<String>, Query, description = "Name contains"),
         ("chamber" = Option<String>, Query, description = "house or senate"), ("since" = Option<String>, Query), ("until" = Option<String>, Query),
         ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query)),

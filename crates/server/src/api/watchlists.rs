@@ -125,7 +125,7 @@ struct UpdateWatchlist {
     notes: Option<Option<String>>,
 }
 
-#[utoipa::path(get, path = "/api/v1/watchlists", tag = "watchlists", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/watchlists", tag = "watchlists", security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "A page of the caller's watchlists")))]
 async fn list_watchlists(
     State(state): State<AppState>,
@@ -155,7 +155,7 @@ async fn list_watchlists(
     )))
 }
 
-#[utoipa::path(post, path = "/api/v1/watchlists", tag = "watchlists", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/watchlists", tag = "watchlists", security(("bearer" = []), ("api_key" = [])),
     request_body(content = String, content_type = "application/json", description = "{name (1–100), tickers[] (≤100), notes? (≤2000, plain text)}"),
     responses((status = 201, description = "Created"), (status = 422, description = "Invalid field")))]
 async fn create_watchlist(
@@ -178,7 +178,7 @@ async fn create_watchlist(
     Ok((StatusCode::CREATED, SafeJson(record.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/watchlists/{id}", tag = "watchlists", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/watchlists/{id}", tag = "watchlists", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path)), responses((status = 200, description = "The watchlist"), (status = 404, description = "Not the caller's, or none")))]
 async fn get_watchlist(
     State(state): State<AppState>,
@@ -195,7 +195,7 @@ async fn get_watchlist(
     Ok(SafeJson(record.into()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/watchlists/{id}", tag = "watchlists", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/api/v1/watchlists/{id}", tag = "watchlists", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path)), responses((status = 200, description = "Updated"), (status = 404, description = "Not the caller's, or none")))]
 async fn update_watchlist(
     State(state): State<AppState>,
@@ -220,7 +220,7 @@ async fn update_watchlist(
     Ok(SafeJson(record.into()))
 }
 
-#[utoipa::path(delete, path = "/api/v1/watchlists/{id}", tag = "watchlists", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/watchlists/{id}", tag = "watchlists", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not the caller's, or none")))]
 async fn delete_watchlist(
     State(state): State<AppState>,
@@ -348,7 +348,7 @@ struct UpdateAlert {
     webhook_url: Option<Option<String>>,
 }
 
-#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", security(("bearer" = []), ("api_key" = [])),
     responses((status = 200, description = "A page of the caller's alerts (secrets never included)")))]
 async fn list_alerts(
     State(state): State<AppState>,
@@ -378,7 +378,7 @@ async fn list_alerts(
     )))
 }
 
-#[utoipa::path(post, path = "/api/v1/alerts", tag = "alerts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/alerts", tag = "alerts", security(("bearer" = []), ("api_key" = [])),
     request_body(content = String, content_type = "application/json", description = "{name, ticker?, insider_cik?, codes?, min_value?, channel: email|webhook, webhook_url?}"),
     responses((status = 201, description = "Created; webhook alerts return webhook_secret this once"), (status = 403, description = "Over the plan's alert count, or webhooks on the free plan"),
         (status = 422, description = "Invalid field, or a webhook URL that is not public https")))]
@@ -436,7 +436,7 @@ async fn create_alert(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/alerts/{id}", tag = "alerts", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path)), responses((status = 200, description = "The alert"), (status = 404, description = "Not the caller's, or none")))]
 async fn get_alert(
     State(state): State<AppState>,
@@ -453,7 +453,7 @@ async fn get_alert(
     Ok(SafeJson(alert_body(record, None)))
 }
 
-#[utoipa::path(patch, path = "/api/v1/alerts/{id}", tag = "alerts", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/api/v1/alerts/{id}", tag = "alerts", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path)), responses((status = 200, description = "Updated (a switch to webhook returns a new webhook_secret)"), (status = 404, description = "Not the caller's, or none")))]
 async fn update_alert(
     State(state): State<AppState>,
@@ -493,7 +493,7 @@ async fn update_alert(
     Ok(SafeJson(alert_body(updated.record, updated.webhook_secret)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/alerts/{id}", tag = "alerts", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/alerts/{id}", tag = "alerts", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Not the caller's, or none")))]
 async fn delete_alert(
     State(state): State<AppState>,
@@ -542,7 +542,7 @@ struct DeliveryBody {
     insider_name: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/alerts/{id}/history", tag = "alerts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/alerts/{id}/history", tag = "alerts", security(("bearer" = []), ("api_key" = [])),
     params(("id" = String, Path)), responses((status = 200, description = "Deliveries: status, attempts, response status, error"), (status = 404, description = "Not the caller's, or none")))]
 async fn alert_history(
     State(state): State<AppState>,

@@ -275,7 +275,7 @@ impl Identity {
         let revoked = self
             .revoke_user_sessions(&user.id, None, "password_reset")
             .await?;
-        self.send_mail(self.password_changed_email(&user.email));
+        self.send_mail(self.password_changed_email(&user.email, meta));
         self.audit(
             Event::success("auth.password.reset")
                 .subject(&user.id)
@@ -343,7 +343,7 @@ impl Identity {
         let revoked = self
             .revoke_user_sessions(&user.id, Some(&principal.session_id), "password_changed")
             .await?;
-        self.send_mail(self.password_changed_email(&user.email));
+        self.send_mail(self.password_changed_email(&user.email, meta));
         self.audit(
             Event::success("auth.password.changed")
                 .actor(&user.id)
@@ -391,6 +391,7 @@ impl Identity {
         }
         // Whether the new address is free is decided in the background: the answer must not tell.
         let this = self.clone();
+        let meta = meta.clone();
         tokio::spawn(async move {
             let result: Result<(), IdentityError> = async {
                 if this.db.user_by_email(&new_email).await?.is_none() {
@@ -404,7 +405,7 @@ impl Identity {
                         .await?;
                     this.send_mail(this.email_change_confirmation(&new_email, &token));
                 }
-                this.send_mail(this.email_change_notice(&user.email));
+                this.send_mail(this.email_change_notice(&user.email, &meta));
                 Ok(())
             }
             .await;
@@ -432,7 +433,7 @@ impl Identity {
             return Err(IdentityError::InvalidToken);
         }
         self.db.retire_one_time_tokens(&user.id, now()).await?;
-        self.send_mail(self.email_changed_notice(&user.email));
+        self.send_mail(self.email_changed_notice(&user.email, meta));
         self.audit(Event::success("auth.email.changed").subject(&user.id), meta)
             .await;
         Ok(())

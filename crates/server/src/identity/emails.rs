@@ -63,14 +63,14 @@ impl Identity {
         }
     }
 
-    pub fn password_changed_email(&self, to: &str) -> Email {
-        Email {
-            to: to.to_string(),
-            subject: "Your TradeSignal password was changed".into(),
-            body: "The password of your TradeSignal account was just changed and your other sessions were \
-                   signed out.\n\nIf this was not you, reset your password now and contact support."
-                .into(),
-        }
+    pub fn password_changed_email(&self, to: &str, meta: &RequestMeta) -> Email {
+        self.notice(
+            to,
+            "Your TradeSignal password was changed",
+            "The password of your TradeSignal account was just changed and your other sessions were \
+             signed out.",
+            meta,
+        )
     }
 
     pub fn email_change_confirmation(&self, to: &str, token: &str) -> Email {
@@ -85,24 +85,24 @@ impl Identity {
         }
     }
 
-    pub fn email_change_notice(&self, to: &str) -> Email {
-        Email {
-            to: to.to_string(),
-            subject: "A change of your TradeSignal email was requested".into(),
-            body: "Someone signed in to your account asked to move it to a new email address. It changes only \
-                   once the new address is confirmed.\n\nIf this was not you, change your password now."
-                .into(),
-        }
+    pub fn email_change_notice(&self, to: &str, meta: &RequestMeta) -> Email {
+        self.notice(
+            to,
+            "A change of your TradeSignal email was requested",
+            "Someone signed in to your account asked to move it to a new email address. It changes only \
+             once the new address is confirmed.",
+            meta,
+        )
     }
 
-    pub fn email_changed_notice(&self, to: &str) -> Email {
-        Email {
-            to: to.to_string(),
-            subject: "Your TradeSignal email was changed".into(),
-            body: "Your TradeSignal account now signs in with a new email address, and this one no longer \
-                   works for it.\n\nIf this was not you, contact support immediately."
-                .into(),
-        }
+    pub fn email_changed_notice(&self, to: &str, meta: &RequestMeta) -> Email {
+        self.notice(
+            to,
+            "Your TradeSignal email was changed",
+            "Your TradeSignal account now signs in with a new email address, and this one no longer \
+             works for it.",
+            meta,
+        )
     }
 
     fn security_page(&self) -> String {

@@ -370,7 +370,10 @@ fn create_user_reads_the_password_from_stdin_and_enforces_the_policy() {
         stdout.contains("created Boss@example.com (super_admin, free)"),
         "{stdout}"
     );
-    assert!(stdout.contains("two-factor"), "staff are told about 2FA");
+    assert!(
+        stdout.contains("two-factor") && stdout.contains("/api/v1/auth/2fa/totp/setup"),
+        "staff are told about 2FA: {stdout}"
+    );
     let (output, _, stderr) = run_in(dir.path(), &args, "Granite-Falcon-82-Orbit!\n");
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains("already exists"));

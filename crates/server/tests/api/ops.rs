@@ -165,7 +165,26 @@ backend_test!(openapi_describes_the_operations, |backend| {
         "/api/v1/alerts",
         "/api/v1/alerts/{id}",
         "/api/v1/alerts/{id}/history",
+        "/api/v1/auth/login/mfa",
+        "/api/v1/auth/2fa/totp/setup",
+        "/api/v1/auth/2fa/totp/enable",
+        "/api/v1/auth/2fa/totp/disable",
+        "/api/v1/auth/2fa/backup-codes",
+        "/api/v1/admin/users/{id}/reset-2fa",
+        "/api/v1/api-keys",
+        "/api/v1/api-keys/{id}",
+        "/api/v1/api-keys/{id}/rotate",
+        "/api/v1/api-keys/{id}/usage",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
+    // Market data takes either credential; the key scheme names its header.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["name"],
+        "X-API-Key"
+    );
+    assert_eq!(
+        doc["paths"]["/api/v1/trades"]["get"]["security"],
+        serde_json::json!([{"bearer": []}, {"api_key": []}])
+    );
 });
