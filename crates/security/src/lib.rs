@@ -8,6 +8,7 @@ pub mod backup_codes;
 pub mod bruteforce;
 pub mod clock;
 pub mod email;
+pub mod factor_throttle;
 pub mod fieldcrypt;
 pub mod gcra;
 pub mod keyed_hash;

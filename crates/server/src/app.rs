@@ -217,7 +217,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                 "request",
                 request_id = %id,
                 method = %request.method(),
-                path = %request.uri().path(),
+                path = %api::key_in_url::redact_keys(request.uri().path()),
                 client_ip = tracing::field::Empty,
             )
         })
@@ -230,8 +230,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .on_failure(());
 
     router
-        .layer(from_fn_with_state(state.clone(), api::key_in_url::refuse))
         .layer(from_fn_with_state(state.clone(), ratelimit::quota))
+        // Before the limiter: a key in a URL is refused (and a genuine one audited) even when the
+        // client is over its limit, so its owner always learns of the exposure.
+        .layer(from_fn_with_state(state.clone(), api::key_in_url::refuse))
         .layer(from_fn_with_state(edge, client::resolve))
         .layer(from_fn(methods::refuse_unknown))
         .layer(DefaultBodyLimit::max(settings.body_limit))

@@ -65,6 +65,12 @@ enum Presented {
 }
 
 fn presented(parts: &Parts) -> Presented {
+    // A repeated header (or a proxy appending one) must not be resolved by picking one silently.
+    if parts.headers.get_all(&API_KEY_HEADER).iter().count() > 1
+        || parts.headers.get_all(header::AUTHORIZATION).iter().count() > 1
+    {
+        return Presented::Malformed;
+    }
     let key_header = parts.headers.get(&API_KEY_HEADER);
     match (key_header, crate::http::bearer::bearer(&parts.headers)) {
         (Some(_), Bearer::Token(_) | Bearer::Malformed) => Presented::Malformed,
@@ -80,6 +86,11 @@ fn presented(parts: &Parts) -> Presented {
         (None, Bearer::Absent) => Presented::Nothing,
     }
 }
+
+/// Marks a request whose credential the rate limiter already checked and refused, so the guards
+/// answer 401 without checking it (and reading the database) a second time.
+#[derive(Debug, Clone, Copy)]
+pub struct CredentialRefused;
 
 /// A caller and, when `limits` were given, the tier quota decision taken in the same round trip.
 pub type Authentication = (Caller, Option<(Quota, Option<GcraDecision>)>);
@@ -180,6 +191,9 @@ impl FromRequestParts<AppState> for AnyCaller {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(Self(caller.clone()));
         }
+        if parts.extensions.get::<CredentialRefused>().is_some() {
+            return Err(unauthenticated(true));
+        }
         let (caller, _) = authenticate(parts, state, None)
             .await?
             .ok_or_else(|| unauthenticated(false))?;
@@ -239,6 +253,11 @@ fn staff_without_second_factor(enrolled: bool) -> ApiError {
     }
 }
 
+/// The request path for audit details, with anything key-shaped redacted.
+fn redacted_path(parts: &Parts) -> String {
+    super::key_in_url::redact_keys(parts.uri.path()).into_owned()
+}
+
 /// Records an `authz.denied` event for a refused request.
 async fn audit_denied(
     parts: &mut Parts,
@@ -262,14 +281,15 @@ async fn audit_denied(
 }
 
 /// What a session of a verified user (and, for staff, a second factor) needs beyond a valid token.
+/// Staff are checked against the database on every request: 2FA turned off (or reset) since the
+/// session's login must not leave it admin access.
 async fn check_session_user(
     parts: &mut Parts,
     state: &AppState,
     principal: &Principal,
 ) -> Result<(), ApiError> {
-    let needs_user =
-        !principal.email_verified || (principal.role.is_staff() && !principal.used_second_factor());
-    if !needs_user {
+    let staff = principal.role.is_staff();
+    if principal.email_verified && !staff {
         return Ok(());
     }
     // Tokens issued before verification or enrolment say so; the database has the final word.
@@ -281,8 +301,9 @@ async fn check_session_user(
     if !user.is_verified() {
         return Err(email_unverified());
     }
-    if principal.role.is_staff() && !principal.used_second_factor() {
-        let details = serde_json::json!({"required": "second_factor", "path": parts.uri.path()});
+    if staff && !(user.has_mfa() && principal.used_second_factor()) {
+        let details =
+            serde_json::json!({"required": "second_factor", "path": redacted_path(parts)});
         audit_denied(parts, state, &Caller::from(principal.clone()), details).await?;
         return Err(staff_without_second_factor(user.has_mfa()));
     }
@@ -348,7 +369,7 @@ impl<R: RoleRequirement> FromRequestParts<AppState> for RequireRole<R> {
         if R::allows(principal.role) {
             return Ok(Self(principal, PhantomData));
         }
-        let details = serde_json::json!({"required": R::NAME, "path": parts.uri.path()});
+        let details = serde_json::json!({"required": R::NAME, "path": redacted_path(parts)});
         audit_denied(parts, state, &Caller::from(principal), details).await?;
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -422,18 +443,28 @@ impl<S: ScopeRequirement> FromRequestParts<AppState> for RequireScope<S> {
                     return Err(email_unverified());
                 }
                 if caller.role.is_staff() && !grant.owner_mfa_enabled {
-                    let details =
-                        serde_json::json!({"required": "second_factor", "path": parts.uri.path()});
+                    let details = serde_json::json!({"required": "second_factor", "path": redacted_path(parts)});
                     audit_denied(parts, state, &caller, details).await?;
                     return Err(staff_without_second_factor(false));
                 }
             }
         }
         if caller.has_scope(S::SCOPE) {
+            if let Some(key) = caller.api_key_id() {
+                // Usage counts the requests a key was allowed to make.
+                let ip = parts
+                    .extensions
+                    .get::<ClientIp>()
+                    .map(|ClientIp(ip)| ip.to_string());
+                state
+                    .identity
+                    .usage
+                    .record(key, crate::identity::now(), ip.as_deref());
+            }
             return Ok(Self(caller, PhantomData));
         }
         let details =
-            serde_json::json!({"required_scope": S::SCOPE.as_str(), "path": parts.uri.path()});
+            serde_json::json!({"required_scope": S::SCOPE.as_str(), "path": redacted_path(parts)});
         audit_denied(parts, state, &caller, details).await?;
         Err(ApiError::new(
             StatusCode::FORBIDDEN,

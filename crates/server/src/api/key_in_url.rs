@@ -1,7 +1,8 @@
-//! API keys are never accepted from a URL: query strings end up in proxy logs, browser history and
-//! `Referer` headers. A request whose query string carries anything shaped like a key is refused with
-//! a 401 that says so, and audited (`apikey.exposed_in_url`, naming the key when it is genuine) so its
-//! owner can be told to rotate it. The key itself is never logged.
+//! API keys are never accepted from a URL: paths and query strings end up in proxy logs, browser
+//! history and `Referer` headers. A request whose path or query carries anything shaped like a key
+//! (after percent-decoding, repeatedly, so `%255F` hides nothing) is refused with a 401 that says so.
+//! A genuine key is audited (`apikey.exposed_in_url`) so its owner can be told to rotate it; the key
+//! itself is never logged (the request span and audit details show paths with keys redacted).
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -13,22 +14,60 @@ use super::extract::Meta;
 use crate::http::ApiError;
 use crate::state::AppState;
 
-/// The first key-shaped value in a query string (names and values, percent-decoded).
-fn key_in_query(query: &str) -> Option<String> {
-    if !apikey::contains_key(query) && !query.contains('%') && !query.contains('+') {
-        return None;
+/// Percent-decodings tried: a key encoded more often than this is not a key a client will send.
+const MAX_DECODINGS: usize = 3;
+
+/// `text` and up to `MAX_DECODINGS` percent-decodings of it.
+fn decodings(text: &str) -> Vec<String> {
+    let mut forms = vec![text.to_string()];
+    for _ in 0..MAX_DECODINGS {
+        let last = forms.last().map(String::as_str).unwrap_or_default();
+        let next = percent_encoding::percent_decode_str(last)
+            .decode_utf8_lossy()
+            .into_owned();
+        if next == last {
+            break;
+        }
+        forms.push(next);
     }
-    url::form_urlencoded::parse(query.as_bytes())
-        .flat_map(|(name, value)| [name.into_owned(), value.into_owned()])
-        .find_map(|text| {
-            let start = text.find(apikey::PREFIX)?;
-            Some(text[start..].chars().take(apikey::KEY_LEN).collect())
-        })
+    forms
 }
 
-/// Middleware: refuses requests with an API key in the query string.
+/// The first key-shaped text in a request target (path and query, however encoded).
+pub fn key_in_target(path_and_query: &str) -> Option<String> {
+    decodings(path_and_query).into_iter().find_map(|text| {
+        let start = text.find(apikey::PREFIX)?;
+        Some(text[start..].chars().take(apikey::KEY_LEN).collect())
+    })
+}
+
+/// `path` with anything key-shaped cut to the prefix (for logs and audit details). Borrowed, and
+/// cheap, for the paths of ordinary requests.
+pub fn redact_keys(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains(apikey::PREFIX) && !path.contains('%') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    if key_in_target(path).is_none() {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    std::borrow::Cow::Owned(match path.find(apikey::PREFIX) {
+        Some(start) => format!("{}{}[redacted]", &path[..start], apikey::PREFIX),
+        // Only an encoded form holds the key: keep nothing after the first escape.
+        None => format!(
+            "{}[redacted]",
+            &path[..path.find('%').unwrap_or(path.len())]
+        ),
+    })
+}
+
+/// Middleware: refuses requests with an API key in the URL.
 pub async fn refuse(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(key) = request.uri().query().and_then(key_in_query) else {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("");
+    let Some(key) = key_in_target(target) else {
         return next.run(request).await;
     };
     let (mut parts, _) = request.into_parts();
@@ -36,7 +75,7 @@ pub async fn refuse(State(state): State<AppState>, request: Request, next: Next)
         Ok(Meta(meta)) => meta,
         Err(_) => crate::identity::RequestMeta::default(),
     };
-    state.identity.note_key_in_url(Some(&key), &meta).await;
+    state.identity.note_key_in_url(&key, &meta).await;
     ApiError::new(
         StatusCode::UNAUTHORIZED,
         "api-key-in-url",
@@ -55,16 +94,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_found_however_the_query_spells_them() {
+    fn keys_are_found_however_the_url_spells_them() {
         let key = apikey::generate().key.to_string();
-        assert_eq!(key_in_query(&format!("api_key={key}")), Some(key.clone()));
+        let found = |target: String| key_in_target(&target);
         assert_eq!(
-            key_in_query(&format!("a=1&token=Bearer%20{}", key.replace('_', "%5F"))),
+            found(format!("/api/v1/trades?api_key={key}")),
             Some(key.clone())
         );
-        assert_eq!(key_in_query(&format!("{key}=")), Some(key.clone()));
-        assert_eq!(key_in_query("ticker=AAPL&page=2"), None);
-        assert_eq!(key_in_query("q=ts_live"), None);
-        assert_eq!(key_in_query("q=%zz"), None);
+        assert_eq!(
+            found(format!("/x?a=1&token=Bearer%20{}", key.replace('_', "%5F"))),
+            Some(key.clone())
+        );
+        assert_eq!(
+            found(format!("/x?t={}", key.replace('_', "%255F"))),
+            Some(key.clone()),
+            "double encoding"
+        );
+        assert_eq!(
+            found(format!("/api/v1/companies/{key}")),
+            Some(key.clone()),
+            "in the path"
+        );
+        assert_eq!(
+            found(format!("/api/v1/companies/{}", key.replace('_', "%5F"))),
+            Some(key.clone())
+        );
+        assert_eq!(
+            found(format!("/x?a=1&{}=1", key.replace('_', "%5F"))),
+            Some(key.clone()),
+            "in a parameter name"
+        );
+        assert_eq!(found("/api/v1/trades?ticker=AAPL&page=2".into()), None);
+        assert_eq!(found("/x?q=ts_live".into()), None);
+        assert_eq!(found("/x?q=%zz".into()), None);
+    }
+
+    #[test]
+    fn redaction_keeps_nothing_of_the_key() {
+        let key = apikey::generate().key.to_string();
+        let secret = &key[17..60];
+        for path in [
+            format!("/api/v1/companies/{key}"),
+            format!("/api/v1/companies/{}", key.replace('_', "%5F")),
+        ] {
+            let redacted = redact_keys(&path);
+            assert!(!redacted.contains(secret), "{redacted}");
+            assert!(redacted.starts_with("/api/v1/companies/"), "{redacted}");
+        }
+        assert_eq!(redact_keys("/api/v1/trades"), "/api/v1/trades");
     }
 }

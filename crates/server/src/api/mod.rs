@@ -88,6 +88,10 @@ impl From<IdentityError> for ApiError {
                         HeaderValue::from_static("Bearer realm=\"tradesignal\""),
                     )
             }
+            IdentityError::WrongCode => {
+                ApiError::new(StatusCode::FORBIDDEN, "invalid-code", detail)
+                    .with_member("error", "invalid_code")
+            }
             IdentityError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }

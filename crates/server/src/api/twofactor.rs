@@ -1,5 +1,5 @@
 //! `/api/v1/auth/2fa`: TOTP enrolment, turning it on and off, and backup codes. Signed-in sessions
-//! only (API keys cannot manage 2FA); setting up needs a recent login. Answers are `no-store` (the
+//! only (API keys cannot manage 2FA); setting up, turning on and new backup codes need a recent login. Answers are `no-store` (the
 //! router marks everything under `/auth`).
 
 use axum::extract::State;
@@ -62,12 +62,14 @@ struct BackupCodesBody {
 
 #[utoipa::path(post, path = "/api/v1/auth/2fa/totp/enable", tag = "two-factor", request_body = CodeRequest,
     security(("bearer" = [])),
-    responses((status = 200, description = "2FA on; the backup codes, shown once", body = BackupCodesBody),
-        (status = 401, description = "Wrong or replayed code (invalid-code)"),
+    responses((status = 200, description = "2FA on (other sessions end); the backup codes, shown once", body = BackupCodesBody),
+        (status = 401, description = "Step-up required (insufficient_user_authentication)"),
+        (status = 403, description = "Wrong or replayed code (invalid-code; counts toward the lockout)"),
+        (status = 429, description = "Too many wrong codes: checks are paused"),
         (status = 409, description = "No enrolment in progress, it expired, or 2FA is already on")))]
 async fn enable(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    RecentAuth(principal): RecentAuth,
     Meta(meta): Meta,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<Json<BackupCodesBody>, ApiError> {
@@ -89,8 +91,7 @@ struct DisableRequest {
 #[utoipa::path(post, path = "/api/v1/auth/2fa/totp/disable", tag = "two-factor", request_body = DisableRequest,
     security(("bearer" = [])),
     responses((status = 204, description = "2FA off; a notice is emailed"),
-        (status = 401, description = "Wrong code"),
-        (status = 403, description = "Wrong password, or a staff account (staff must keep 2FA)"),
+        (status = 403, description = "Wrong password, wrong code (invalid-code), or a staff account (staff must keep 2FA)"),
         (status = 409, description = "2FA is off")))]
 async fn disable(
     State(state): State<AppState>,
@@ -108,11 +109,12 @@ async fn disable(
 #[utoipa::path(post, path = "/api/v1/auth/2fa/backup-codes", tag = "two-factor", request_body = CodeRequest,
     security(("bearer" = [])),
     responses((status = 200, description = "A new set; the old set stops working", body = BackupCodesBody),
-        (status = 401, description = "Wrong or replayed code"),
+        (status = 401, description = "Step-up required (insufficient_user_authentication)"),
+        (status = 403, description = "Wrong or replayed code (invalid-code)"),
         (status = 409, description = "2FA is off")))]
 async fn backup_codes(
     State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
+    RecentAuth(principal): RecentAuth,
     Meta(meta): Meta,
     ApiJson(body): ApiJson<CodeRequest>,
 ) -> Result<Json<BackupCodesBody>, ApiError> {

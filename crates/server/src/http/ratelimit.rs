@@ -14,7 +14,7 @@ use security::gcra::{GcraDecision, Quota};
 
 use super::ClientIp;
 use super::problem::ApiError;
-use crate::api::extract::{Meta, authenticate};
+use crate::api::extract::{CredentialRefused, Meta, authenticate};
 use crate::identity::audit::Event;
 use crate::state::AppState;
 
@@ -131,10 +131,15 @@ pub async fn quota(State(state): State<AppState>, request: Request, next: Next) 
         .unwrap_or_default();
     // A valid access token or API key spends its user's tier quota in the same store round trip as
     // its revocation check; anything else spends the anonymous per-IP quota.
-    let authenticated = authenticate(&parts, &state, Some(&state.limits))
-        .await
-        .ok()
-        .flatten();
+    let authenticated = match authenticate(&parts, &state, Some(&state.limits)).await {
+        Ok(authenticated) => authenticated,
+        Err(refused) => {
+            if refused.status() == StatusCode::UNAUTHORIZED {
+                parts.extensions.insert(CredentialRefused);
+            }
+            None
+        }
+    };
     let (key, policy, limit, decided) = match authenticated {
         Some((caller, Some((quota, decision)))) => {
             let key = format!("rl:user:{}", caller.user_id);

@@ -275,7 +275,10 @@ impl Identity {
         let revoked = self
             .revoke_user_sessions(&user.id, None, "password_reset")
             .await?;
-        self.send_mail(self.password_changed_email(&user.email, meta));
+        // Account recovery: a key made by whoever had the account must not outlive it.
+        self.revoke_all_api_keys(&user.id, None, "password_reset", meta)
+            .await?;
+        self.send_mail(self.password_changed_email(&user.email, true, meta));
         self.audit(
             Event::success("auth.password.reset")
                 .subject(&user.id)
@@ -343,7 +346,7 @@ impl Identity {
         let revoked = self
             .revoke_user_sessions(&user.id, Some(&principal.session_id), "password_changed")
             .await?;
-        self.send_mail(self.password_changed_email(&user.email, meta));
+        self.send_mail(self.password_changed_email(&user.email, false, meta));
         self.audit(
             Event::success("auth.password.changed")
                 .actor(&user.id)

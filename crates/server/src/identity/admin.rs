@@ -131,6 +131,9 @@ impl Identity {
         let count = self
             .revoke_user_sessions(&target.id, None, "admin_revoked")
             .await?;
+        // Incident response: keys made with the account end with its sessions.
+        self.revoke_all_api_keys(&target.id, Some(&actor.user_id), "admin_revoked", meta)
+            .await?;
         self.audit(
             Event::success("session.revoked")
                 .actor(&actor.user_id)
@@ -157,23 +160,29 @@ impl Identity {
                 "You cannot reset your own two-factor authentication; ask another administrator.",
             ));
         }
-        if !self
-            .db
-            .remove_mfa(&target.id, &security::random::token(16), now())
-            .await?
-        {
+        if !target.has_mfa() {
             return Err(IdentityError::Conflict(
                 "This user has no two-factor authentication to reset.",
             ));
         }
+        // Sessions and keys first: should the reset then fail, nothing opened without the second
+        // factor survives it.
         let revoked = self
             .revoke_user_sessions(&target.id, None, "mfa_reset")
+            .await?;
+        let keys = self
+            .revoke_all_api_keys(&target.id, Some(&actor.user_id), "mfa_reset", meta)
+            .await?;
+        self.db
+            .remove_mfa(&target.id, &security::random::token(16), now())
             .await?;
         self.audit(
             Event::success("admin.user.mfa_reset")
                 .actor(&actor.user_id)
                 .subject(&target.id)
-                .details(serde_json::json!({"sessions_revoked": revoked})),
+                .details(
+                    serde_json::json!({"sessions_revoked": revoked, "api_keys_revoked": keys}),
+                ),
             meta,
         )
         .await;

@@ -6,6 +6,7 @@
 //! demoted — holds on the very next request on every instance. The owner's tier quota is spent in one
 //! key-value round trip, as for access tokens; usage is counted in memory (see `usage`).
 
+use security::KvStore;
 use security::apikey;
 use security::authz::{Role, Scope, Tier};
 use security::gcra::{GcraDecision, Quota};
@@ -24,6 +25,11 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_GRACE_HOURS: u32 = 72;
 /// Longest expiry a key may be given (ten years).
 pub const MAX_EXPIRY_DAYS: u32 = 3650;
+/// Keys that stopped working stay in the listing this long.
+pub const LISTED_AFTER_END_SECS: i64 = 30 * 86_400;
+/// Failed key checks from one address (per instance and minute) before its keys are refused without
+/// a database lookup: a flood of made-up keys — whose checksums anyone can compute — costs nothing.
+pub const KEY_FAILURES_PER_MINUTE: u64 = 20;
 
 /// Active keys a plan allows.
 pub fn key_allowance(tier: Tier) -> i64 {
@@ -189,9 +195,16 @@ impl Identity {
         Ok(IssuedKey { record, key })
     }
 
-    /// The user's keys, newest first.
+    /// The user's keys, newest first: the usable ones and those that ended in the last 30 days.
     pub async fn list_api_keys(&self, user_id: &str) -> Result<Vec<ApiKeyRecord>, IdentityError> {
-        Ok(self.db.list_api_keys(user_id).await?)
+        let mut keys = self
+            .db
+            .list_api_keys(user_id, now() - LISTED_AFTER_END_SECS)
+            .await?;
+        for key in &mut keys {
+            self.usage.apply_latest(key);
+        }
+        Ok(keys)
     }
 
     /// One of the user's keys; another user's id is "not found".
@@ -233,12 +246,21 @@ impl Identity {
             at,
         );
         let grace_until = at + i64::from(grace_hours) * 3600;
+        let tier: Tier = user.tier.parse().unwrap_or(Tier::Free);
+        let allowance = key_allowance(tier);
         match self
             .db
-            .rotate_api_key(&old.id, &record, grace_until)
+            .rotate_api_key(&old.id, &record, grace_until, allowance)
             .await?
         {
             RotateOutcome::Rotated => {}
+            RotateOutcome::NotFound if old.is_active(at) && grace_hours > 0 => {
+                return Err(IdentityError::PlanLimit(format!(
+                    "A rotation with a grace period keeps two keys working, and your {} plan allows \
+                     {allowance}: rotate with grace_hours 0, or revoke another key first.",
+                    tier.as_str()
+                )));
+            }
             // Revoked, expired, or already rotated: there is nothing live to rotate.
             RotateOutcome::NotFound => {
                 return Err(IdentityError::Conflict(
@@ -268,13 +290,10 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         let key = self.api_key(&principal.user_id, id).await?;
-        if !self
-            .db
+        // Already revoked (by a rotation without grace a moment ago, say) is still "revoked": 204.
+        self.db
             .revoke_api_key(&principal.user_id, &key.id, "revoked_by_owner", now())
-            .await?
-        {
-            return Err(IdentityError::NotFound);
-        }
+            .await?;
         self.audit(
             Event::success("apikey.revoked")
                 .actor(&principal.user_id)
@@ -287,27 +306,56 @@ impl Identity {
         Ok(())
     }
 
-    /// Per-day request counts of one of the user's keys over the last 90 days (this instance's
-    /// buffered counts are written first; other instances' arrive within their flush interval).
+    /// Per-day request counts of one of the user's keys over the last 90 days: the stored counts
+    /// plus this instance's not yet written ones (other instances' arrive within their flush
+    /// interval). Reading writes nothing.
     pub async fn api_key_usage(
         &self,
         user_id: &str,
         id: &str,
     ) -> Result<(ApiKeyRecord, Vec<DailyUsage>), IdentityError> {
-        self.api_key(user_id, id).await?;
-        if let Err(e) = self.flush_key_usage().await {
-            tracing::warn!(error = %e, "usage shown without this instance's latest counts");
-        }
-        let key = self.api_key(user_id, id).await?;
+        let mut key = self.api_key(user_id, id).await?;
+        self.usage.apply_latest(&mut key);
         let from = day_of(now()) - (RETENTION_DAYS - 1);
-        let days = self
+        let mut days: std::collections::BTreeMap<i64, i64> = self
             .db
             .api_key_usage(&key.id, from)
             .await?
             .into_iter()
-            .map(|(day, requests)| DailyUsage { day, requests })
             .collect();
-        Ok((key, days))
+        for (day, requests) in self.usage.pending_for(&key.id) {
+            if day >= from {
+                *days.entry(day).or_default() += requests;
+            }
+        }
+        Ok((
+            key,
+            days.into_iter()
+                .map(|(day, requests)| DailyUsage { day, requests })
+                .collect(),
+        ))
+    }
+
+    /// Revokes every key of a user (account recovery and incident response: a key made by whoever
+    /// had the account must not outlive the recovery); how many.
+    pub async fn revoke_all_api_keys(
+        &self,
+        user_id: &str,
+        actor: Option<&str>,
+        reason: &'static str,
+        meta: &RequestMeta,
+    ) -> Result<usize, IdentityError> {
+        let ids = self.db.revoke_user_api_keys(user_id, reason, now()).await?;
+        if !ids.is_empty() {
+            let mut event = Event::success("apikey.revoked")
+                .subject(user_id)
+                .details(serde_json::json!({"keys": ids.len(), "reason": reason}));
+            if let Some(actor) = actor {
+                event = event.actor(actor);
+            }
+            self.audit(event, meta).await;
+        }
+        Ok(ids.len())
     }
 
     /// Authenticates a request carrying an API key and, with `limits`, spends the owner's tier quota
@@ -319,19 +367,46 @@ impl Identity {
         ip: Option<&str>,
     ) -> Result<(Caller, Option<(Quota, Option<GcraDecision>)>), AuthFailure> {
         let lookup = apikey::parse(presented).map_err(|e| AuthFailure::Rejected(e.to_string()))?;
+        let failures_key = format!("akf:{}", ip.unwrap_or("unknown"));
+        if self
+            .key_failures
+            .get(&failures_key)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n >= KEY_FAILURES_PER_MINUTE)
+        {
+            metrics::counter!("tradesignal_api_key_lookups_skipped_total").increment(1);
+            return Err(AuthFailure::Rejected(
+                "too many unknown API keys from this address".into(),
+            ));
+        }
         let found = self
             .db
             .api_key_for_auth(lookup)
             .await
             .map_err(|e| AuthFailure::Internal(e.into()))?;
+        let found = found.filter(|f| {
+            self.api_key_hasher
+                .verify(presented.as_bytes(), &f.key.key_hash)
+        });
         let Some(found) = found else {
-            return Err(AuthFailure::Rejected("unknown API key".into()));
+            let _ = self
+                .key_failures
+                .incr(&failures_key, std::time::Duration::from_secs(60))
+                .await;
+            return Err(AuthFailure::Rejected(
+                "unknown API key or wrong secret".into(),
+            ));
         };
-        if !self
-            .api_key_hasher
-            .verify(presented.as_bytes(), &found.key.key_hash)
-        {
-            return Err(AuthFailure::Rejected("wrong API key secret".into()));
+        if self.api_key_hasher.is_outdated(&found.key.key_hash) {
+            // Hashed under a data key that has since been superseded: move it to the active one, so
+            // the old ring key can be retired once every key has been used (or revoked).
+            let rehashed = self.api_key_hasher.hash(presented.as_bytes());
+            if let Err(e) = self.db.update_api_key_hash(&found.key.id, &rehashed).await {
+                tracing::warn!(error = %e, "API key hash not moved to the active data key");
+            }
         }
         let at = now();
         if !found.key.is_usable(at) {
@@ -362,7 +437,6 @@ impl Identity {
                 .ok(),
             None => None,
         };
-        self.usage.record(&found.key.id, at, ip);
         let scopes = found
             .key
             .scope_names()
@@ -382,25 +456,22 @@ impl Identity {
         Ok((caller, quota.map(|q| (q, decision))))
     }
 
-    /// Audits an API key found in a URL (it is in someone's logs now); the key is identified when it
-    /// is well-formed and known, so its owner can be told to rotate it.
-    pub async fn note_key_in_url(&self, presented: Option<&str>, meta: &RequestMeta) {
-        let mut owner = None;
-        if let Some(lookup) = presented.and_then(|k| apikey::parse(k).ok())
-            && let Ok(Some(found)) = self.db.api_key_for_auth(lookup).await
-            && self
-                .api_key_hasher
-                .verify(presented.unwrap_or("").as_bytes(), &found.key.key_hash)
-        {
-            owner = Some((found.key.user_id, found.key.id));
-        }
-        let mut event = Event::failure("apikey.exposed_in_url")
-            .details(serde_json::json!({"known_key": owner.is_some()}));
-        if let Some((user_id, key_id)) = &owner {
-            event = event.subject(user_id).api_key(key_id);
+    /// Refuses an API key found in a URL. A genuine key (known, right secret) is audited as
+    /// `apikey.exposed_in_url`, naming it so its owner can rotate it — it is in someone's logs now;
+    /// anything else is only counted, so junk in query strings cannot fill the audit trail.
+    pub async fn note_key_in_url(&self, presented: &str, meta: &RequestMeta) {
+        metrics::counter!("tradesignal_api_keys_in_urls_total").increment(1);
+        let Ok((caller, _)) = self
+            .authenticate_key(presented, None, meta.ip.as_deref())
+            .await
+        else {
+            return;
+        };
+        let mut event = Event::failure("apikey.exposed_in_url").subject(&caller.user_id);
+        if let Some(key) = caller.api_key_id() {
+            event = event.api_key(key);
         }
         self.audit(event, meta).await;
-        metrics::counter!("tradesignal_api_keys_in_urls_total").increment(1);
     }
 }
 

@@ -63,14 +63,17 @@ impl Identity {
         }
     }
 
-    pub fn password_changed_email(&self, to: &str, meta: &RequestMeta) -> Email {
-        self.notice(
-            to,
-            "Your TradeSignal password was changed",
+    /// After a change (`reset` false: other sessions end, keys stay) or a reset by emailed link
+    /// (every session and API key ends).
+    pub fn password_changed_email(&self, to: &str, reset: bool, meta: &RequestMeta) -> Email {
+        let what = if reset {
+            "The password of your TradeSignal account was just reset through an emailed link. Every \
+             session was signed out and every API key revoked; create new keys where you need them."
+        } else {
             "The password of your TradeSignal account was just changed and your other sessions were \
-             signed out.",
-            meta,
-        )
+             signed out. Your API keys keep working: review them on your security page."
+        };
+        self.notice(to, "Your TradeSignal password was changed", what, meta)
     }
 
     pub fn email_change_confirmation(&self, to: &str, token: &str) -> Email {
@@ -158,8 +161,9 @@ impl Identity {
         self.notice(
             to,
             "Two-factor authentication is on",
-            "Two-factor authentication was turned on for your TradeSignal account. Keep your backup \
-             codes somewhere safe: each works once if you lose your authenticator.",
+            "Two-factor authentication was turned on for your TradeSignal account and its other \
+             sessions were signed out. Keep your backup codes somewhere safe: each works once if you \
+             lose your authenticator.",
             meta,
         )
     }

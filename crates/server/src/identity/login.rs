@@ -40,8 +40,7 @@ pub enum Credentials {
     },
 }
 
-/// What the password step leads to.
-#[derive(Debug)]
+/// What the password step leads to. No `Debug`: it carries tokens.
 pub enum LoginOutcome {
     Tokens(IssuedTokens),
     /// 2FA is on: the client must send a code with this token to `/login/mfa`.
@@ -158,10 +157,12 @@ impl Identity {
                 mfa_token: token.token,
             });
         }
-        self.note_success(&account, device.as_deref(), meta).await;
+        let device_known = device.clone();
         let tokens = self
             .open_session(&user, &user.security_stamp, "pwd", &account, device, meta)
             .await?;
+        self.note_success(&account, device_known.as_deref(), meta)
+            .await;
         Ok(LoginOutcome::Tokens(tokens))
     }
 
@@ -178,15 +179,26 @@ impl Identity {
             return Err(IdentityError::InvalidToken);
         }
         let token_hash = hash_token(mfa_token);
-        let challenge = self
+        // A lock or backoff refuses the attempt before it spends one of the challenge's tries.
+        let user_id = self
             .db
-            .reserve_mfa_attempt(&token_hash, now(), MFA_MAX_ATTEMPTS)
+            .mfa_challenge_user(&token_hash, now(), MFA_MAX_ATTEMPTS)
             .await?
             .ok_or(IdentityError::InvalidToken)?;
         let user = self
             .db
-            .user_by_id(&challenge.user_id)
+            .user_by_id(&user_id)
             .await?
+            .ok_or(IdentityError::InvalidToken)?;
+        let account = account_of(&user.email);
+        let device = device_cookie.and_then(|c| self.devices.verify(&account, c));
+        self.ensure_not_blocked(&account, device.as_deref(), meta)
+            .await?;
+        let challenge = self
+            .db
+            .reserve_mfa_attempt(&token_hash, now(), MFA_MAX_ATTEMPTS)
+            .await?
+            .filter(|c| c.user_id == user.id)
             .ok_or(IdentityError::InvalidToken)?;
         let binding = client_binding(meta, device_cookie);
         if !bool::from(subtle::ConstantTimeEq::ct_eq(
@@ -203,9 +215,7 @@ impl Identity {
             .await;
             return Err(IdentityError::InvalidToken);
         }
-        let account = account_of(&user.email);
-        let device = challenge.device_id.as_deref();
-        self.ensure_not_blocked(&account, device, meta).await?;
+        let device = device.as_deref();
         match self.check_second_factor(&user, factor).await? {
             FactorCheck::Valid { backup_remaining } => {
                 // Finishing is the single-use step: of two requests with one token, one session.
@@ -216,16 +226,18 @@ impl Identity {
                     self.note_backup_code_used(&user, remaining, None, meta)
                         .await;
                 }
+                let tokens = self
+                    .open_session(
+                        &user,
+                        &challenge.user_stamp,
+                        "pwd otp",
+                        &account,
+                        challenge.device_id.clone(),
+                        meta,
+                    )
+                    .await?;
                 self.note_success(&account, device, meta).await;
-                self.open_session(
-                    &user,
-                    &challenge.user_stamp,
-                    "pwd otp",
-                    &account,
-                    challenge.device_id.clone(),
-                    meta,
-                )
-                .await
+                Ok(tokens)
             }
             FactorCheck::Invalid => {
                 self.note_failure(&account, device, Some((&user.id, &user.email)), meta)

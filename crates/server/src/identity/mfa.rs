@@ -6,6 +6,8 @@
 //! only to check a code. A code is accepted once: its time step is claimed in the database with a
 //! conditional UPDATE, so a replay — now, on another instance, or racing the original — fails.
 
+use std::time::Duration;
+
 use security::authz::Role;
 use security::backup_codes;
 use security::totp::{self, TotpSecret};
@@ -20,11 +22,17 @@ pub const TOTP_ISSUER: &str = "TradeSignal";
 /// An enrolment must be confirmed with a code within this time.
 pub const ENROLMENT_TTL_SECS: i64 = 15 * 60;
 
-/// A second factor as the client sent it.
-#[derive(Debug, Clone, Copy)]
+/// A second factor as the client sent it. `Debug` names the kind, never the code.
+#[derive(Clone, Copy)]
 pub enum SecondFactor<'a> {
     Totp(&'a str),
     BackupCode(&'a str),
+}
+
+impl std::fmt::Debug for SecondFactor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecondFactor::{}([redacted])", self.method())
+    }
 }
 
 impl<'a> SecondFactor<'a> {
@@ -97,8 +105,53 @@ impl Identity {
         (codes.iter().map(|c| c.to_string()).collect(), hashes)
     }
 
-    /// Checks a second factor of a user with 2FA on. Each accepted code is consumed atomically.
+    /// Reserves one code check against the account's guessing budget (`security::factor_throttle`)
+    /// before any code is compared: however many tokens, addresses, devices or concurrent requests
+    /// an attacker uses, the account's checks are counted one by one. A pause is a `Throttled`.
+    async fn reserve_code_check(&self, user_id: &str) -> Result<(), IdentityError> {
+        for _ in 0..5 {
+            let Some(record) = self.db.totp_record(user_id).await? else {
+                return Ok(());
+            };
+            let at = now();
+            if record.blocked_until > at {
+                let wait = u64::try_from(record.blocked_until - at).unwrap_or(1);
+                return Err(IdentityError::Throttled(Duration::from_secs(wait)));
+            }
+            let pause_until = self
+                .factor_throttle
+                .pause_after(record.failed_checks + 1)
+                .map_or(0, |pause| {
+                    at + i64::try_from(pause.as_secs()).unwrap_or(i64::MAX / 2)
+                });
+            if self
+                .db
+                .reserve_factor_check(user_id, record.failed_checks, pause_until, at)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        // Other checks of this account keep winning the reservation: a flood, not a person.
+        Err(IdentityError::Throttled(Duration::from_secs(1)))
+    }
+
+    /// Checks a second factor of a user with 2FA on, after reserving the check against the account's
+    /// guessing budget. Each accepted code is consumed atomically; a correct one resets the budget.
     pub async fn check_second_factor(
+        &self,
+        user: &UserRecord,
+        factor: SecondFactor<'_>,
+    ) -> Result<FactorCheck, IdentityError> {
+        self.reserve_code_check(&user.id).await?;
+        let check = self.compare_second_factor(user, factor).await?;
+        if check != FactorCheck::Invalid {
+            self.db.clear_factor_checks(&user.id).await?;
+        }
+        Ok(check)
+    }
+
+    async fn compare_second_factor(
         &self,
         user: &UserRecord,
         factor: SecondFactor<'_>,
@@ -232,6 +285,9 @@ impl Identity {
                 "This enrolment expired: start again with POST /api/v1/auth/2fa/totp/setup.",
             ));
         }
+        let account = super::abuse::account_of(&user.email);
+        self.ensure_not_blocked(&account, None, meta).await?;
+        self.reserve_code_check(&user.id).await?;
         let secret = self.open_totp(&user.id, &record.secret_sealed)?;
         let step = secret
             .matching_step(code.trim(), unix_now())
@@ -240,12 +296,21 @@ impl Identity {
         let enabled = match step {
             Some(step) => {
                 self.db
-                    .enable_totp(&user.id, &record.secret_sealed, step, &hashes, now())
+                    .enable_totp(
+                        &user.id,
+                        &record.secret_sealed,
+                        step,
+                        &hashes,
+                        &security::random::token(16),
+                        now(),
+                    )
                     .await?
             }
             None => false,
         };
         if !enabled {
+            self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
+                .await;
             self.audit(
                 Event::failure("auth.mfa.failed")
                     .actor(&user.id)
@@ -255,13 +320,20 @@ impl Identity {
                 meta,
             )
             .await;
-            return Err(IdentityError::InvalidCode);
+            return Err(IdentityError::WrongCode);
         }
+        self.db.clear_factor_checks(&user.id).await?;
+        // Sessions opened with the password alone (perhaps by whoever made the user turn 2FA on)
+        // end now; this one stays.
+        let revoked = self
+            .revoke_user_sessions(&user.id, Some(&principal.session_id), "mfa_enabled")
+            .await?;
         self.audit(
             Event::success("auth.mfa.enabled")
                 .actor(&user.id)
                 .subject(&user.id)
-                .session(&principal.session_id),
+                .session(&principal.session_id)
+                .details(serde_json::json!({"sessions_revoked": revoked})),
             meta,
         )
         .await;
@@ -300,6 +372,8 @@ impl Identity {
         self.db
             .remove_mfa(&user.id, &security::random::token(16), now())
             .await?;
+        // Access tokens issued with a second factor say so; they die, and a refresh issues `pwd`.
+        self.invalidate_access_tokens(&user.id).await?;
         self.audit(
             Event::success("auth.mfa.disabled")
                 .actor(&user.id)
@@ -379,7 +453,7 @@ impl Identity {
                     meta,
                 )
                 .await;
-                Err(IdentityError::InvalidCode)
+                Err(IdentityError::WrongCode)
             }
         }
     }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use security::bruteforce::{BruteForce, DeviceCookies, LockoutPolicy};
+use security::factor_throttle::FactorThrottle;
 use security::fieldcrypt::FieldCipher;
 use security::keyed_hash::KeyedHasher;
 use security::keys::{self, KeyRing};
@@ -87,9 +88,14 @@ pub enum IdentityError {
     },
     #[error("{0}")]
     Forbidden(&'static str),
-    /// A wrong, replayed or already used second-factor code.
+    /// A wrong, replayed or already used second-factor code where it authenticates (the second login
+    /// step, step-up).
     #[error("The code is incorrect or was already used.")]
     InvalidCode,
+    /// The same, confirming an operation of a signed-in user (turning 2FA on or off, new backup
+    /// codes): the session itself is fine.
+    #[error("The code is incorrect or was already used.")]
+    WrongCode,
     /// The request contradicts the account's current state (for example 2FA already on).
     #[error("{0}")]
     Conflict(&'static str),
@@ -115,6 +121,8 @@ pub struct Identity {
     /// Counters for limits and lockouts, with an in-process fallback while Redis is down.
     pub limiter: Arc<dyn KvStore>,
     pub guard: Arc<BruteForce>,
+    /// The per-account budget of second-factor code checks.
+    pub factor_throttle: FactorThrottle,
     /// Revocations not yet written to the store (see `revocation::PendingRevocations`).
     pub pending: Arc<revocation::PendingRevocations>,
     pub devices: Arc<DeviceCookies>,
@@ -131,6 +139,8 @@ pub struct Identity {
     pub backup_code_hasher: Arc<KeyedHasher>,
     /// API-key usage counted in memory and flushed to the database in batches.
     pub usage: Arc<usage::UsageBuffer>,
+    /// Failed API-key checks per address on this instance (see `apikeys::KEY_FAILURES_PER_MINUTE`).
+    pub key_failures: Arc<store::MemoryKv>,
 }
 
 impl Identity {
@@ -167,6 +177,8 @@ impl Identity {
                 "tradesignal backup code hash v1",
             )),
             usage: Arc::default(),
+            key_failures: Arc::new(store::MemoryKv::new()),
+            factor_throttle: FactorThrottle::default(),
             guard: Arc::new(BruteForce::new(
                 limiter.clone(),
                 Arc::new(SystemClock),

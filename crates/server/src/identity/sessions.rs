@@ -11,8 +11,8 @@ use super::audit::Event;
 use super::revocation::deny_key;
 use super::{ACCESS_TTL, Identity, IdentityError, Principal, RequestMeta, now};
 
-/// What a successful login, refresh or re-authentication hands the client.
-#[derive(Debug)]
+/// What a successful login, refresh or re-authentication hands the client. No `Debug`: every field
+/// but the lifetimes is a secret.
 pub struct IssuedTokens {
     pub access_token: String,
     pub expires_in: u64,

@@ -13,8 +13,10 @@ use super::{Identity, IdentityError, now};
 
 /// How often each instance writes its counts.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(10);
-/// Days of per-day counts kept and shown.
+/// Days of per-day counts kept and shown (and of ended keys kept).
 pub const RETENTION_DAYS: i64 = 90;
+/// How often each instance applies the retention.
+pub const PURGE_EVERY: Duration = Duration::from_secs(3600);
 const SECS_PER_DAY: i64 = 86_400;
 
 #[derive(Debug, Clone)]
@@ -75,6 +77,36 @@ impl UsageBuffer {
             .collect()
     }
 
+    /// This instance's unwritten (day, requests) of one key.
+    pub fn pending_for(&self, key_id: &str) -> Vec<(i64, i64)> {
+        self.lock()
+            .iter()
+            .filter(|((id, _), _)| id == key_id)
+            .map(|((_, day), tally)| (*day, tally.requests))
+            .collect()
+    }
+
+    /// This instance's latest unwritten use of one key: (time, address).
+    pub fn latest_for(&self, key_id: &str) -> Option<(i64, Option<String>)> {
+        self.lock()
+            .iter()
+            .filter(|((id, _), _)| id == key_id)
+            .map(|(_, tally)| (tally.last_used_at, tally.last_used_ip.clone()))
+            .max_by_key(|(at, _)| *at)
+    }
+
+    /// `key` with this instance's unwritten last use applied, so listings do not lag behind it.
+    pub fn apply_latest(&self, key: &mut store::identity::apikeys::ApiKeyRecord) {
+        if let Some((at, ip)) = self.latest_for(&key.id)
+            && key.last_used_at.is_none_or(|stored| stored <= at)
+        {
+            key.last_used_at = Some(at);
+            if ip.is_some() {
+                key.last_used_ip = ip;
+            }
+        }
+    }
+
     /// Puts back counts whose write failed, merged with what arrived meanwhile.
     fn restore(&self, deltas: Vec<UsageDelta>) {
         let mut tallies = self.lock();
@@ -97,11 +129,10 @@ impl Identity {
     /// Writes this instance's buffered usage; on failure the counts stay buffered.
     pub async fn flush_key_usage(&self) -> Result<(), IdentityError> {
         let deltas = self.usage.drain();
-        let keep_from = day_of(now()) - (RETENTION_DAYS - 1);
         if deltas.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.db.add_api_key_usage(&deltas, keep_from).await {
+        if let Err(e) = self.db.add_api_key_usage(&deltas).await {
             metrics::counter!("tradesignal_api_key_usage_flush_failures_total").increment(1);
             self.usage.restore(deltas);
             return Err(e.into());
@@ -109,16 +140,36 @@ impl Identity {
         Ok(())
     }
 
-    /// Flushes usage every `FLUSH_EVERY` until `stop` completes, then once more.
+    /// Retention of key history: usage older than 90 days, and keys that ended more than 90 days ago.
+    async fn purge_key_history(&self) -> Result<(), IdentityError> {
+        let at = now();
+        self.db
+            .purge_api_key_history(
+                day_of(at) - (RETENTION_DAYS - 1),
+                at - RETENTION_DAYS * SECS_PER_DAY,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Flushes usage every `FLUSH_EVERY` (and purges old history every `PURGE_EVERY`) until `stop`
+    /// completes, then flushes once more.
     pub async fn run_usage_flusher(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let mut ticker = tokio::time::interval(FLUSH_EVERY);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut purge = tokio::time::interval(PURGE_EVERY);
+        purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
                     if let Err(e) = self.flush_key_usage().await {
                         tracing::warn!(error = %e, "API key usage not written yet; kept for the next flush");
+                    }
+                }
+                _ = purge.tick() => {
+                    if let Err(e) = self.purge_key_history().await {
+                        tracing::warn!(error = %e, "old API key history not purged; retrying later");
                     }
                 }
                 () = &mut stop => break,

@@ -680,7 +680,7 @@ backend_test!(
         assert_eq!(response.status(), 429, "one bucket for the owner");
         assert!(response.headers().get("retry-after").is_some());
 
-        // Usage counts every request made with the key, the refused one included.
+        // Usage counts the requests the key was allowed to make (not the refused one).
         let usage = app
             .state
             .identity
@@ -697,7 +697,7 @@ backend_test!(
             .await
             .expect("usage");
         let today = usage.1.last().expect("a day");
-        assert_eq!(today.requests, 4);
+        assert_eq!(today.requests, 3);
         assert_eq!(usage.0.last_used_ip.as_deref(), Some("127.0.0.1"));
         assert!(usage.0.last_used_at.is_some());
     }
@@ -820,3 +820,156 @@ async fn a_key_request_costs_one_redis_round_trip() {
     let per_request = (proxy.commands() - before) as f64 / 20.0;
     assert_eq!(per_request, 1.0, "the owner's quota in one trip");
 }
+
+backend_test!(recovery_ends_keys_and_rotation_needs_room, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let (_, admin, _) = app
+        .create_user_with_2fa("head@example.com", "super_admin")
+        .await;
+    let (user_id, session) = app.user_with_tier("rob@example.com", "free").await;
+    let (a, key_a) = new_key(&app, &session, &["market:read"]).await;
+    let (b, _) = new_key(&app, &session, &["market:read"]).await;
+
+    // A free plan allows two keys: a rotation with grace (three working keys) needs room once.
+    let rotate = |id: String, grace: u32| {
+        let (app, session) = (&app, &session);
+        async move {
+            app.post_as(
+                session,
+                &format!("/api/v1/api-keys/{id}/rotate"),
+                json!({"grace_hours": grace}),
+            )
+            .await
+        }
+    };
+    assert_eq!(rotate(a.clone(), 1).await.status(), 201);
+    let response = rotate(b.clone(), 1).await;
+    assert_eq!(response.status(), 403, "no room for a second grace period");
+    assert!(
+        problem(response).await["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("plan-limit"))
+    );
+    assert_eq!(
+        rotate(b, 0).await.status(),
+        201,
+        "without grace there is always room"
+    );
+    assert_eq!(
+        get_with_key(&app, "/api/v1/trades", &key_a).await.status(),
+        200,
+        "in grace"
+    );
+
+    // An administrator's revocation of a user's sessions ends their keys too.
+    let response = admin
+        .client
+        .post(app.url(&format!("/api/v1/admin/users/{user_id}/revoke-sessions")))
+        .bearer_auth(&admin.access)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        get_with_key(&app, "/api/v1/trades", &key_a).await.status(),
+        401
+    );
+
+    // So does a password reset by emailed link (account recovery).
+    let fresh = app.login("rob@example.com").await;
+    let (_, key_c) = new_key(&app, &fresh, &["market:read"]).await;
+    assert_eq!(
+        get_with_key(&app, "/api/v1/trades", &key_c).await.status(),
+        200
+    );
+    app.post_json(
+        &app.client,
+        "/api/v1/auth/forgot-password",
+        json!({"email": "rob@example.com"}),
+    )
+    .await;
+    let mail = app
+        .mail_containing("rob@example.com", "/reset-password?token=")
+        .await;
+    let token = token_in(&mail, "/reset-password?token=");
+    let response = app
+        .post_json(
+            &app.client,
+            "/api/v1/auth/reset-password",
+            json!({"token": token, "new_password": "Another-Granite-Falcon-93!"}),
+        )
+        .await;
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        get_with_key(&app, "/api/v1/trades", &key_c).await.status(),
+        401
+    );
+    app.mail_containing("rob@example.com", "every API key revoked")
+        .await;
+});
+
+backend_test!(
+    keys_in_paths_repeated_headers_and_floods_of_bad_keys,
+    |backend| {
+        let app = TestApp::spawn_with(
+            backend,
+            Options {
+                env: vec![("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1".into())],
+                ..Options::default()
+            },
+        )
+        .await;
+        let (_, session) = app.user_with_tier("fld@example.com", "pro").await;
+        let (_, key) = new_key(&app, &session, &["market:read"]).await;
+
+        // In a path, too.
+        let response = reqwest::Client::new()
+            .get(app.url(&format!("/api/v1/companies/{key}")))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 401);
+        assert!(
+            problem(response).await["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("api-key-in-url"))
+        );
+
+        // Two Authorization headers are not resolved by picking one.
+        let response = reqwest::Client::new()
+            .get(app.url("/api/v1/trades"))
+            .header("authorization", format!("Bearer {key}"))
+            .header("authorization", "Bearer nonsense")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 401);
+
+        // Made-up keys (anyone can compute the checksum) from one address: after 20 failures within a
+        // minute, keys from that address are refused without a lookup — even a genuine one — while
+        // other addresses are unaffected.
+        let from = |ip: &'static str, key: String| {
+            let app = &app;
+            async move {
+                reqwest::Client::new()
+                    .get(app.url("/api/v1/trades"))
+                    .header("x-forwarded-for", ip)
+                    .bearer_auth(key)
+                    .send()
+                    .await
+                    .expect("request")
+                    .status()
+            }
+        };
+        for _ in 0..20 {
+            let made_up = security::apikey::generate().key.to_string();
+            assert_eq!(from("203.0.113.7", made_up).await, 401);
+        }
+        assert_eq!(
+            from("203.0.113.7", key.clone()).await,
+            401,
+            "no lookup for this address"
+        );
+        assert_eq!(from("203.0.113.8", key.clone()).await, 200);
+    }
+);

@@ -134,7 +134,11 @@ backend_test!(enrolment_then_login_needs_both_factors, |backend| {
             json!({"code": wrong}),
         )
         .await;
-    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.status(),
+        403,
+        "a wrong code; the session itself is fine"
+    );
     assert!(
         problem(response).await["type"]
             .as_str()
@@ -160,6 +164,11 @@ backend_test!(enrolment_then_login_needs_both_factors, |backend| {
         .expect("me");
     assert_eq!(me["mfa_enabled"], true);
     assert!(!me.to_string().contains(secret), "no secret in the profile");
+    assert_eq!(
+        app.get_as(&plain, "/api/v1/auth/me").await.status(),
+        401,
+        "sessions opened with the password alone end when 2FA goes on"
+    );
     app.mail_containing("ann@example.com", "Two-factor authentication was turned on")
         .await;
     // Backup codes are stored as keyed hashes only.
@@ -260,22 +269,27 @@ backend_test!(codes_are_accepted_once_never_stale, |backend| {
         "a stale code is refused"
     );
     // Malformed codes are wrong codes.
-    assert_eq!(try_code("198.51.100.3", "12345".into()).await, 401);
-    assert_eq!(try_code("198.51.100.4", "abcdef".into()).await, 401);
+    assert_eq!(try_code("198.51.100.3", "abcdef".into()).await, 401);
 
-    // Two challenges, one fresh code sent to both at once: exactly one wins.
-    let first = browser();
-    let second = browser();
-    let token_a = app.login_for_mfa_token(&first, "bob@example.com").await;
-    let token_b = app.login_for_mfa_token(&second, "bob@example.com").await;
+    // One fresh code sent at once to a login's second step and to a step-up of a signed-in session
+    // (an account has one live login challenge at a time): exactly one accepts it.
+    let session = app
+        .login_with_totp("bob@example.com", &mut authenticator)
+        .await;
+    let client = browser();
+    let token = app.login_for_mfa_token(&client, "bob@example.com").await;
     let code = authenticator.code().await;
     let (a, b) = tokio::join!(
-        login_mfa(&app, &first, json!({"mfa_token": token_a, "code": code})),
-        login_mfa(&app, &second, json!({"mfa_token": token_b, "code": code})),
+        login_mfa(&app, &client, json!({"mfa_token": token, "code": code})),
+        app.post_as(
+            &session,
+            "/api/v1/auth/reauth",
+            json!({"password": PASSWORD, "code": code})
+        ),
     );
     let mut statuses = [a.status().as_u16(), b.status().as_u16()];
     statuses.sort_unstable();
-    assert_eq!(statuses, [200, 401], "one code, one login");
+    assert_eq!(statuses, [200, 401], "one code, one use");
 });
 
 backend_test!(mfa_tokens_are_single_use_short_lived_and_bound, |backend| {
@@ -448,15 +462,73 @@ backend_test!(
             "{statuses:?}"
         );
 
+        // Many challenges at once (each minted from its own address) buy no more: the account's
+        // code checks are reserved one by one, five before a pause, whatever the token, address or
+        // device.
+        let reset_budget = || async {
+            sqlx::query::<sqlx::Any>("UPDATE mfa_totp SET failed_checks = 0, blocked_until = 0")
+                .execute(app.state.db.pool())
+                .await
+                .expect("reset budget");
+            app.state
+                .identity
+                .guard
+                .unlock(&account_key_of("dan@example.com"))
+                .await
+                .expect("unlock");
+        };
+        reset_budget().await;
+        let mut tokens = Vec::new();
+        for i in 0..8 {
+            let client = browser();
+            let ip = format!("192.0.2.{i}");
+            let token = password_step_from(&app, &client, &ip, "dan@example.com").await;
+            tokens.push((client, ip, token));
+        }
+        // Minting a challenge ends the earlier ones (newest only).
+        let dead = mfa_from(
+            &app,
+            &tokens[0].0,
+            &tokens[0].1,
+            json!({"mfa_token": tokens[0].2, "code": "000003"}),
+        )
+        .await;
+        assert_eq!(
+            dead.status(),
+            400,
+            "an earlier challenge ended when a newer one was made"
+        );
+        let (client, ip, token) = tokens.pop().expect("token");
+        let guesses = (0..12).map(|i| {
+            let (app, client, token, ip) = (&app, client.clone(), token.clone(), ip.clone());
+            async move {
+                mfa_from(
+                    app,
+                    &client,
+                    &ip,
+                    json!({"mfa_token": token, "code": format!("{:06}", 200_000 + i)}),
+                )
+                .await
+                .status()
+                .as_u16()
+            }
+        });
+        let statuses = futures::future::join_all(guesses).await;
+        assert!(
+            statuses.iter().filter(|s| **s == 401).count() <= 5,
+            "{statuses:?}"
+        );
+        let (failed_checks,): (i64,) =
+            sqlx::query_as::<sqlx::Any, (i64,)>("SELECT failed_checks FROM mfa_totp")
+                .fetch_one(app.state.db.pool())
+                .await
+                .expect("row");
+        assert!(failed_checks <= 5, "{failed_checks} checks ran");
+
         // Wrong codes count toward the account lock like wrong passwords, and a correct password does
         // not reset the count while the second factor is pending: five failures across five challenges
         // (four correct passwords in between) lock the account.
-        app.state
-            .identity
-            .guard
-            .unlock(&account_key_of("dan@example.com"))
-            .await
-            .expect("unlock");
+        reset_budget().await;
         for i in 0..5 {
             let ip = format!("203.0.113.{i}");
             let client = browser();
@@ -520,20 +592,29 @@ backend_test!(backup_codes_work_once_and_regenerate, |backend| {
     .await;
     assert_eq!(response.status(), 401, "a used backup code is refused");
 
-    // One backup code sent on two challenges at once: exactly one wins.
-    let (a_client, b_client) = (browser(), browser());
-    let a = app.login_for_mfa_token(&a_client, "eve@example.com").await;
+    // One backup code sent at once to a login and to a step-up: exactly one accepts it.
+    let a_client = browser();
+    let signed_in = app.login_for_mfa_token(&a_client, "eve@example.com").await;
+    let response = login_mfa(
+        &app,
+        &a_client,
+        json!({"mfa_token": signed_in, "backup_code": codes[2]}),
+    )
+    .await;
+    let tokens: serde_json::Value = response.json().await.expect("json");
+    let session = session_of(a_client, &tokens);
+    let b_client = browser();
     let b = app.login_for_mfa_token(&b_client, "eve@example.com").await;
     let (ra, rb) = tokio::join!(
         login_mfa(
             &app,
-            &a_client,
-            json!({"mfa_token": a, "backup_code": codes[1]})
-        ),
-        login_mfa(
-            &app,
             &b_client,
             json!({"mfa_token": b, "backup_code": codes[1]})
+        ),
+        app.post_as(
+            &session,
+            "/api/v1/auth/reauth",
+            json!({"password": PASSWORD, "code": codes[1]})
         ),
     );
     let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
@@ -541,7 +622,7 @@ backend_test!(backup_codes_work_once_and_regenerate, |backend| {
     assert_eq!(statuses, [200, 401]);
 
     // Using codes down to two left warns the owner.
-    for code in &codes[2..8] {
+    for code in &codes[3..8] {
         let client = browser();
         let token = app.login_for_mfa_token(&client, "eve@example.com").await;
         let response = login_mfa(
@@ -574,7 +655,7 @@ backend_test!(backup_codes_work_once_and_regenerate, |backend| {
         .await;
     assert_eq!(
         response.status(),
-        401,
+        403,
         "a backup code cannot buy new backup codes"
     );
     let code = authenticator.code().await;
@@ -652,7 +733,7 @@ backend_test!(turning_2fa_off_needs_password_and_code, |backend| {
         disable(json!({"password": PASSWORD, "code": "000000"}))
             .await
             .status(),
-        401
+        403
     );
     let code = authenticator.code().await;
     assert_eq!(
@@ -897,24 +978,86 @@ async fn a_code_used_on_one_instance_fails_on_another() {
     };
     let first = TestApp::spawn_with(backend, options(None)).await;
     let second = TestApp::spawn_with(backend, options(Some(first.database_url()))).await;
-    let (_, _, mut authenticator) = first.create_user_with_2fa("ivy@example.com", "user").await;
-    let (a_client, b_client) = (browser(), browser());
-    let a = first
-        .login_for_mfa_token(&a_client, "ivy@example.com")
-        .await;
-    let b = second
-        .login_for_mfa_token(&b_client, "ivy@example.com")
-        .await;
+    let (_, session, mut authenticator) =
+        first.create_user_with_2fa("ivy@example.com", "user").await;
+    let client = browser();
+    let token = second.login_for_mfa_token(&client, "ivy@example.com").await;
     let code = authenticator.code().await;
     let (ra, rb) = tokio::join!(
-        login_mfa(&first, &a_client, json!({"mfa_token": a, "code": code})),
-        login_mfa(&second, &b_client, json!({"mfa_token": b, "code": code})),
+        first.post_as(
+            &session,
+            "/api/v1/auth/reauth",
+            json!({"password": PASSWORD, "code": code})
+        ),
+        login_mfa(&second, &client, json!({"mfa_token": token, "code": code})),
     );
     let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
     statuses.sort_unstable();
-    assert_eq!(
-        statuses,
-        [200, 401],
-        "one code, one login, across instances"
-    );
+    assert_eq!(statuses, [200, 401], "one code, one use, across instances");
 }
+
+backend_test!(
+    a_session_from_before_2fa_was_turned_off_gives_staff_nothing,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let (_, admin, _) = app
+            .create_user_with_2fa("chief@example.com", "super_admin")
+            .await;
+        let (user_id, session, mut authenticator) =
+            app.create_user_with_2fa("rex@example.com", "user").await;
+        assert_eq!(session.claims()["amr"], json!(["pwd", "otp"]));
+        let code = authenticator.code().await;
+        let response = app
+            .post_as(
+                &session,
+                "/api/v1/auth/2fa/totp/disable",
+                json!({"password": PASSWORD, "code": code}),
+            )
+            .await;
+        assert_eq!(response.status(), 204);
+        assert_eq!(
+            app.get_as(&session, "/api/v1/auth/me").await.status(),
+            401,
+            "tokens that claimed a second factor die with it"
+        );
+        let response = admin
+            .client
+            .patch(app.url(&format!("/api/v1/admin/users/{user_id}")))
+            .bearer_auth(&admin.access)
+            .json(&json!({"role": "support"}))
+            .send()
+            .await
+            .expect("promote");
+        assert_eq!(response.status(), 200);
+        let refreshed: serde_json::Value = app
+            .post_json(
+                &session.client,
+                "/api/v1/auth/refresh",
+                json!({"refresh_token": session.refresh}),
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        let promoted = Session {
+            client: session.client.clone(),
+            access: refreshed["access_token"]
+                .as_str()
+                .expect("access")
+                .to_string(),
+            refresh: refreshed["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_string(),
+        };
+        assert_eq!(promoted.claims()["role"], "support");
+        assert_eq!(promoted.claims()["amr"], json!(["pwd"]));
+        let response = app.get_as(&promoted, "/api/v1/admin/users").await;
+        assert_eq!(response.status(), 403);
+        assert!(
+            problem(response).await["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("mfa-enrolment-required"))
+        );
+    }
+);

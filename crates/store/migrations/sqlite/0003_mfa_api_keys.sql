@@ -10,7 +10,11 @@ CREATE TABLE mfa_totp (
     created_at     BIGINT NOT NULL,
     enabled_at     BIGINT,
     -- The last time step whose code was accepted: a code is accepted once, and never one older.
-    last_used_step BIGINT NOT NULL DEFAULT 0
+    last_used_step BIGINT NOT NULL DEFAULT 0,
+    -- Consecutive failed code checks (TOTP or backup code, reserved before each check) and the end of
+    -- the pause they caused: the per-account guessing budget (`security::factor_throttle`).
+    failed_checks  BIGINT NOT NULL DEFAULT 0,
+    blocked_until  BIGINT NOT NULL DEFAULT 0
 );
 
 -- The second step of a login: the mfa_token (stored hashed) issued after the password check.
@@ -41,3 +45,4 @@ CREATE TABLE api_key_usage (
     requests   BIGINT NOT NULL,
     PRIMARY KEY (api_key_id, day)
 );
+CREATE INDEX api_key_usage_day ON api_key_usage (day);

@@ -179,14 +179,22 @@ impl Database {
         .await?)
     }
 
-    /// The user's keys, newest first (revoked and expired ones included, for the record).
-    pub async fn list_api_keys(&self, user_id: &str) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    /// The user's keys, newest first: every usable key, and those that stopped working (revoked,
+    /// expired, past their grace) after `ended_since`.
+    pub async fn list_api_keys(
+        &self,
+        user_id: &str,
+        ended_since: i64,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
         Ok(sqlx::query_as::<Any, ApiKeyRecord>(concat!(
             "SELECT ",
             key_columns!(),
-            " FROM api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+            " FROM api_keys WHERE user_id = $1 AND (revoked_at IS NULL OR revoked_at > $2) \
+             AND (expires_at IS NULL OR expires_at > $2) AND (grace_until IS NULL OR grace_until > $2) \
+             ORDER BY created_at DESC, id DESC"
         ))
         .bind(user_id)
+        .bind(ended_since)
         .fetch_all(self.pool())
         .await?)
     }
@@ -208,27 +216,41 @@ impl Database {
     }
 
     /// Replaces key `old_id` by `new`: the old key keeps working until `grace_until` (revoked at once
-    /// when that is `now`), and is marked as replaced so it cannot be rotated twice.
+    /// when that is `now`), and is marked as replaced so it cannot be rotated twice. A rotation with a
+    /// grace period leaves two keys working, so it needs room: fewer than `limit` other usable keys
+    /// (checked with the owner's row locked on PostgreSQL, inside the statement on SQLite).
     pub async fn rotate_api_key(
         &self,
         old_id: &str,
         new: &ApiKeyRecord,
         grace_until: i64,
+        limit: i64,
     ) -> Result<RotateOutcome, StoreError> {
         let now = new.created_at;
         let mut tx = self.pool().begin().await?;
+        if self.backend() == Backend::Postgres {
+            sqlx::query::<Any>("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(&new.user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let updated = sqlx::query::<Any>(concat!(
             "UPDATE api_keys SET replaced_by = $1, grace_until = $2, \
              revoked_at = CASE WHEN $2 <= $3 THEN $3 ELSE NULL END, \
              revoked_reason = CASE WHEN $2 <= $3 THEN 'rotated' ELSE NULL END \
              WHERE id = $4 AND user_id = $5 AND ",
-            active_key!("$3")
+            active_key!("$3"),
+            " AND ($2 <= $3 OR (SELECT COUNT(*) FROM api_keys AS other WHERE other.user_id = $5 \
+             AND other.id <> $4 AND other.revoked_at IS NULL \
+             AND (other.expires_at IS NULL OR other.expires_at > $3) \
+             AND (other.grace_until IS NULL OR other.grace_until > $3)) < $6)"
         ))
         .bind(&new.id)
         .bind(grace_until)
         .bind(now)
         .bind(old_id)
         .bind(&new.user_id)
+        .bind(limit)
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -239,6 +261,34 @@ impl Database {
         Self::insert_key_row(&mut tx, new).await?;
         tx.commit().await?;
         Ok(RotateOutcome::Rotated)
+    }
+
+    /// Revokes every usable key of a user (account recovery, incident response); their ids.
+    pub async fn revoke_user_api_keys(
+        &self,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar::<Any, String>(
+            "UPDATE api_keys SET revoked_at = $1, revoked_reason = $2 \
+             WHERE user_id = $3 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Stores a key's hash under the active ring key (after a ring rotation).
+    pub async fn update_api_key_hash(&self, id: &str, hash: &str) -> Result<(), StoreError> {
+        sqlx::query::<Any>("UPDATE api_keys SET key_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// Revokes the user's key now; false if it is not theirs or was already revoked.
@@ -263,14 +313,13 @@ impl Database {
     }
 
     /// Adds one instance's buffered usage: per-day counts are summed (instances add, never overwrite)
-    /// and `last_used_*` only ever move forward. Days older than `keep_from_day` are deleted.
-    pub async fn add_api_key_usage(
-        &self,
-        deltas: &[UsageDelta],
-        keep_from_day: i64,
-    ) -> Result<(), StoreError> {
+    /// and `last_used_*` only ever move forward. Rows are written in key order, so two instances
+    /// flushing the same keys take their row locks in the same order and cannot deadlock.
+    pub async fn add_api_key_usage(&self, deltas: &[UsageDelta]) -> Result<(), StoreError> {
+        let mut ordered: Vec<&UsageDelta> = deltas.iter().collect();
+        ordered.sort_by(|a, b| (&a.key_id, a.day).cmp(&(&b.key_id, b.day)));
         let mut tx = self.pool().begin().await?;
-        for d in deltas {
+        for d in ordered {
             sqlx::query::<Any>(
                 "INSERT INTO api_key_usage (api_key_id, day, requests) \
                  SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = $1) \
@@ -293,11 +342,29 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query::<Any>("DELETE FROM api_key_usage WHERE day < $1")
-            .bind(keep_from_day)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Retention: usage days before `usage_from_day`, and keys that stopped working before
+    /// `ended_before` (their usage goes with them).
+    pub async fn purge_api_key_history(
+        &self,
+        usage_from_day: i64,
+        ended_before: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query::<Any>("DELETE FROM api_key_usage WHERE day < $1")
+            .bind(usage_from_day)
+            .execute(self.pool())
+            .await?;
+        sqlx::query::<Any>(
+            "DELETE FROM api_keys WHERE (revoked_at IS NOT NULL AND revoked_at < $1) \
+             OR (expires_at IS NOT NULL AND expires_at < $1) \
+             OR (grace_until IS NOT NULL AND grace_until < $1)",
+        )
+        .bind(ended_before)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 

@@ -15,6 +15,9 @@ pub struct TotpRecord {
     pub created_at: i64,
     pub enabled_at: Option<i64>,
     pub last_used_step: i64,
+    /// Consecutive failed code checks, and until when checks are paused (Unix seconds; 0 = not).
+    pub failed_checks: i64,
+    pub blocked_until: i64,
 }
 
 impl std::fmt::Debug for TotpRecord {
@@ -84,7 +87,8 @@ impl Database {
 
     pub async fn totp_record(&self, user_id: &str) -> Result<Option<TotpRecord>, StoreError> {
         Ok(sqlx::query_as::<Any, TotpRecord>(
-            "SELECT user_id, secret_sealed, created_at, enabled_at, last_used_step FROM mfa_totp WHERE user_id = $1",
+            "SELECT user_id, secret_sealed, created_at, enabled_at, last_used_step, failed_checks, blocked_until \
+             FROM mfa_totp WHERE user_id = $1",
         )
         .bind(user_id)
         .fetch_optional(self.pool())
@@ -92,13 +96,15 @@ impl Database {
     }
 
     /// Turns the pending secret `sealed` on with its first accepted `step` and the backup-code hashes,
-    /// in one transaction; false if another request enabled it, replaced it or used the step first.
+    /// and sets a new security stamp (a password-only login racing this cannot finish), in one
+    /// transaction; false if another request enabled it, replaced it or used the step first.
     pub async fn enable_totp(
         &self,
         user_id: &str,
         sealed: &str,
         step: i64,
         backup_hashes: &[String],
+        stamp: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
@@ -118,11 +124,14 @@ impl Database {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query::<Any>("UPDATE users SET mfa_enabled = 1, updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query::<Any>(
+            "UPDATE users SET mfa_enabled = 1, security_stamp = $1, updated_at = $2 WHERE id = $3",
+        )
+        .bind(stamp)
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
         Self::replace_backup_codes_in(&mut tx, user_id, backup_hashes, now).await?;
         tx.commit().await?;
         Ok(true)
@@ -142,8 +151,43 @@ impl Database {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Removes the secret, the backup codes and pending login challenges, clears the flag and sets a
-    /// new security stamp (so a login racing this cannot finish); true if 2FA was on.
+    /// Reserves one code check before the code is compared: moves the failure count from `seen` to
+    /// `seen + 1` (and sets the pause that count starts, if any) only if no other check moved it first
+    /// and no pause is running. True when this caller holds the check.
+    pub async fn reserve_factor_check(
+        &self,
+        user_id: &str,
+        seen: i64,
+        blocked_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let r = sqlx::query::<Any>(
+            "UPDATE mfa_totp SET failed_checks = failed_checks + 1, blocked_until = $1 \
+             WHERE user_id = $2 AND failed_checks = $3 AND blocked_until <= $4",
+        )
+        .bind(blocked_until)
+        .bind(user_id)
+        .bind(seen)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// A correct code: the failure count starts again.
+    pub async fn clear_factor_checks(&self, user_id: &str) -> Result<(), StoreError> {
+        sqlx::query::<Any>(
+            "UPDATE mfa_totp SET failed_checks = 0, blocked_until = 0 WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the secret, the backup codes and pending login challenges, clears the flag, sets a new
+    /// security stamp (so a login racing this cannot finish) and marks the user's sessions as opened
+    /// without a second factor. Nothing changes unless 2FA was on; true if it was.
     pub async fn remove_mfa(
         &self,
         user_id: &str,
@@ -161,10 +205,15 @@ impl Database {
         .await?
         .rows_affected()
             == 1;
+        if !was_on {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         for statement in [
             "DELETE FROM mfa_totp WHERE user_id = $1",
             "DELETE FROM backup_codes WHERE user_id = $1",
             "DELETE FROM mfa_challenges WHERE user_id = $1",
+            "UPDATE sessions SET amr = 'pwd' WHERE user_id = $1 AND revoked_at IS NULL",
         ] {
             sqlx::query::<Any>(statement)
                 .bind(user_id)
@@ -172,7 +221,7 @@ impl Database {
                 .await?;
         }
         tx.commit().await?;
-        Ok(was_on)
+        Ok(true)
     }
 
     async fn replace_backup_codes_in(
@@ -236,12 +285,20 @@ impl Database {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Stores a login challenge (and purges long-expired ones).
+    /// Stores a login challenge; only the newest of a user's challenges stays usable (earlier
+    /// unfinished ones end), and long-expired ones are purged.
     pub async fn insert_mfa_challenge(&self, c: &NewChallenge) -> Result<(), StoreError> {
         sqlx::query::<Any>("DELETE FROM mfa_challenges WHERE expires_at < $1")
             .bind(c.now - CHALLENGE_RETENTION_SECS)
             .execute(self.pool())
             .await?;
+        sqlx::query::<Any>(
+            "UPDATE mfa_challenges SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+        )
+        .bind(c.now)
+        .bind(&c.user_id)
+        .execute(self.pool())
+        .await?;
         sqlx::query::<Any>(
             "INSERT INTO mfa_challenges (token_hash, user_id, binding, user_stamp, device_id, created_at, expires_at, attempts) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, 0)",
@@ -256,6 +313,24 @@ impl Database {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// The user of a live challenge (unfinished, unexpired, attempts left), without using an attempt.
+    pub async fn mfa_challenge_user(
+        &self,
+        token_hash: &str,
+        now: i64,
+        max: i64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar::<Any, String>(
+            "SELECT user_id FROM mfa_challenges \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 AND attempts < $3",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .bind(max)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     /// Reserves one attempt on a live challenge before any code is checked: with `max` attempts, at
