@@ -18,7 +18,7 @@ use store::identity::{NewSession, UserRecord};
 
 use super::abuse::account_of;
 use super::audit::Event;
-use super::mfa::{FactorCheck, SecondFactor};
+use super::mfa::{FactorCheck, SecondFactor, WrongCode};
 use super::sessions::IssuedTokens;
 use super::{API_SESSION_LIFETIME, Identity, IdentityError, Principal, RequestMeta, now};
 
@@ -240,16 +240,14 @@ impl Identity {
                 Ok(tokens)
             }
             FactorCheck::Invalid => {
-                self.note_failure(&account, device, Some((&user.id, &user.email)), meta)
-                    .await;
-                self.audit(
-                    Event::failure("auth.mfa.failed").subject(&user.id).details(
-                        serde_json::json!({
-                            "step": "login",
-                            "attempt": challenge.attempts,
-                            "method": factor.method(),
-                        }),
-                    ),
+                self.note_wrong_code(
+                    &user,
+                    WrongCode {
+                        step: "login",
+                        method: factor.method(),
+                        session: None,
+                        device,
+                    },
                     meta,
                 )
                 .await;
@@ -387,14 +385,14 @@ impl Identity {
                         }
                     }
                     FactorCheck::Invalid => {
-                        self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
-                            .await;
-                        self.audit(
-                            Event::failure("auth.mfa.failed")
-                                .actor(&user.id)
-                                .subject(&user.id)
-                                .session(&principal.session_id)
-                                .details(serde_json::json!({"step": "reauth", "method": factor.method()})),
+                        self.note_wrong_code(
+                            &user,
+                            WrongCode {
+                                step: "reauth",
+                                method: factor.method(),
+                                session: Some(&principal.session_id),
+                                device: None,
+                            },
                             meta,
                         )
                         .await;

@@ -63,6 +63,15 @@ pub enum FactorCheck {
     Invalid,
 }
 
+/// Where a wrong code was sent, for the lockout and the audit trail.
+pub(super) struct WrongCode<'a> {
+    pub step: &'static str,
+    pub method: &'static str,
+    pub session: Option<&'a str>,
+    /// The valid device cookie's id, if the client presented one.
+    pub device: Option<&'a str>,
+}
+
 /// What `/totp/setup` shows once.
 pub struct TotpEnrolment {
     pub secret: Zeroizing<String>,
@@ -207,6 +216,27 @@ impl Identity {
         }
     }
 
+    /// A wrong code counts toward the account lockout like a wrong password, and is audited as
+    /// `auth.mfa.failed`.
+    pub(super) async fn note_wrong_code(
+        &self,
+        user: &UserRecord,
+        wrong: WrongCode<'_>,
+        meta: &RequestMeta,
+    ) {
+        let account = super::abuse::account_of(&user.email);
+        self.note_failure(&account, wrong.device, Some((&user.id, &user.email)), meta)
+            .await;
+        let mut event = Event::failure("auth.mfa.failed")
+            .actor(&user.id)
+            .subject(&user.id)
+            .details(serde_json::json!({"step": wrong.step, "method": wrong.method}));
+        if let Some(session) = wrong.session {
+            event = event.session(session);
+        }
+        self.audit(event, meta).await;
+    }
+
     /// Audits a used backup code and warns the owner when few remain.
     pub(super) async fn note_backup_code_used(
         &self,
@@ -309,14 +339,14 @@ impl Identity {
             None => false,
         };
         if !enabled {
-            self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
-                .await;
-            self.audit(
-                Event::failure("auth.mfa.failed")
-                    .actor(&user.id)
-                    .subject(&user.id)
-                    .session(&principal.session_id)
-                    .details(serde_json::json!({"step": "enable"})),
+            self.note_wrong_code(
+                &user,
+                WrongCode {
+                    step: "enable",
+                    method: "totp",
+                    session: Some(&principal.session_id),
+                    device: None,
+                },
                 meta,
             )
             .await;
@@ -442,14 +472,14 @@ impl Identity {
                 Ok(())
             }
             FactorCheck::Invalid => {
-                self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
-                    .await;
-                self.audit(
-                    Event::failure("auth.mfa.failed")
-                        .actor(&user.id)
-                        .subject(&user.id)
-                        .session(&principal.session_id)
-                        .details(serde_json::json!({"step": operation, "method": factor.method()})),
+                self.note_wrong_code(
+                    user,
+                    WrongCode {
+                        step: operation,
+                        method: factor.method(),
+                        session: Some(&principal.session_id),
+                        device: None,
+                    },
                     meta,
                 )
                 .await;

@@ -112,27 +112,7 @@ backend_test!(
             401,
             "old claims die at once"
         );
-        let refreshed: serde_json::Value = app
-            .post_json(
-                &target.client,
-                "/api/v1/auth/refresh",
-                json!({"refresh_token": target.refresh}),
-            )
-            .await
-            .json()
-            .await
-            .expect("json");
-        let renewed = Session {
-            client: target.client.clone(),
-            access: refreshed["access_token"]
-                .as_str()
-                .expect("access")
-                .to_string(),
-            refresh: refreshed["refresh_token"]
-                .as_str()
-                .expect("refresh")
-                .to_string(),
-        };
+        let renewed = app.refreshed(&target).await;
         assert_eq!(renewed.claims()["tier"], "pro");
         assert_eq!(renewed.claims()["role"], "support");
         assert_eq!(app.get_as(&renewed, "/api/v1/auth/me").await.status(), 200);

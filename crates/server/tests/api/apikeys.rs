@@ -536,27 +536,7 @@ backend_test!(
             .execute(app.state.db.pool())
             .await
             .expect("age");
-        let refreshed: serde_json::Value = app
-            .post_json(
-                &session.client,
-                "/api/v1/auth/refresh",
-                json!({"refresh_token": session.refresh}),
-            )
-            .await
-            .json()
-            .await
-            .expect("json");
-        let aged = Session {
-            client: session.client.clone(),
-            access: refreshed["access_token"]
-                .as_str()
-                .expect("access")
-                .to_string(),
-            refresh: refreshed["refresh_token"]
-                .as_str()
-                .expect("refresh")
-                .to_string(),
-        };
+        let aged = app.refreshed(&session).await;
         let response = create_key(
             &app,
             &aged,
@@ -750,25 +730,7 @@ async fn a_revocation_holds_at_once_on_another_instance() {
     let Some(backend) = Backend::external() else {
         return;
     };
-    let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4().simple());
-    let keys = vec![
-        (
-            "TRADESIGNAL_JWT_KEYS",
-            security::keys::generate_ring_entry("j1", 32),
-        ),
-        (
-            "TRADESIGNAL_DATA_KEYS",
-            security::keys::generate_ring_entry("d1", 32),
-        ),
-    ];
-    let options = |database_url: Option<String>| Options {
-        env: keys.clone(),
-        redis_prefix: Some(prefix.clone()),
-        database_url,
-        ..Options::default()
-    };
-    let first = TestApp::spawn_with(backend, options(None)).await;
-    let second = TestApp::spawn_with(backend, options(Some(first.database_url()))).await;
+    let (first, second) = TestApp::two_instances(backend).await;
     let (_, session) = first.user_with_tier("two@example.com", "pro").await;
     let (id, key) = new_key(&first, &session, &["market:read"]).await;
     assert_eq!(

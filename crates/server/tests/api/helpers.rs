@@ -1001,3 +1001,48 @@ impl SmtpSink {
         self.mails.lock().map(|m| m.len()).unwrap_or(0)
     }
 }
+
+impl TestApp {
+    /// The session after a refresh: a new access token with the session's current claims.
+    pub async fn refreshed(&self, session: &Session) -> Session {
+        let response = self
+            .post_json(
+                &session.client,
+                "/api/v1/auth/refresh",
+                serde_json::json!({"refresh_token": session.refresh}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "refresh");
+        let body: serde_json::Value = response.json().await.expect("tokens");
+        Session {
+            client: session.client.clone(),
+            access: body["access_token"].as_str().expect("access").to_string(),
+            refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
+        }
+    }
+
+    /// Two instances on one PostgreSQL database and one Redis prefix with the same key rings, as a
+    /// deployment behind a load balancer runs them.
+    pub async fn two_instances(backend: Backend) -> (TestApp, TestApp) {
+        let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4().simple());
+        let keys = vec![
+            (
+                "TRADESIGNAL_JWT_KEYS",
+                security::keys::generate_ring_entry("j1", 32),
+            ),
+            (
+                "TRADESIGNAL_DATA_KEYS",
+                security::keys::generate_ring_entry("d1", 32),
+            ),
+        ];
+        let options = |database_url: Option<String>| Options {
+            env: keys.clone(),
+            redis_prefix: Some(prefix.clone()),
+            database_url,
+            ..Options::default()
+        };
+        let first = TestApp::spawn_with(backend, options(None)).await;
+        let second = TestApp::spawn_with(backend, options(Some(first.database_url()))).await;
+        (first, second)
+    }
+}

@@ -929,19 +929,7 @@ backend_test!(
             .await
             .expect("age sessions");
         let (other_id, _, _) = app.create_user_with_2fa("other@example.com", "user").await;
-        let aged = app
-            .post_as(
-                &admin,
-                "/api/v1/auth/refresh",
-                json!({"refresh_token": admin.refresh}),
-            )
-            .await;
-        let body: serde_json::Value = aged.json().await.expect("json");
-        let aged = Session {
-            client: admin.client.clone(),
-            access: body["access_token"].as_str().expect("access").to_string(),
-            refresh: body["refresh_token"].as_str().expect("refresh").to_string(),
-        };
+        let aged = app.refreshed(&admin).await;
         let response = reset(&aged, &other_id).await.expect("response");
         assert_eq!(response.status(), 401);
         assert!(
@@ -959,25 +947,7 @@ async fn a_code_used_on_one_instance_fails_on_another() {
     let Some(backend) = Backend::external() else {
         return;
     };
-    let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4().simple());
-    let keys = vec![
-        (
-            "TRADESIGNAL_JWT_KEYS",
-            security::keys::generate_ring_entry("j1", 32),
-        ),
-        (
-            "TRADESIGNAL_DATA_KEYS",
-            security::keys::generate_ring_entry("d1", 32),
-        ),
-    ];
-    let options = |database_url: Option<String>| Options {
-        env: keys.clone(),
-        redis_prefix: Some(prefix.clone()),
-        database_url,
-        ..Options::default()
-    };
-    let first = TestApp::spawn_with(backend, options(None)).await;
-    let second = TestApp::spawn_with(backend, options(Some(first.database_url()))).await;
+    let (first, second) = TestApp::two_instances(backend).await;
     let (_, session, mut authenticator) =
         first.create_user_with_2fa("ivy@example.com", "user").await;
     let client = browser();
@@ -1029,27 +999,7 @@ backend_test!(
             .await
             .expect("promote");
         assert_eq!(response.status(), 200);
-        let refreshed: serde_json::Value = app
-            .post_json(
-                &session.client,
-                "/api/v1/auth/refresh",
-                json!({"refresh_token": session.refresh}),
-            )
-            .await
-            .json()
-            .await
-            .expect("json");
-        let promoted = Session {
-            client: session.client.clone(),
-            access: refreshed["access_token"]
-                .as_str()
-                .expect("access")
-                .to_string(),
-            refresh: refreshed["refresh_token"]
-                .as_str()
-                .expect("refresh")
-                .to_string(),
-        };
+        let promoted = app.refreshed(&session).await;
         assert_eq!(promoted.claims()["role"], "support");
         assert_eq!(promoted.claims()["amr"], json!(["pwd"]));
         let response = app.get_as(&promoted, "/api/v1/admin/users").await;
