@@ -32,9 +32,33 @@ pub fn handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; metrics then go there instead.
             let _ = metrics::set_global_recorder(recorder);
+            spawn_upkeep(handle.clone());
             handle
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets.
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// The name of the upkeep thread (tests look for it).
+pub const UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// The recorder keeps every histogram sample until something drains it; rendering `/metrics` does,
+/// but nothing may ever scrape (metrics are closed by default). Without this, memory grows by the
+/// samples of every request, for ever. A plain thread, because the recorder outlives any one async
+/// runtime (tests start many).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name(UPKEEP_THREAD.into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "metrics upkeep thread not started; histograms grow until scraped");
+    }
 }
 
 fn method_label(method: &Method) -> &'static str {

@@ -188,3 +188,22 @@ backend_test!(openapi_describes_the_operations, |backend| {
         serde_json::json!([{"bearer": []}, {"api_key": []}])
     );
 });
+
+/// Histogram samples are drained on a timer whatever the configuration: with metrics closed (the
+/// default) nothing scrapes, and without the upkeep thread memory grew by every request's samples.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histograms_are_drained_without_a_scrape() {
+    let _app = TestApp::spawn(Backend::Embedded).await;
+    let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .expect("tasks")
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n == server::http::metrics::UPKEEP_THREAD),
+        "{names:?}"
+    );
+}
