@@ -139,3 +139,55 @@ mod tests {
         assert_eq!(problems.len(), 4, "{problems:?}");
     }
 }
+
+/// The key a client address is counted under by every per-address limit (anonymous quota, endpoint
+/// limits, brute-force counters, spraying throttle). IPv4 by address; IPv6 by its network of
+/// `v6_prefix` bits (a /64 by default: one subscriber gets a whole /64, so counting single addresses
+/// would give one client 2^64 buckets). IPv4-mapped IPv6 addresses count as the IPv4 address.
+pub fn address_bucket(ip: std::net::IpAddr, v6_prefix: u8) -> String {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4.to_string();
+            }
+            let prefix = v6_prefix.clamp(1, 128);
+            let mask = u128::MAX.checked_shl(u32::from(128 - prefix)).unwrap_or(0);
+            let network = std::net::Ipv6Addr::from(u128::from(v6) & mask);
+            format!("{network}/{prefix}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn bucket(ip: &str, prefix: u8) -> String {
+        address_bucket(ip.parse::<IpAddr>().expect("ip"), prefix)
+    }
+
+    #[test]
+    fn ipv6_counts_by_network_ipv4_by_address() {
+        assert_eq!(bucket("203.0.113.7", 64), "203.0.113.7");
+        assert_eq!(bucket("2001:db8:1:2:aaaa::1", 64), "2001:db8:1:2::/64");
+        assert_eq!(
+            bucket("2001:db8:1:2:aaaa::1", 64),
+            bucket("2001:db8:1:2:ffff:ffff:ffff:ffff", 64),
+            "one /64, one bucket"
+        );
+        assert_ne!(bucket("2001:db8:1:2::1", 64), bucket("2001:db8:1:3::1", 64));
+        assert_eq!(bucket("2001:db8:1:2::1", 48), "2001:db8:1::/48");
+        assert_eq!(bucket("2001:db8::1", 128), "2001:db8::1/128");
+        assert_eq!(bucket("::ffff:198.51.100.9", 64), "198.51.100.9");
+        assert_eq!(bucket("::1", 64), "::/64");
+        assert_eq!(
+            bucket("2001:db8::1", 0),
+            "::/1",
+            "clamped to at least one bit"
+        );
+        assert_eq!(bucket("8001:db8::1", 0), "8000::/1");
+    }
+}

@@ -198,6 +198,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         production: settings.is_production(),
         public_origin: settings.public_url.origin().ascii_serialization(),
         allowed_hosts: allowed_hosts(&settings),
+        ipv6_prefix: settings.ipv6_prefix,
     });
     let header_policy = HeaderPolicy {
         strict_transport: settings.is_production() && settings.public_is_https(),

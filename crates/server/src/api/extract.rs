@@ -20,7 +20,7 @@ use security::gcra::{GcraDecision, Quota};
 use security::ratelimit::RateLimits;
 
 use crate::http::bearer::Bearer;
-use crate::http::{ApiError, ClientIp, RequestId};
+use crate::http::{ApiError, ClientBucket, ClientIp, RequestId};
 use crate::identity::access::AuthFailure;
 use crate::identity::audit::Event;
 use crate::identity::{Caller, CallerCredential, Principal, RequestMeta};
@@ -115,14 +115,11 @@ pub async fn authenticate(
                 .map(|(principal, quota)| (Caller::from(principal), quota))
         }
         Presented::ApiKey(key) => {
-            let ip = parts
+            let bucket = parts
                 .extensions
-                .get::<ClientIp>()
-                .map(|ClientIp(ip)| ip.to_string());
-            state
-                .identity
-                .authenticate_key(&key, limits, ip.as_deref())
-                .await
+                .get::<ClientBucket>()
+                .map(|ClientBucket(bucket)| bucket.as_str());
+            state.identity.authenticate_key(&key, limits, bucket).await
         }
     };
     match outcome {
@@ -163,8 +160,13 @@ impl FromRequestParts<AppState> for Meta {
             .extensions
             .get::<RequestId>()
             .map(|id| id.as_str().to_string());
+        let client_bucket = parts
+            .extensions
+            .get::<ClientBucket>()
+            .map(|ClientBucket(bucket)| bucket.clone());
         Ok(Meta(RequestMeta {
             ip,
+            client_bucket,
             user_agent,
             request_id,
         }))

@@ -161,6 +161,12 @@ pub const VARIABLES: &[Variable] = &[
         "first account lock after 5 failures in 15 minutes; each further lock within a day doubles (cap 24 h)",
     ),
     var(
+        "TRADESIGNAL_IPV6_PREFIX",
+        "64",
+        false,
+        "IPv6 clients are counted by networks of this many bits by every per-address limit (32-128)",
+    ),
+    var(
         "TRADESIGNAL_METRICS_TOKEN",
         "(none: /metrics closed)",
         true,
@@ -441,6 +447,8 @@ impl RawSettings {
         let refresh_grace =
             Duration::from_secs(number("TRADESIGNAL_REFRESH_GRACE_SECS", 10, 0, 60));
         let lockout = Duration::from_secs(number("TRADESIGNAL_LOCKOUT_SECS", 900, 1, 86_400));
+        let ipv6_prefix =
+            u8::try_from(number("TRADESIGNAL_IPV6_PREFIX", 64, 32, 128)).unwrap_or(64);
 
         let session_idle = Duration::from_secs(number(
             "TRADESIGNAL_SESSION_IDLE_SECS",
@@ -537,6 +545,7 @@ impl RawSettings {
             rate_limits,
             rate_limiting,
             lockout,
+            ipv6_prefix,
             mail_from,
             loopback_webhooks_for_tests: false,
             secret_problems,

@@ -70,6 +70,7 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                     if settings.rate_limiting { "on" } else { "off" }.to_string()
                 }
                 "TRADESIGNAL_LOCKOUT_SECS" => settings.lockout.as_secs().to_string(),
+                "TRADESIGNAL_IPV6_PREFIX" => settings.ipv6_prefix.to_string(),
                 other => format!("(unknown variable {other})"),
             };
             (variable.env, value)

@@ -20,6 +20,11 @@ use super::problem::ApiError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
+/// The key the client's address is counted under by per-address limits: the IPv4 address, or the
+/// IPv6 network of the configured prefix (see `security::ratelimit::address_bucket`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientBucket(pub String);
+
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = ApiError;
 
@@ -132,6 +137,8 @@ pub struct EdgePolicy {
     pub public_origin: String,
     /// Host names (without port) requests may be addressed to.
     pub allowed_hosts: Vec<String>,
+    /// IPv6 clients are counted by networks of this many bits (`TRADESIGNAL_IPV6_PREFIX`).
+    pub ipv6_prefix: u8,
 }
 
 /// Load balancers and orchestrators probe these over plain http by address; they reveal nothing.
@@ -190,6 +197,12 @@ pub async fn resolve(
     };
     tracing::Span::current().record("client_ip", tracing::field::display(client));
     request.extensions_mut().insert(ClientIp(client));
+    request
+        .extensions_mut()
+        .insert(ClientBucket(security::ratelimit::address_bucket(
+            client,
+            policy.ipv6_prefix,
+        )));
     request.extensions_mut().insert(OriginalScheme { https });
 
     let probe = is_probe_path(request.uri().path());

@@ -14,7 +14,7 @@ pub mod ratelimit;
 pub mod request_id;
 pub mod telemetry;
 
-pub use client::{ClientIp, ProxyTrust};
+pub use client::{ClientBucket, ClientIp, ProxyTrust};
 pub use headers::{CspNonce, NoReferrer, NoStore};
 pub use json::{ApiJson, SafeJson};
 pub use problem::{ApiError, FieldError};

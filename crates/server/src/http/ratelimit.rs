@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use security::gcra::{GcraDecision, Quota};
 
-use super::ClientIp;
+use super::ClientBucket;
 use super::problem::ApiError;
 use crate::api::extract::{CredentialRefused, Meta, authenticate};
 use crate::identity::audit::Event;
@@ -126,8 +126,8 @@ pub async fn quota(State(state): State<AppState>, request: Request, next: Next) 
     let (mut parts, body) = request.into_parts();
     let ip = parts
         .extensions
-        .get::<ClientIp>()
-        .map(|ClientIp(ip)| ip.to_string())
+        .get::<ClientBucket>()
+        .map(|ClientBucket(bucket)| bucket.clone())
         .unwrap_or_default();
     // A valid access token or API key spends its user's tier quota in the same store round trip as
     // its revocation check; anything else spends the anonymous per-IP quota.
@@ -192,8 +192,8 @@ pub async fn endpoint(
     }
     let ip = request
         .extensions()
-        .get::<ClientIp>()
-        .map(|ClientIp(ip)| ip.to_string())
+        .get::<ClientBucket>()
+        .map(|ClientBucket(bucket)| bucket.clone())
         .unwrap_or_default();
     let limit = state.limits.get(policy);
     let key = format!("rl:{policy}:{ip}");

@@ -24,8 +24,12 @@ pub fn account_of(email: &str) -> String {
 }
 
 impl Identity {
+    /// What the client's address is counted under (its IPv6 network, or its IPv4 address).
     fn ip_of(meta: &RequestMeta) -> &str {
-        meta.ip.as_deref().unwrap_or("unknown")
+        meta.client_bucket
+            .as_deref()
+            .or(meta.ip.as_deref())
+            .unwrap_or("unknown")
     }
 
     /// Refuses the attempt when a backoff, lock or throttle applies (audited once per account and wait).
@@ -124,7 +128,7 @@ impl Identity {
             self.raise_alert(
                 "credential_stuffing",
                 "high",
-                meta.ip.as_deref(),
+                Some(Self::ip_of(meta)),
                 serde_json::json!({"failures_from_ip": self.guard.policy().ip_failures_before_throttle + 1}),
                 meta,
             )

@@ -359,15 +359,16 @@ impl Identity {
     }
 
     /// Authenticates a request carrying an API key and, with `limits`, spends the owner's tier quota
-    /// (the same bucket as their sessions) in one key-value round trip.
+    /// (the same bucket as their sessions) in one key-value round trip. `client_bucket` is what the
+    /// client's address is counted under for failed checks.
     pub async fn authenticate_key(
         &self,
         presented: &str,
         limits: Option<&RateLimits>,
-        ip: Option<&str>,
+        client_bucket: Option<&str>,
     ) -> Result<(Caller, Option<(Quota, Option<GcraDecision>)>), AuthFailure> {
         let lookup = apikey::parse(presented).map_err(|e| AuthFailure::Rejected(e.to_string()))?;
-        let failures_key = format!("akf:{}", ip.unwrap_or("unknown"));
+        let failures_key = format!("akf:{}", client_bucket.unwrap_or("unknown"));
         if self
             .key_failures
             .get(&failures_key)
@@ -462,7 +463,7 @@ impl Identity {
     pub async fn note_key_in_url(&self, presented: &str, meta: &RequestMeta) {
         metrics::counter!("tradesignal_api_keys_in_urls_total").increment(1);
         let Ok((caller, _)) = self
-            .authenticate_key(presented, None, meta.ip.as_deref())
+            .authenticate_key(presented, None, meta.client_bucket.as_deref())
             .await
         else {
             return;

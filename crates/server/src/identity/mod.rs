@@ -47,6 +47,8 @@ pub const AUDIENCE: &str = "tradesignal-api";
 #[derive(Debug, Clone, Default)]
 pub struct RequestMeta {
     pub ip: Option<String>,
+    /// What per-address limits count the client under (the IPv6 network, see `ClientBucket`).
+    pub client_bucket: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
 }

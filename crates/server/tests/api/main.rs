@@ -12,6 +12,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod faults;
+mod hardening;
 mod headers;
 mod market;
 mod market_data;

@@ -1,0 +1,112 @@
+//! The second hardening pass (issue 13): races, floods and trust gaps found by attacking the running
+//! service. Each test failed before its fix.
+
+use serde_json::json;
+
+use crate::backend_test;
+#[allow(unused_imports)]
+use crate::helpers::*;
+
+/// An app that believes `X-Forwarded-For` from the test client, so requests can come from many
+/// addresses.
+async fn behind_proxy(backend: Backend) -> TestApp {
+    TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1".into())],
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+backend_test!(wrong_current_passwords_count_toward_the_lock, |backend| {
+    let app = behind_proxy(backend).await;
+    app.create_user("cpw@example.com", "user").await;
+    let session = app.login("cpw@example.com").await;
+    for i in 0..5 {
+        let response = session
+            .client
+            .post(app.url("/api/v1/auth/change-password"))
+            .bearer_auth(&session.access)
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .json(&json!({"current_password": format!("Wrong-Password-{i}!"), "new_password": "Brand-New-Secret-42!"}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 403, "attempt {i}");
+    }
+    // From a browser that never signed in (no device cookie), elsewhere: the lock holds.
+    let response = browser()
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "203.0.113.50")
+        .json(&json!({"email": "cpw@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 429, "locked by wrong current passwords");
+});
+
+backend_test!(ipv6_clients_are_counted_by_their_64, |backend| {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![
+                ("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1".into()),
+                ("TRADESIGNAL_RATE_LIMITS", "login=3/60".into()),
+            ],
+            ..Options::default()
+        },
+    )
+    .await;
+    let login_from = |ip: String| {
+        let app = &app;
+        async move {
+            browser()
+                .post(app.url("/api/v1/auth/login"))
+                .header("x-forwarded-for", ip)
+                .json(&json!({"email": "nobody@example.com", "password": "Whatever-123!"}))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    // Every address of one /64 shares one bucket...
+    for i in 1..=3 {
+        assert_eq!(login_from(format!("2001:db8:7:7::{i:x}")).await, 401);
+    }
+    assert_eq!(login_from("2001:db8:7:7:ffff:1:2:3".into()).await, 429);
+    // ...another /64 has its own.
+    assert_eq!(login_from("2001:db8:7:8::1".into()).await, 401);
+    // The prefix is configurable.
+    let wide = TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![
+                ("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1".into()),
+                ("TRADESIGNAL_RATE_LIMITS", "login=1/60".into()),
+                ("TRADESIGNAL_IPV6_PREFIX", "48".into()),
+            ],
+            ..Options::default()
+        },
+    )
+    .await;
+    let status = |ip: &'static str| {
+        let wide = &wide;
+        async move {
+            browser()
+                .post(wide.url("/api/v1/auth/login"))
+                .header("x-forwarded-for", ip)
+                .json(&json!({"email": "nobody@example.com", "password": "Whatever-123!"}))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("2001:db8:7:1::1").await, 401);
+    assert_eq!(status("2001:db8:7:2::1").await, 429, "one /48");
+});
