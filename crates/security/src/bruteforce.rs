@@ -19,7 +19,7 @@ use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
-use crate::kv::{KvError, KvStore};
+use crate::kv::{KvError, KvStore, Reserved};
 
 /// The limits; defaults are the hardening plan's.
 #[derive(Debug, Clone, Copy)]
@@ -91,6 +91,13 @@ pub struct FailureEffects {
     pub ip_throttled: bool,
     /// This device cookie is now locked.
     pub device_locked: bool,
+}
+
+/// An attempt counted before its secret is checked (see `BruteForce::reserve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// The account's (or, with a device cookie, the device's) attempt count, this one included.
+    pub count: u64,
 }
 
 /// Who is attempting: the account key (a hash of the normalised email), the client IP and, when the
@@ -182,8 +189,91 @@ impl BruteForce {
         Ok(None)
     }
 
-    /// Counts a failed password (or current-password, TOTP, backup code) check.
+    /// The counter an attempt is reserved on and its limit: the device's with a valid device cookie,
+    /// else the account's.
+    fn counter_of(&self, attempt: &Attempt<'_>) -> (String, u64) {
+        match attempt.device {
+            Some(device) => (
+                format!("bf:dev:{device}"),
+                self.policy.device_failures_before_lock,
+            ),
+            None => (
+                format!("bf:acct:{}", attempt.account),
+                self.policy.failures_before_lock,
+            ),
+        }
+    }
+
+    /// Counts the attempt before its secret is checked, in one atomic step with the checks that
+    /// refuse it (IP throttle, lock or device lock, backoff): of any number of concurrent attempts,
+    /// at most the allowed number are ever checked inside the window. A wrong secret then goes to
+    /// `record_reserved_failure`, a right one to `record_success` (a completed sign-in) or `release`.
+    pub async fn reserve(
+        &self,
+        attempt: &Attempt<'_>,
+    ) -> Result<Result<Reservation, Blocked>, KvError> {
+        let ipblock = format!("bf:ipblock:{}", attempt.ip);
+        let (blockers, reasons) = match attempt.device {
+            Some(device) => (
+                vec![ipblock, format!("bf:devlock:{device}")],
+                [Block::IpThrottled, Block::DeviceLocked, Block::DeviceLocked],
+            ),
+            None => (
+                vec![
+                    ipblock,
+                    format!("bf:lock:{}", attempt.account),
+                    format!("bf:wait:{}:{}", attempt.account, attempt.ip),
+                ],
+                [Block::IpThrottled, Block::Locked, Block::Backoff],
+            ),
+        };
+        let keys: Vec<&str> = blockers.iter().map(String::as_str).collect();
+        let (counter, limit) = self.counter_of(attempt);
+        let now = self.now();
+        match self
+            .kv
+            .reserve(&keys, now, &counter, self.policy.failure_window)
+            .await?
+        {
+            Reserved::Blocked { index, until } => Ok(Err(Blocked {
+                reason: reasons.get(index).copied().unwrap_or(Block::Locked),
+                retry_after: Duration::from_secs(until.saturating_sub(now).max(1)),
+            })),
+            // Over the allowance: the attempts that used it are still being checked (the lock comes
+            // with the last of them), so this one waits as a lock would.
+            Reserved::Counted(count) if count > limit => Ok(Err(Blocked {
+                reason: if attempt.device.is_some() {
+                    Block::DeviceLocked
+                } else {
+                    Block::Locked
+                },
+                retry_after: self.policy.first_lock,
+            })),
+            Reserved::Counted(count) => Ok(Ok(Reservation { count })),
+        }
+    }
+
+    /// Gives back a reserved attempt whose secret was right, where the counters must not be reset
+    /// (a password step still waiting for its second factor, a step-up).
+    pub async fn release(&self, attempt: &Attempt<'_>) -> Result<(), KvError> {
+        self.kv.release(&self.counter_of(attempt).0).await
+    }
+
+    /// Counts a failed password (or current-password, TOTP, backup code) check that was not reserved.
     pub async fn record_failure(&self, attempt: &Attempt<'_>) -> Result<FailureEffects, KvError> {
+        let (counter, _) = self.counter_of(attempt);
+        let count = self.kv.incr(&counter, self.policy.failure_window).await?;
+        self.record_reserved_failure(attempt, &Reservation { count })
+            .await
+    }
+
+    /// Records a failed check of a reserved attempt: the per-IP and per-pair counters, and the lock
+    /// when this reservation used up the allowance (exactly one attempt does, however many raced).
+    pub async fn record_reserved_failure(
+        &self,
+        attempt: &Attempt<'_>,
+        reservation: &Reservation,
+    ) -> Result<FailureEffects, KvError> {
         let p = self.policy;
         let mut effects = FailureEffects::default();
 
@@ -201,11 +291,7 @@ impl BruteForce {
         }
 
         if let Some(device) = attempt.device {
-            let n = self
-                .kv
-                .incr(&format!("bf:dev:{device}"), p.failure_window)
-                .await?;
-            if n >= p.device_failures_before_lock {
+            if reservation.count == p.device_failures_before_lock {
                 self.set_until(&format!("bf:devlock:{device}"), p.first_lock)
                     .await?;
                 self.kv.delete(&format!("bf:dev:{device}")).await?;
@@ -230,11 +316,7 @@ impl BruteForce {
                 .await?;
         }
 
-        let account = self
-            .kv
-            .incr(&format!("bf:acct:{}", attempt.account), p.failure_window)
-            .await?;
-        if account >= p.failures_before_lock {
+        if reservation.count == p.failures_before_lock {
             // Locks are remembered for a day after the latest one ends, so a patient attacker who waits
             // out each lock still meets doubling locks.
             let locks_key = format!("bf:locks:{}", attempt.account);

@@ -17,11 +17,36 @@ pub enum KvError {
     Protocol(String),
 }
 
+/// The answer of `KvStore::reserve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    /// `blockers[index]` holds a Unix time in seconds later than `now`: refused, nothing counted.
+    Blocked { index: usize, until: u64 },
+    /// Not blocked; the counter now holds this value (this attempt included).
+    Counted(u64),
+}
+
 #[async_trait]
 pub trait KvStore: Send + Sync + 'static {
     /// Adds one to the counter at `key` and returns the new value. The TTL starts when the counter is
     /// created and is not extended by later increments, so a window of `ttl` is fixed.
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, KvError>;
+
+    /// Brute-force reservation, atomically and in one round trip: if any key of `blockers` holds a
+    /// Unix time (seconds) later than `now`, `Blocked`; otherwise adds one to `counter` (created with
+    /// `ttl`, as `incr`) and returns its value. A check before slow work and a count after it would be
+    /// a race: every request in flight would pass the check.
+    async fn reserve(
+        &self,
+        blockers: &[&str],
+        now: u64,
+        counter: &str,
+        ttl: Duration,
+    ) -> Result<Reserved, KvError>;
+
+    /// Takes one back from a counter (an attempt reserved by `reserve` that turned out right but must
+    /// not wipe the count); never below zero, and no effect on a missing key.
+    async fn release(&self, counter: &str) -> Result<(), KvError>;
 
     /// Stores `value` at `key` for `ttl`, replacing what was there.
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), KvError>;

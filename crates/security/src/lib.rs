@@ -23,4 +23,4 @@ pub mod totp;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use gcra::{GcraDecision, Quota};
-pub use kv::{KvError, KvStore};
+pub use kv::{KvError, KvStore, Reserved};

@@ -270,6 +270,82 @@ async fn redis_enforces_the_same_lockout() {
     assert!(blocked.retry_after > Duration::from_secs(890));
 }
 
+/// Forty wrong passwords at once from forty addresses: the attempts are reserved before any check, so
+/// at most five are ever checked, exactly one of them sets the lock, and the right password is refused
+/// while it holds. Run on the in-process store and on Redis.
+async fn reservations_bound_concurrent_guesses(bf: Arc<BruteForce>) {
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let bf = bf.clone();
+            tokio::spawn(async move {
+                let ip = format!("10.20.0.{i}");
+                let a = attempt("raced", &ip);
+                match bf.reserve(&a).await.expect("reserve") {
+                    Ok(reservation) => {
+                        // The slow check happens here; every reservation above fails it.
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        let effects = bf
+                            .record_reserved_failure(&a, &reservation)
+                            .await
+                            .expect("record");
+                        (true, effects.locked_for.is_some())
+                    }
+                    Err(blocked) => {
+                        assert_eq!(blocked.reason, Block::Locked);
+                        (false, false)
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    let mut locks = 0;
+    for t in tasks {
+        let (was_checked, locked) = t.await.expect("task");
+        checked += usize::from(was_checked);
+        locks += usize::from(locked);
+    }
+    assert_eq!(checked, 5, "only the lock's allowance is checked");
+    assert_eq!(locks, 1, "one lock, not one per racing failure");
+    let blocked = bf
+        .reserve(&attempt("raced", "10.30.0.1"))
+        .await
+        .expect("reserve")
+        .expect_err("locked");
+    assert_eq!(blocked.reason, Block::Locked);
+    // A right secret that is not a completed sign-in gives its reservation back.
+    let other = attempt("released", "10.40.0.1");
+    for _ in 0..10 {
+        bf.reserve(&other).await.expect("reserve").expect("room");
+        bf.release(&other).await.expect("release");
+    }
+    bf.reserve(&other)
+        .await
+        .expect("reserve")
+        .expect("released attempts do not accumulate");
+}
+
+#[tokio::test]
+async fn concurrent_guesses_are_reserved_in_memory() {
+    let (bf, _clock) = memory();
+    reservations_bound_concurrent_guesses(Arc::new(bf)).await;
+}
+
+#[tokio::test]
+async fn concurrent_guesses_are_reserved_in_redis() {
+    let Some(url) = std::env::var("TRADESIGNAL_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: Redis reservations not run");
+        return;
+    };
+    let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4().simple());
+    let kv: Arc<dyn KvStore> = Arc::new(RedisKv::connect(&url, &prefix).await.expect("redis"));
+    let bf = BruteForce::new(kv, Arc::new(SystemClock), LockoutPolicy::default());
+    reservations_bound_concurrent_guesses(Arc::new(bf)).await;
+}
+
 #[tokio::test]
 async fn failover_serves_from_memory_while_the_primary_is_down() {
     // A primary that never answers: every operation must still work, from the fallback.
@@ -334,6 +410,18 @@ impl KvStore for DeadKv {
         _: security::Quota,
         _: u32,
     ) -> Result<security::GcraDecision, security::KvError> {
+        Err(security::KvError::Unavailable("down".into()))
+    }
+    async fn reserve(
+        &self,
+        _: &[&str],
+        _: u64,
+        _: &str,
+        _: Duration,
+    ) -> Result<security::Reserved, security::KvError> {
+        Err(security::KvError::Unavailable("down".into()))
+    }
+    async fn release(&self, _: &str) -> Result<(), security::KvError> {
         Err(security::KvError::Unavailable("down".into()))
     }
     async fn ping(&self) -> Result<(), security::KvError> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use security::{KvStore, ManualClock, Quota};
+use security::{KvStore, ManualClock, Quota, Reserved};
 use store::{MemoryKv, RedisKv};
 
 fn redis_url() -> Option<String> {
@@ -160,6 +160,73 @@ async fn counters_are_atomic_under_concurrency(kv: Arc<dyn KvStore>) {
     assert_eq!(seen, (1..=50).collect::<Vec<_>>());
 }
 
+async fn reserve_counts_unless_blocked(kv: &dyn KvStore) {
+    let ttl = Duration::from_secs(60);
+    let now = 1_700_000_000;
+    // No blockers set: counted.
+    assert_eq!(
+        kv.reserve(&["b1", "b2"], now, "r", ttl)
+            .await
+            .expect("reserve"),
+        Reserved::Counted(1)
+    );
+    // A blocker in the past does not block; one in the future does, and nothing is counted.
+    kv.set("b1", &(now - 5).to_string(), ttl)
+        .await
+        .expect("set");
+    kv.set("b2", &(now + 30).to_string(), ttl)
+        .await
+        .expect("set");
+    assert_eq!(
+        kv.reserve(&["b1", "b2"], now, "r", ttl)
+            .await
+            .expect("reserve"),
+        Reserved::Blocked {
+            index: 1,
+            until: now + 30
+        }
+    );
+    assert_eq!(kv.get("r").await.expect("get").as_deref(), Some("1"));
+    assert_eq!(
+        kv.reserve(&["b1"], now, "r", ttl).await.expect("reserve"),
+        Reserved::Counted(2)
+    );
+    // Release gives one back, never below zero, and ignores missing counters.
+    kv.release("r").await.expect("release");
+    assert_eq!(kv.get("r").await.expect("get").as_deref(), Some("1"));
+    kv.release("r").await.expect("release");
+    kv.release("r").await.expect("release");
+    assert_eq!(kv.get("r").await.expect("get").as_deref(), Some("0"));
+    kv.release("missing").await.expect("release");
+    assert_eq!(kv.get("missing").await.expect("get"), None);
+}
+
+async fn reserve_is_atomic_under_concurrency(kv: Arc<dyn KvStore>) {
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let kv = kv.clone();
+            tokio::spawn(async move {
+                kv.reserve(&["rb"], 1_700_000_000, "rc", Duration::from_secs(60))
+                    .await
+                    .expect("reserve")
+            })
+        })
+        .collect();
+    let mut counts = vec![];
+    for t in tasks {
+        match t.await.expect("task") {
+            Reserved::Counted(n) => counts.push(n),
+            blocked => panic!("{blocked:?}"),
+        }
+    }
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=40).collect::<Vec<_>>(),
+        "every reservation a distinct count"
+    );
+}
+
 #[tokio::test]
 async fn memory_store_conforms() {
     let clock = ManualClock::new(1_700_000_000_000_000);
@@ -173,6 +240,8 @@ async fn memory_store_conforms() {
     gcra_admits_exactly_the_burst(&kv).await;
     gcra_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
     counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;
+    reserve_counts_unless_blocked(&kv).await;
+    reserve_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
     // Refill after the period.
     clock.advance(Duration::from_secs(3600));
     assert_eq!(
@@ -213,6 +282,8 @@ async fn redis_store_conforms() {
     gcra_admits_exactly_the_burst(&kv).await;
     gcra_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
     counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;
+    reserve_counts_unless_blocked(&kv).await;
+    reserve_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use security::bruteforce::{Attempt, Blocked, FailureEffects, account_key};
+use security::bruteforce::{Attempt, Blocked, FailureEffects, Reservation, account_key};
 use security::gcra::Quota;
 use security::tokens::OpaqueToken;
 use store::identity::OneTimePurpose;
@@ -23,6 +23,15 @@ pub fn account_of(email: &str) -> String {
     }
 }
 
+/// An attempt counted by `Identity::reserve_attempt`, to be settled with its outcome.
+#[derive(Debug, Clone)]
+pub struct ReservedAttempt {
+    account: String,
+    device: Option<String>,
+    /// `None` when the store could not count it (the failure is then counted afterwards).
+    reservation: Option<Reservation>,
+}
+
 impl Identity {
     /// What the client's address is counted under (its IPv6 network, or its IPv4 address).
     fn ip_of(meta: &RequestMeta) -> &str {
@@ -32,31 +41,37 @@ impl Identity {
             .unwrap_or("unknown")
     }
 
-    /// Refuses the attempt when a backoff, lock or throttle applies (audited once per account and wait).
-    pub async fn ensure_not_blocked(
+    /// Counts the attempt before its secret is checked — atomically with the checks that refuse it
+    /// (backoff, lock, throttle; refusals audited once per account and wait) — so concurrent guesses
+    /// get no more checks than the lock allows. The result goes back with the outcome:
+    /// `note_failure`, `note_success` (a completed sign-in) or `release_attempt`. Store failures never
+    /// lock anyone out: the attempt proceeds uncounted and its failure is counted afterwards.
+    pub async fn reserve_attempt(
         &self,
         account: &str,
         device: Option<&str>,
         meta: &RequestMeta,
-    ) -> Result<(), IdentityError> {
+    ) -> Result<ReservedAttempt, IdentityError> {
+        let slot = |reservation| ReservedAttempt {
+            account: account.to_string(),
+            device: device.map(str::to_string),
+            reservation,
+        };
         let attempt = Attempt {
             account,
             ip: Self::ip_of(meta),
             device,
         };
-        let blocked = match self.guard.check(&attempt).await {
-            Ok(blocked) => blocked,
-            Err(e) => {
-                tracing::error!(error = %e, "brute-force state unavailable; attempt allowed");
-                None
-            }
-        };
-        let Some(Blocked {
+        let Blocked {
             reason,
             retry_after,
-        }) = blocked
-        else {
-            return Ok(());
+        } = match self.guard.reserve(&attempt).await {
+            Ok(Ok(reservation)) => return Ok(slot(Some(reservation))),
+            Ok(Err(blocked)) => blocked,
+            Err(e) => {
+                tracing::error!(error = %e, "brute-force state unavailable; attempt allowed");
+                return Ok(slot(None));
+            }
         };
         metrics::counter!("tradesignal_auth_throttled_total", "reason" => reason.as_str())
             .increment(1);
@@ -78,20 +93,31 @@ impl Identity {
         Err(IdentityError::Throttled(retry_after))
     }
 
-    /// Counts a failed credential check and acts on what it triggers.
+    fn attempt_of<'a>(slot: &'a ReservedAttempt, meta: &'a RequestMeta) -> Attempt<'a> {
+        Attempt {
+            account: &slot.account,
+            ip: Self::ip_of(meta),
+            device: slot.device.as_deref(),
+        }
+    }
+
+    /// Counts a failed check of a reserved attempt and acts on what it triggers.
     pub async fn note_failure(
         &self,
-        account: &str,
-        device: Option<&str>,
+        slot: &ReservedAttempt,
         user: Option<(&str, &str)>,
         meta: &RequestMeta,
     ) {
-        let attempt = Attempt {
-            account,
-            ip: Self::ip_of(meta),
-            device,
+        let attempt = Self::attempt_of(slot, meta);
+        let recorded = match &slot.reservation {
+            Some(reservation) => {
+                self.guard
+                    .record_reserved_failure(&attempt, reservation)
+                    .await
+            }
+            None => self.guard.record_failure(&attempt).await,
         };
-        let effects = match self.guard.record_failure(&attempt).await {
+        let effects = match recorded {
             Ok(effects) => effects,
             Err(e) => {
                 tracing::error!(error = %e, "failure not counted: brute-force state unavailable");
@@ -136,15 +162,25 @@ impl Identity {
         }
     }
 
-    /// Resets counters after a successful login.
-    pub async fn note_success(&self, account: &str, device: Option<&str>, meta: &RequestMeta) {
-        let attempt = Attempt {
-            account,
-            ip: Self::ip_of(meta),
-            device,
-        };
-        if let Err(e) = self.guard.record_success(&attempt).await {
+    /// A completed sign-in: the account's, the pair's and the device's counters start again.
+    pub async fn note_success(&self, slot: &ReservedAttempt, meta: &RequestMeta) {
+        if let Err(e) = self
+            .guard
+            .record_success(&Self::attempt_of(slot, meta))
+            .await
+        {
             tracing::error!(error = %e, "brute-force counters not reset");
+        }
+    }
+
+    /// A right secret that is not a completed sign-in (a password step waiting for its second factor,
+    /// a step-up, a confirmation): the reserved attempt is given back; earlier failures still count.
+    pub async fn release_attempt(&self, slot: &ReservedAttempt, meta: &RequestMeta) {
+        if slot.reservation.is_none() {
+            return;
+        }
+        if let Err(e) = self.guard.release(&Self::attempt_of(slot, meta)).await {
+            tracing::error!(error = %e, "reserved attempt not released");
         }
     }
 

@@ -303,15 +303,17 @@ impl Identity {
             .user_by_id(&principal.user_id)
             .await?
             .ok_or(IdentityError::NotFound)?;
-        let account = account_of(&user.email);
-        self.ensure_not_blocked(&account, None, meta).await?;
+        let slot = self
+            .reserve_attempt(&account_of(&user.email), None, meta)
+            .await?;
         if matches!(
             self.check_password(&user.email, password).await?,
             Credentials::Valid(_)
         ) {
+            self.release_attempt(&slot, meta).await;
             return Ok(user);
         }
-        self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
+        self.note_failure(&slot, Some((&user.id, &user.email)), meta)
             .await;
         self.audit(
             Event::failure(event)

@@ -108,14 +108,14 @@ impl Identity {
     ) -> Result<LoginOutcome, IdentityError> {
         let account = account_of(email);
         let device = device_cookie.and_then(|c| self.devices.verify(&account, c));
-        self.ensure_not_blocked(&account, device.as_deref(), meta)
+        let slot = self
+            .reserve_attempt(&account, device.as_deref(), meta)
             .await?;
         let user = match self.check_password(email, password).await? {
             Credentials::Valid(user) => user,
             Credentials::Invalid { account: known } => {
                 self.note_failure(
-                    &account,
-                    device.as_deref(),
+                    &slot,
                     known
                         .as_ref()
                         .map(|(id, email)| (id.as_str(), email.as_str())),
@@ -133,6 +133,8 @@ impl Identity {
             }
         };
         if user.has_mfa() {
+            // The password was right, but the sign-in is not complete: earlier failures still count.
+            self.release_attempt(&slot, meta).await;
             let token = OpaqueToken::generate();
             let at = now();
             self.db
@@ -157,12 +159,10 @@ impl Identity {
                 mfa_token: token.token,
             });
         }
-        let device_known = device.clone();
         let tokens = self
             .open_session(&user, &user.security_stamp, "pwd", &account, device, meta)
             .await?;
-        self.note_success(&account, device_known.as_deref(), meta)
-            .await;
+        self.note_success(&slot, meta).await;
         Ok(LoginOutcome::Tokens(tokens))
     }
 
@@ -192,19 +192,25 @@ impl Identity {
             .ok_or(IdentityError::InvalidToken)?;
         let account = account_of(&user.email);
         let device = device_cookie.and_then(|c| self.devices.verify(&account, c));
-        self.ensure_not_blocked(&account, device.as_deref(), meta)
+        let slot = self
+            .reserve_attempt(&account, device.as_deref(), meta)
             .await?;
-        let challenge = self
+        let Some(challenge) = self
             .db
             .reserve_mfa_attempt(&token_hash, now(), MFA_MAX_ATTEMPTS)
             .await?
             .filter(|c| c.user_id == user.id)
-            .ok_or(IdentityError::InvalidToken)?;
+        else {
+            // No code is checked: the counted attempt goes back.
+            self.release_attempt(&slot, meta).await;
+            return Err(IdentityError::InvalidToken);
+        };
         let binding = client_binding(meta, device_cookie);
         if !bool::from(subtle::ConstantTimeEq::ct_eq(
             binding.as_bytes(),
             challenge.binding.as_bytes(),
         )) {
+            self.release_attempt(&slot, meta).await;
             self.db.finish_mfa_challenge(&token_hash, now()).await?;
             self.audit(
                 Event::failure("auth.mfa.failed")
@@ -215,8 +221,14 @@ impl Identity {
             .await;
             return Err(IdentityError::InvalidToken);
         }
-        let device = device.as_deref();
-        match self.check_second_factor(&user, factor).await? {
+        let check = match self.check_second_factor(&user, factor).await {
+            Ok(check) => check,
+            Err(e) => {
+                self.release_attempt(&slot, meta).await;
+                return Err(e);
+            }
+        };
+        match check {
             FactorCheck::Valid { backup_remaining } => {
                 // Finishing is the single-use step: of two requests with one token, one session.
                 if !self.db.finish_mfa_challenge(&token_hash, now()).await? {
@@ -236,7 +248,7 @@ impl Identity {
                         meta,
                     )
                     .await?;
-                self.note_success(&account, device, meta).await;
+                self.note_success(&slot, meta).await;
                 Ok(tokens)
             }
             FactorCheck::Invalid => {
@@ -246,7 +258,7 @@ impl Identity {
                         step: "login",
                         method: factor.method(),
                         session: None,
-                        device,
+                        slot: &slot,
                     },
                     meta,
                 )
@@ -347,8 +359,9 @@ impl Identity {
             (true, Some(code)) => Some(SecondFactor::either(code)),
             (false, _) => None,
         };
-        let account = account_of(&user.email);
-        self.ensure_not_blocked(&account, None, meta).await?;
+        let slot = self
+            .reserve_attempt(&account_of(&user.email), None, meta)
+            .await?;
         let verification = self
             .passwords
             .verify(
@@ -357,7 +370,7 @@ impl Identity {
             )
             .await?;
         if verification == Verification::Invalid {
-            self.note_failure(&account, None, Some((&user.id, &user.email)), meta)
+            self.note_failure(&slot, Some((&user.id, &user.email)), meta)
                 .await;
             self.audit(
                 Event::failure("auth.reauth")
@@ -372,7 +385,14 @@ impl Identity {
         let amr = match factor {
             None => "pwd",
             Some(factor) => {
-                match self.check_second_factor(&user, factor).await? {
+                let check = match self.check_second_factor(&user, factor).await {
+                    Ok(check) => check,
+                    Err(e) => {
+                        self.release_attempt(&slot, meta).await;
+                        return Err(e);
+                    }
+                };
+                match check {
                     FactorCheck::Valid { backup_remaining } => {
                         if let Some(remaining) = backup_remaining {
                             self.note_backup_code_used(
@@ -391,7 +411,7 @@ impl Identity {
                                 step: "reauth",
                                 method: factor.method(),
                                 session: Some(&principal.session_id),
-                                device: None,
+                                slot: &slot,
                             },
                             meta,
                         )
@@ -402,6 +422,7 @@ impl Identity {
                 "pwd otp"
             }
         };
+        self.release_attempt(&slot, meta).await;
         self.db
             .set_auth_time(&principal.session_id, now(), amr)
             .await?;

@@ -14,6 +14,7 @@ use security::totp::{self, TotpSecret};
 use store::identity::UserRecord;
 use zeroize::Zeroizing;
 
+use super::abuse::ReservedAttempt;
 use super::audit::Event;
 use super::{Identity, IdentityError, Principal, RequestMeta, now};
 
@@ -68,8 +69,8 @@ pub(super) struct WrongCode<'a> {
     pub step: &'static str,
     pub method: &'static str,
     pub session: Option<&'a str>,
-    /// The valid device cookie's id, if the client presented one.
-    pub device: Option<&'a str>,
+    /// The attempt as it was reserved (see `Identity::reserve_attempt`).
+    pub slot: &'a ReservedAttempt,
 }
 
 /// What `/totp/setup` shows once.
@@ -224,8 +225,7 @@ impl Identity {
         wrong: WrongCode<'_>,
         meta: &RequestMeta,
     ) {
-        let account = super::abuse::account_of(&user.email);
-        self.note_failure(&account, wrong.device, Some((&user.id, &user.email)), meta)
+        self.note_failure(wrong.slot, Some((&user.id, &user.email)), meta)
             .await;
         let mut event = Event::failure("auth.mfa.failed")
             .actor(&user.id)
@@ -315,9 +315,13 @@ impl Identity {
                 "This enrolment expired: start again with POST /api/v1/auth/2fa/totp/setup.",
             ));
         }
-        let account = super::abuse::account_of(&user.email);
-        self.ensure_not_blocked(&account, None, meta).await?;
-        self.reserve_code_check(&user.id).await?;
+        let slot = self
+            .reserve_attempt(&super::abuse::account_of(&user.email), None, meta)
+            .await?;
+        if let Err(e) = self.reserve_code_check(&user.id).await {
+            self.release_attempt(&slot, meta).await;
+            return Err(e);
+        }
         let secret = self.open_totp(&user.id, &record.secret_sealed)?;
         let step = secret
             .matching_step(code.trim(), unix_now())
@@ -345,13 +349,14 @@ impl Identity {
                     step: "enable",
                     method: "totp",
                     session: Some(&principal.session_id),
-                    device: None,
+                    slot: &slot,
                 },
                 meta,
             )
             .await;
             return Err(IdentityError::WrongCode);
         }
+        self.release_attempt(&slot, meta).await;
         self.db.clear_factor_checks(&user.id).await?;
         // Sessions opened with the password alone (perhaps by whoever made the user turn 2FA on)
         // end now; this one stays.
@@ -461,10 +466,19 @@ impl Identity {
         operation: &'static str,
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
-        let account = super::abuse::account_of(&user.email);
-        self.ensure_not_blocked(&account, None, meta).await?;
-        match self.check_second_factor(user, factor).await? {
+        let slot = self
+            .reserve_attempt(&super::abuse::account_of(&user.email), None, meta)
+            .await?;
+        let check = match self.check_second_factor(user, factor).await {
+            Ok(check) => check,
+            Err(e) => {
+                self.release_attempt(&slot, meta).await;
+                return Err(e);
+            }
+        };
+        match check {
             FactorCheck::Valid { backup_remaining } => {
+                self.release_attempt(&slot, meta).await;
                 if let Some(remaining) = backup_remaining {
                     self.note_backup_code_used(user, remaining, Some(&principal.session_id), meta)
                         .await;
@@ -478,7 +492,7 @@ impl Identity {
                         step: operation,
                         method: factor.method(),
                         session: Some(&principal.session_id),
-                        device: None,
+                        slot: &slot,
                     },
                     meta,
                 )

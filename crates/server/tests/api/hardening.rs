@@ -110,3 +110,109 @@ backend_test!(ipv6_clients_are_counted_by_their_64, |backend| {
     assert_eq!(status("2001:db8:7:1::1").await, 401);
     assert_eq!(status("2001:db8:7:2::1").await, 429, "one /48");
 });
+
+/// Forty wrong passwords for one account at once, each from its own address, spread over `apps`.
+/// Returns (checked, refused): checked attempts answer 401, refused ones 429.
+async fn concurrent_wrong_logins(apps: &[&TestApp], email: &str) -> (usize, usize) {
+    let attempts = (0..40).map(|i| {
+        let app = apps[i % apps.len()];
+        async move {
+            browser()
+                .post(app.url("/api/v1/auth/login"))
+                .header(
+                    "x-forwarded-for",
+                    format!("198.18.{}.{}", i / 200, i % 200 + 1),
+                )
+                .json(&json!({"email": email, "password": format!("Wrong-Guess-{i}!")}))
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    assert!(
+        statuses.iter().all(|s| matches!(s, 401 | 429)),
+        "{statuses:?}"
+    );
+    (
+        statuses.iter().filter(|s| **s == 401).count(),
+        statuses.iter().filter(|s| **s == 429).count(),
+    )
+}
+
+backend_test!(concurrent_guesses_check_at_most_five_passwords, |backend| {
+    let app = behind_proxy(backend).await;
+    app.create_user("race@example.com", "user").await;
+    let (checked, refused) = concurrent_wrong_logins(&[&app], "race@example.com").await;
+    assert!(checked <= 5, "{checked} passwords checked");
+    assert_eq!(checked + refused, 40);
+    let response = browser()
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "203.0.113.90")
+        .json(&json!({"email": "race@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 429, "the account is locked");
+
+    // The same on a signed-in session's password checks: change-password and step-up.
+    app.create_user("race2@example.com", "user").await;
+    let session = app.login("race2@example.com").await;
+    let attempts = (0..20).map(|i| {
+        let (app, session) = (&app, &session);
+        async move {
+            let path = if i % 2 == 0 {
+                "/api/v1/auth/change-password"
+            } else {
+                "/api/v1/auth/reauth"
+            };
+            let body = if i % 2 == 0 {
+                json!({"current_password": format!("Wrong-{i}-Guess!"), "new_password": "Brand-New-Secret-42!"})
+            } else {
+                json!({"password": format!("Wrong-{i}-Guess!")})
+            };
+            session
+                .client
+                .post(app.url(path))
+                .bearer_auth(&session.access)
+                .header("x-forwarded-for", format!("198.19.0.{}", i + 1))
+                .json(&body)
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    let checked = statuses.iter().filter(|s| matches!(s, 401 | 403)).count();
+    assert!(checked <= 5, "{checked} passwords checked: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| matches!(s, 401 | 403 | 429)),
+        "{statuses:?}"
+    );
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_guesses_across_two_instances_check_at_most_five() {
+    let Some(backend) = Backend::external() else {
+        return;
+    };
+    let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4().simple());
+    let options = |database_url: Option<String>| Options {
+        env: vec![("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1".into())],
+        redis_prefix: Some(prefix.clone()),
+        database_url,
+        ..Options::default()
+    };
+    let first = TestApp::spawn_with(backend, options(None)).await;
+    let second = TestApp::spawn_with(backend, options(Some(first.database_url()))).await;
+    first.create_user("both@example.com", "user").await;
+    let (checked, _) = concurrent_wrong_logins(&[&first, &second], "both@example.com").await;
+    assert!(
+        checked <= 5,
+        "{checked} passwords checked across two instances"
+    );
+}

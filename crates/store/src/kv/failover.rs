@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use security::gcra::{GcraDecision, Quota};
-use security::{Clock, KvError, KvStore, SystemClock};
+use security::{Clock, KvError, KvStore, Reserved, SystemClock};
 
 const RETRY_PRIMARY_AFTER_MICROS: u64 = 5_000_000;
 
@@ -97,6 +97,20 @@ macro_rules! failover {
 impl KvStore for FailoverKv {
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, KvError> {
         failover!(self, |kv| kv.incr(key, ttl))
+    }
+
+    async fn reserve(
+        &self,
+        blockers: &[&str],
+        now: u64,
+        counter: &str,
+        ttl: Duration,
+    ) -> Result<Reserved, KvError> {
+        failover!(self, |kv| kv.reserve(blockers, now, counter, ttl))
+    }
+
+    async fn release(&self, counter: &str) -> Result<(), KvError> {
+        failover!(self, |kv| kv.release(counter))
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), KvError> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use security::gcra::{self, GcraDecision, Quota};
-use security::{Clock, KvError, KvStore, SystemClock};
+use security::{Clock, KvError, KvStore, Reserved, SystemClock};
 
 /// Fewest writes between two sweeps of expired entries, so a small map is not swept on every write.
 const MIN_SWEEP_INTERVAL: u64 = 4096;
@@ -203,6 +203,54 @@ impl KvStore for MemoryKv {
         };
         map.put(key, entry, now);
         Ok(1)
+    }
+
+    async fn reserve(
+        &self,
+        blockers: &[&str],
+        now: u64,
+        counter: &str,
+        ttl: Duration,
+    ) -> Result<Reserved, KvError> {
+        let clock = self.clock.now_micros();
+        let mut map = self.lock();
+        for (index, key) in blockers.iter().enumerate() {
+            let until = map.live(key, clock).and_then(|e| match &e.value {
+                Value::Text(t) => t.parse::<u64>().ok(),
+                Value::Counter(n) => Some(*n),
+                Value::Tat(_) => None,
+            });
+            if let Some(until) = until.filter(|until| *until > now) {
+                return Ok(Reserved::Blocked { index, until });
+            }
+        }
+        map.note_write(clock);
+        if let Some(entry) = map.live(counter, clock) {
+            if let Value::Counter(n) = &mut entry.value {
+                *n += 1;
+                return Ok(Reserved::Counted(*n));
+            }
+            return Err(KvError::Protocol(format!(
+                "{counter} does not hold a counter"
+            )));
+        }
+        let entry = Entry {
+            value: Value::Counter(1),
+            expires_at: clock.saturating_add(micros(ttl)),
+        };
+        map.put(counter, entry, clock);
+        Ok(Reserved::Counted(1))
+    }
+
+    async fn release(&self, counter: &str) -> Result<(), KvError> {
+        let clock = self.clock.now_micros();
+        let mut map = self.lock();
+        if let Some(entry) = map.live(counter, clock)
+            && let Value::Counter(n) = &mut entry.value
+        {
+            *n = n.saturating_sub(1);
+        }
+        Ok(())
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), KvError> {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use security::gcra::{GcraDecision, Quota};
-use security::{KvError, KvStore};
+use security::{KvError, KvStore, Reserved};
 
 use crate::url_redact::redact_url;
 
@@ -47,12 +47,34 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 "#;
 
+/// KEYS[1] is the counter, KEYS[2..] the blockers; ARGV[1] now (seconds), ARGV[2] the TTL (ms).
+/// Returns {0, index (0-based), until} when blocked, {1, count} when counted.
+const RESERVE_LUA: &str = r#"
+local now = tonumber(ARGV[1])
+for i = 2, #KEYS do
+  local blocked_until = tonumber(redis.call('GET', KEYS[i]))
+  if blocked_until and blocked_until > now then return {0, i - 2, blocked_until} end
+end
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return {1, n}
+"#;
+
+/// KEYS[1] loses one if it holds a positive count; its TTL stays.
+const RELEASE_LUA: &str = r#"
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n and n > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+"#;
+
 #[derive(Clone)]
 pub struct RedisKv {
     conn: ConnectionManager,
     prefix: String,
     gcra: Script,
     incr: Script,
+    reserve: Script,
+    release: Script,
 }
 
 fn unavailable(e: redis::RedisError) -> KvError {
@@ -86,6 +108,8 @@ impl RedisKv {
             prefix: prefix.to_string(),
             gcra: Script::new(GCRA_LUA),
             incr: Script::new(INCR_LUA),
+            reserve: Script::new(RESERVE_LUA),
+            release: Script::new(RELEASE_LUA),
         };
         kv.ping().await?;
         Ok(kv)
@@ -105,6 +129,46 @@ impl KvStore for RedisKv {
             .arg(millis(ttl))
             .invoke_async(&mut conn)
             .await
+            .map_err(unavailable)
+    }
+
+    async fn reserve(
+        &self,
+        blockers: &[&str],
+        now: u64,
+        counter: &str,
+        ttl: Duration,
+    ) -> Result<Reserved, KvError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.reserve.key(self.key(counter));
+        for blocker in blockers {
+            invocation.key(self.key(blocker));
+        }
+        let reply: Vec<u64> = invocation
+            .arg(now)
+            .arg(millis(ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match reply.as_slice() {
+            [0, index, until] => Ok(Reserved::Blocked {
+                index: usize::try_from(*index).unwrap_or(usize::MAX),
+                until: *until,
+            }),
+            [1, count] => Ok(Reserved::Counted(*count)),
+            other => Err(KvError::Protocol(format!(
+                "reserve script returned {other:?}"
+            ))),
+        }
+    }
+
+    async fn release(&self, counter: &str) -> Result<(), KvError> {
+        let mut conn = self.conn.clone();
+        self.release
+            .key(self.key(counter))
+            .invoke_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
             .map_err(unavailable)
     }
 
