@@ -98,6 +98,12 @@ impl From<IdentityError> for ApiError {
             IdentityError::PlanLimit(message) => {
                 ApiError::new(StatusCode::FORBIDDEN, "plan-limit", message)
             }
+            IdentityError::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "The service is busy; retry in a moment.",
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("2")),
             IdentityError::Internal(e) => ApiError::internal(e),
         }
     }

@@ -102,6 +102,8 @@ pub struct Settings {
     pub lockout: Duration,
     /// IPv6 clients are counted by networks of this many bits (per-address limits).
     pub ipv6_prefix: u8,
+    /// Password hashes that may wait for a thread (`None`: 64 per thread).
+    pub password_queue: Option<usize>,
     pub mail_from: String,
     /// Lets alert webhooks go to `http://127.0.0.1` so the test suite can receive them. No variable
     /// or file sets it: only code that builds `Settings` itself (the tests) can, and production

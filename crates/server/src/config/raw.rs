@@ -161,6 +161,12 @@ pub const VARIABLES: &[Variable] = &[
         "first account lock after 5 failures in 15 minutes; each further lock within a day doubles (cap 24 h)",
     ),
     var(
+        "TRADESIGNAL_PASSWORD_QUEUE",
+        "(64 per hashing thread)",
+        false,
+        "password hashes that may wait for a hashing thread; beyond it sign-ins get 503 with Retry-After (1-100000)",
+    ),
+    var(
         "TRADESIGNAL_IPV6_PREFIX",
         "64",
         false,
@@ -449,6 +455,11 @@ impl RawSettings {
         let lockout = Duration::from_secs(number("TRADESIGNAL_LOCKOUT_SECS", 900, 1, 86_400));
         let ipv6_prefix =
             u8::try_from(number("TRADESIGNAL_IPV6_PREFIX", 64, 32, 128)).unwrap_or(64);
+        let password_queue = self
+            .get("TRADESIGNAL_PASSWORD_QUEUE")
+            .is_some()
+            .then(|| number("TRADESIGNAL_PASSWORD_QUEUE", 0, 1, 100_000))
+            .and_then(|n| usize::try_from(n).ok());
 
         let session_idle = Duration::from_secs(number(
             "TRADESIGNAL_SESSION_IDLE_SECS",
@@ -546,6 +557,7 @@ impl RawSettings {
             rate_limiting,
             lockout,
             ipv6_prefix,
+            password_queue,
             mail_from,
             loopback_webhooks_for_tests: false,
             secret_problems,

@@ -306,10 +306,14 @@ impl Identity {
         let slot = self
             .reserve_attempt(&account_of(&user.email), None, meta)
             .await?;
-        if matches!(
-            self.check_password(&user.email, password).await?,
-            Credentials::Valid(_)
-        ) {
+        let checked = match self.check_password(&user.email, password).await {
+            Ok(checked) => checked,
+            Err(e) => {
+                self.release_attempt(&slot, meta).await;
+                return Err(e);
+            }
+        };
+        if matches!(checked, Credentials::Valid(_)) {
             self.release_attempt(&slot, meta).await;
             return Ok(user);
         }

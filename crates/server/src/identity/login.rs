@@ -111,7 +111,15 @@ impl Identity {
         let slot = self
             .reserve_attempt(&account, device.as_deref(), meta)
             .await?;
-        let user = match self.check_password(email, password).await? {
+        // A check that could not run (hashing saturated, database error) gives its attempt back.
+        let checked = match self.check_password(email, password).await {
+            Ok(checked) => checked,
+            Err(e) => {
+                self.release_attempt(&slot, meta).await;
+                return Err(e);
+            }
+        };
+        let user = match checked {
             Credentials::Valid(user) => user,
             Credentials::Invalid { account: known } => {
                 self.note_failure(
@@ -362,13 +370,20 @@ impl Identity {
         let slot = self
             .reserve_attempt(&account_of(&user.email), None, meta)
             .await?;
-        let verification = self
+        let verification = match self
             .passwords
             .verify(
                 password.chars().take(MAX_LOGIN_PASSWORD_CHARS).collect(),
                 Some(user.password_hash.clone()),
             )
-            .await?;
+            .await
+        {
+            Ok(verification) => verification,
+            Err(e) => {
+                self.release_attempt(&slot, meta).await;
+                return Err(e.into());
+            }
+        };
         if verification == Verification::Invalid {
             self.note_failure(&slot, Some((&user.id, &user.email)), meta)
                 .await;

@@ -104,8 +104,20 @@ pub enum IdentityError {
     /// The caller's plan does not allow this.
     #[error("{0}")]
     PlanLimit(String),
+    /// Password hashing is saturated (a flood): retry in a moment.
+    #[error("The service is busy; retry in a moment.")]
+    Busy,
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<passwords::PasswordError> for IdentityError {
+    fn from(e: passwords::PasswordError) -> Self {
+        match e {
+            passwords::PasswordError::Busy => Self::Busy,
+            passwords::PasswordError::Failed(e) => Self::Internal(e),
+        }
+    }
 }
 
 impl From<store::StoreError> for IdentityError {
@@ -192,9 +204,17 @@ impl Identity {
             limits: settings.rate_limits.clone(),
             limiter,
             codec: JwtCodec::new(ring, issuer, AUDIENCE),
-            passwords: PasswordService::new(passwords::pool_size(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            )),
+            passwords: {
+                let threads = passwords::pool_size(
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                );
+                PasswordService::new(
+                    threads,
+                    settings
+                        .password_queue
+                        .unwrap_or(threads * passwords::QUEUE_PER_THREAD),
+                )
+            },
             policy: PasswordPolicy::new(settings.password_profile),
             db,
             kv,

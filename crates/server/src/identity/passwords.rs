@@ -3,8 +3,13 @@
 //! argon2id takes 19 MiB and tens of milliseconds per hash. Running it on tokio's blocking pool let a
 //! login storm spread those buffers over many short-lived threads and malloc arenas (resident memory
 //! grew by hundreds of MiB) and use every core, starving the runtime. A fixed pool of `cores - 1`
-//! threads (at least one) keeps memory bounded and a core free for everything else; a storm queues.
+//! threads (at least one) keeps memory bounded and a core free for everything else.
+//!
+//! The queue is bounded too: a flood must not queue minutes of work in front of every legitimate
+//! sign-in. Past `max_queued` waiting jobs a request is refused at once (`PasswordError::Busy`, a 503
+//! with `Retry-After`), and a job whose request went away (client gone, timeout) is skipped, not run.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +22,23 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 #[derive(Clone)]
 pub struct PasswordService {
     jobs: mpsc::Sender<Job>,
+    /// Jobs sent and not yet taken by a thread.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
 }
+
+/// Why a hash was not computed.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// The queue is full: retry in a moment.
+    #[error("password hashing is saturated")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+/// Waiting jobs allowed per hashing thread by default: about two seconds of argon2 work.
+pub const QUEUE_PER_THREAD: usize = 64;
 
 /// Hashing threads for a machine with `cores` cores.
 pub fn pool_size(cores: usize) -> usize {
@@ -25,7 +46,8 @@ pub fn pool_size(cores: usize) -> usize {
 }
 
 impl PasswordService {
-    pub fn new(threads: usize) -> Self {
+    /// `threads` hashing threads; at most `max_queued` jobs wait for them.
+    pub fn new(threads: usize, max_queued: usize) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         for index in 0..threads.max(1) {
@@ -49,26 +71,47 @@ impl PasswordService {
                 tracing::error!(error = %e, "password hashing thread not started");
             }
         }
-        Self { jobs }
+        Self {
+            jobs,
+            queued: Arc::default(),
+            max_queued: max_queued.max(1),
+        }
     }
 
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> anyhow::Result<T> {
+    ) -> Result<T, PasswordError> {
+        // Reserve a place first: a check of the length and a push after it would let a burst past.
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            metrics::counter!("tradesignal_password_queue_full_total").increment(1);
+            return Err(PasswordError::Busy);
+        }
         let (reply, result) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let _ = reply.send(work());
-            }))
-            .map_err(|_| anyhow::anyhow!("password hashing pool stopped"))?;
-        result.await.context("password hashing job dropped")
+        let queued = self.queued.clone();
+        let sent = self.jobs.send(Box::new(move || {
+            queued.fetch_sub(1, Ordering::SeqCst);
+            // Nobody waits for the answer any more (the client left, or the request timed out):
+            // spending 19 MiB and tens of milliseconds on it would only delay the requests behind.
+            if reply.is_closed() {
+                metrics::counter!("tradesignal_password_jobs_abandoned_total").increment(1);
+                return;
+            }
+            let _ = reply.send(work());
+        }));
+        if sent.is_err() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(anyhow::anyhow!("password hashing pool stopped").into());
+        }
+        Ok(result.await.context("password hashing job dropped")?)
     }
 
-    pub async fn hash(&self, password: String) -> anyhow::Result<String> {
-        self.run(move || password::hash_password(&password))
+    pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
+        Ok(self
+            .run(move || password::hash_password(&password))
             .await?
-            .context("hashing a password")
+            .context("hashing a password")?)
     }
 
     /// Verifies against `stored`, or against a dummy hash when there is no account, so both cost the same.
@@ -76,20 +119,21 @@ impl PasswordService {
         &self,
         password: String,
         stored: Option<String>,
-    ) -> anyhow::Result<Verification> {
-        self.run(move || {
-            let hash = stored
-                .as_deref()
-                .unwrap_or_else(|| password::hash::dummy_hash());
-            let outcome = password::verify_password(&password, hash);
-            match (stored.is_some(), outcome) {
-                (true, outcome) => outcome,
-                // The dummy never matches; its result only spends time.
-                (false, _) => Ok(Verification::Invalid),
-            }
-        })
-        .await?
-        .context("verifying a password")
+    ) -> Result<Verification, PasswordError> {
+        Ok(self
+            .run(move || {
+                let hash = stored
+                    .as_deref()
+                    .unwrap_or_else(|| password::hash::dummy_hash());
+                let outcome = password::verify_password(&password, hash);
+                match (stored.is_some(), outcome) {
+                    (true, outcome) => outcome,
+                    // The dummy never matches; its result only spends time.
+                    (false, _) => Ok(Verification::Invalid),
+                }
+            })
+            .await?
+            .context("verifying a password")?)
     }
 }
 
@@ -105,8 +149,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_queue_refuses_at_once_and_abandoned_jobs_are_skipped() {
+        let service = PasswordService::new(1, 2);
+        let ran = Arc::new(AtomicUsize::new(0));
+        // Hold the only thread, then fill the two places behind it.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let blocker = {
+            let service = service.clone();
+            tokio::spawn(async move {
+                service
+                    .run(move || {
+                        let _ = hold.recv();
+                    })
+                    .await
+            })
+        };
+        while service.queued.load(Ordering::SeqCst) > 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut waiting = vec![];
+        for _ in 0..2 {
+            let (service, ran) = (service.clone(), ran.clone());
+            waiting.push(tokio::spawn(async move {
+                service
+                    .run(move || {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    })
+                    .await
+            }));
+        }
+        while service.queued.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(matches!(service.run(|| ()).await, Err(PasswordError::Busy)));
+        // The two waiting requests go away before a thread reaches them: their work never runs.
+        for task in &waiting {
+            task.abort();
+        }
+        for task in waiting {
+            let _ = task.await;
+        }
+        release.send(()).expect("release");
+        blocker.await.expect("task").expect("ran");
+        // Room again, and the pool still works.
+        service.run(|| ()).await.expect("room");
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "abandoned jobs were skipped");
+    }
+
+    #[tokio::test]
     async fn hashes_and_verifies_on_the_pool() {
-        let service = PasswordService::new(1);
+        let service = PasswordService::new(1, QUEUE_PER_THREAD);
         let hash = service
             .hash("Granite-Falcon-82-Orbit!".into())
             .await

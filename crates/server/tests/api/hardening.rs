@@ -216,3 +216,71 @@ async fn concurrent_guesses_across_two_instances_check_at_most_five() {
         "{checked} passwords checked across two instances"
     );
 }
+
+backend_test!(a_login_flood_is_refused_at_once_not_queued, |backend| {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![
+                ("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1".into()),
+                ("TRADESIGNAL_PASSWORD_QUEUE", "4".into()),
+            ],
+            ..Options::default()
+        },
+    )
+    .await;
+    app.create_user("calm@example.com", "user").await;
+    let flood = (0..80).map(|i| {
+        let app = &app;
+        async move {
+            let response = browser()
+                .post(app.url("/api/v1/auth/login"))
+                .header("x-forwarded-for", format!("198.51.{}.{}", i / 100, i % 100 + 1))
+                .json(&json!({"email": format!("flood{i}@example.com"), "password": "Flood-Password-1!"}))
+                .send()
+                .await
+                .expect("request");
+            let status = response.status().as_u16();
+            let retry = response.headers().get("retry-after").is_some();
+            if status == 503 {
+                let body = problem(response).await;
+                assert!(body["type"].as_str().is_some_and(|t| t.ends_with("busy")), "{body}");
+            }
+            (status, retry)
+        }
+    });
+    let legitimate = async {
+        let started = std::time::Instant::now();
+        let response = browser()
+            .post(app.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", "203.0.113.77")
+            .json(&json!({"email": "calm@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .expect("request");
+        (response.status().as_u16(), started.elapsed())
+    };
+    let (outcomes, (status, took)) = tokio::join!(futures::future::join_all(flood), legitimate);
+    let busy = outcomes.iter().filter(|(s, _)| *s == 503).count();
+    assert!(busy > 0, "the queue filled: {outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|(s, retry)| *s == 401 || (*s == 503 && *retry)),
+        "{outcomes:?}"
+    );
+    assert!(matches!(status, 200 | 503), "{status}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "a sign-in during the flood is answered within its budget ({took:?})"
+    );
+    // Once the flood has passed, signing in works.
+    let response = browser()
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "203.0.113.78")
+        .json(&json!({"email": "calm@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+});
