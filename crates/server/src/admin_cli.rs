@@ -143,7 +143,7 @@ fn is_bcrypt_hash(hash: &str) -> bool {
     let cost_ok = hash
         .get(4..6)
         .and_then(|c| c.parse::<u32>().ok())
-        .is_some_and(|c| (4..=31).contains(&c));
+        .is_some_and(|c| (4..=security::password::hash::MAX_BCRYPT_COST).contains(&c));
     valid_prefix
         && cost_ok
         && hash.len() == 60
@@ -164,6 +164,14 @@ fn import_row(record: &csv::StringRecord) -> Result<(String, String, Role, Tier)
     };
     let email = security::email::normalize(field(0, "email")?).map_err(|e| e.to_string())?;
     let hash = field(1, "bcrypt_hash")?;
+    if let Some(cost) = security::password::hash::bcrypt_cost(hash)
+        .filter(|c| *c > security::password::hash::MAX_BCRYPT_COST)
+    {
+        return Err(format!(
+            "bcrypt cost {cost} is above {}: such a hash takes too long to verify (re-hash it in the old system first)",
+            security::password::hash::MAX_BCRYPT_COST
+        ));
+    }
     if !is_bcrypt_hash(hash) {
         return Err("not a bcrypt hash ($2a$/$2b$/$2y$)".into());
     }

@@ -236,6 +236,10 @@ pub fn serve(settings: Settings) -> ExitCode {
                 let _ = stopped.changed().await;
             }
         }));
+        // Before requests are served, so the first sign-in already meets the padded timing.
+        if let Err(e) = state.identity.calibrate_legacy_hashes().await {
+            tracing::warn!(error = %e, "legacy hash timing not measured");
+        }
         // API-key usage is written every few seconds and once more at shutdown.
         let usage = tokio::spawn(state.identity.clone().run_usage_flusher({
             let mut stopped = stop.subscribe();

@@ -44,10 +44,29 @@ pub fn hash_password(password: &str) -> Result<String, PasswordHashError> {
         .map_err(|e| PasswordHashError::Hash(e.to_string()))
 }
 
-fn is_bcrypt(stored: &str) -> bool {
+/// The highest bcrypt cost accepted from the previous system: each step doubles the work, and a
+/// verification must stay well under a second (cost 14 is about a second on one core).
+pub const MAX_BCRYPT_COST: u32 = 14;
+
+/// Whether `stored` is a bcrypt hash (imported from the previous system).
+pub fn is_bcrypt(stored: &str) -> bool {
     ["$2a$", "$2b$", "$2y$"]
         .iter()
         .any(|p| stored.starts_with(p))
+}
+
+/// The cost of a bcrypt hash.
+pub fn bcrypt_cost(stored: &str) -> Option<u32> {
+    if !is_bcrypt(stored) {
+        return None;
+    }
+    stored.get(4..6)?.parse().ok()
+}
+
+/// A throwaway bcrypt hash of `cost`, for measuring what verifying one costs on this machine.
+pub fn bcrypt_sample(cost: u32) -> Result<String, PasswordHashError> {
+    bcrypt::hash(crate::random::token(12), cost.clamp(4, MAX_BCRYPT_COST))
+        .map_err(|e| PasswordHashError::Hash(e.to_string()))
 }
 
 fn has_current_params(hash: &PasswordHash) -> bool {
@@ -61,6 +80,10 @@ fn has_current_params(hash: &PasswordHash) -> bool {
 /// Checks `password` against a stored argon2 or bcrypt hash.
 pub fn verify_password(password: &str, stored: &str) -> Result<Verification, PasswordHashError> {
     if is_bcrypt(stored) {
+        // A cost beyond the import limit is refused, not spent: it could take minutes.
+        if bcrypt_cost(stored).is_none_or(|cost| cost > MAX_BCRYPT_COST) {
+            return Err(PasswordHashError::UnsupportedFormat);
+        }
         return match bcrypt::verify(password, stored) {
             Ok(true) => Ok(Verification::Valid { needs_rehash: true }),
             Ok(false) => Ok(Verification::Invalid),

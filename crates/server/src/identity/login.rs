@@ -97,6 +97,24 @@ impl Identity {
         }
     }
 
+    /// While imported bcrypt hashes remain, measures verifying the costliest of them so every other
+    /// verification is padded to it: an imported account must not stand out by its timing.
+    pub async fn calibrate_legacy_hashes(&self) -> Result<(), IdentityError> {
+        let Some(cost) = self.db.max_bcrypt_cost().await? else {
+            return Ok(());
+        };
+        let took = self
+            .passwords
+            .calibrate_legacy(cost.min(security::password::hash::MAX_BCRYPT_COST))
+            .await?;
+        tracing::info!(
+            cost,
+            millis = took.as_millis() as u64,
+            "imported bcrypt hashes present: other password checks are padded to match"
+        );
+        Ok(())
+    }
+
     /// `POST /auth/login`: brute-force checks first (identical for unknown accounts), then the password,
     /// then either a session or — with 2FA on — a challenge for the second step.
     pub async fn login(

@@ -8,10 +8,16 @@
 //! The queue is bounded too: a flood must not queue minutes of work in front of every legitimate
 //! sign-in. Past `max_queued` waiting jobs a request is refused at once (`PasswordError::Busy`, a 503
 //! with `Retry-After`), and a job whose request went away (client gone, timeout) is skipped, not run.
+//!
+//! Imported bcrypt hashes take longer to verify than argon2id (a cost-12 hash about ten times
+//! longer), so an account that has not signed in since the import would stand out by its timing.
+//! While such hashes may exist, every other verification — an argon2id account or the dummy hash of an
+//! unknown email — is padded (asleep, not hashing) to the slowest legacy verification measured.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use security::password::{self, Verification};
@@ -25,6 +31,8 @@ pub struct PasswordService {
     /// Jobs sent and not yet taken by a thread.
     queued: Arc<AtomicUsize>,
     max_queued: usize,
+    /// The slowest legacy (bcrypt) verification measured, in microseconds; 0 while there is none.
+    legacy_floor_micros: Arc<AtomicU64>,
 }
 
 /// Why a hash was not computed.
@@ -75,6 +83,7 @@ impl PasswordService {
             jobs,
             queued: Arc::default(),
             max_queued: max_queued.max(1),
+            legacy_floor_micros: Arc::default(),
         }
     }
 
@@ -114,26 +123,62 @@ impl PasswordService {
             .context("hashing a password")?)
     }
 
-    /// Verifies against `stored`, or against a dummy hash when there is no account, so both cost the same.
+    /// The time every non-legacy verification is padded to.
+    pub fn legacy_floor(&self) -> Duration {
+        Duration::from_micros(self.legacy_floor_micros.load(Ordering::SeqCst))
+    }
+
+    fn raise_legacy_floor(&self, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.legacy_floor_micros.fetch_max(micros, Ordering::SeqCst);
+    }
+
+    /// Measures a verification of a bcrypt hash of `cost` on the pool and pads to it from now on
+    /// (called at start-up and periodically with the highest cost stored).
+    pub async fn calibrate_legacy(&self, cost: u32) -> Result<Duration, PasswordError> {
+        let took = self
+            .run(move || {
+                let sample = password::hash::bcrypt_sample(cost)?;
+                let started = Instant::now();
+                let _ = password::verify_password("calibration", &sample);
+                Ok::<_, password::PasswordHashError>(started.elapsed())
+            })
+            .await?
+            .context("measuring a legacy hash")?;
+        self.raise_legacy_floor(took);
+        Ok(took)
+    }
+
+    /// Verifies against `stored`, or against a dummy hash when there is no account, so both cost the
+    /// same; padded to the slowest legacy verification while imported hashes may exist.
     pub async fn verify(
         &self,
         password: String,
         stored: Option<String>,
     ) -> Result<Verification, PasswordError> {
-        Ok(self
+        let legacy = stored.as_deref().is_some_and(password::hash::is_bcrypt);
+        let (outcome, computing) = self
             .run(move || {
+                let started = Instant::now();
                 let hash = stored
                     .as_deref()
                     .unwrap_or_else(|| password::hash::dummy_hash());
                 let outcome = password::verify_password(&password, hash);
-                match (stored.is_some(), outcome) {
+                let outcome = match (stored.is_some(), outcome) {
                     (true, outcome) => outcome,
                     // The dummy never matches; its result only spends time.
                     (false, _) => Ok(Verification::Invalid),
-                }
+                };
+                (outcome, started.elapsed())
             })
-            .await?
-            .context("verifying a password")?)
+            .await?;
+        // Time spent waiting for a thread is the same for every path; only the work itself differs.
+        if legacy {
+            self.raise_legacy_floor(computing);
+        } else if let Some(pad) = self.legacy_floor().checked_sub(computing) {
+            tokio::time::sleep(pad).await;
+        }
+        Ok(outcome.context("verifying a password")?)
     }
 }
 

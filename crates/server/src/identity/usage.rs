@@ -171,6 +171,10 @@ impl Identity {
                     if let Err(e) = self.purge_key_history().await {
                         tracing::warn!(error = %e, "old API key history not purged; retrying later");
                     }
+                    // Imports made since start-up (another process) raise the timing floor too.
+                    if let Err(e) = self.calibrate_legacy_hashes().await {
+                        tracing::warn!(error = %e, "legacy hash timing not measured");
+                    }
                 }
                 () = &mut stop => break,
             }

@@ -406,8 +406,10 @@ fn import_users_takes_bcrypt_rows_and_reports_every_bad_line() {
     let good = bcrypt::hash_with_salt("Legacy-Passw0rd!2024", 4, [5u8; 16])
         .expect("bcrypt")
         .format_for_version(bcrypt::Version::TwoB);
+    // A cost above 14 takes too long to verify at every login: refused at import.
+    let too_slow = good.replacen("$04$", "$15$", 1);
     let csv = format!(
-        "email,bcrypt_hash,role,tier\nann@example.com,{good},user,pro\nbad-email,{good},user,free\nbob@example.com,plaintext,user,free\ncid@example.com,{good},emperor,free\nann@example.com,{good},user,free\n"
+        "email,bcrypt_hash,role,tier\nann@example.com,{good},user,pro\nbad-email,{good},user,free\nbob@example.com,plaintext,user,free\ncid@example.com,{good},emperor,free\nann@example.com,{good},user,free\ndan@example.com,{too_slow},user,free\n"
     );
     let file = dir.path().join("users.csv");
     std::fs::write(&file, csv).expect("write");
@@ -422,13 +424,14 @@ fn import_users_takes_bcrypt_rows_and_reports_every_bad_line() {
         "failures make the exit non-zero"
     );
     assert!(
-        stdout.contains("imported 1, skipped 1 (email exists), failed 3"),
+        stdout.contains("imported 1, skipped 1 (email exists), failed 4"),
         "{stdout}"
     );
     for line in [
         "line 3:",
         "line 4: not a bcrypt hash",
         "line 5: unknown role",
+        "line 7: bcrypt cost 15 is above 14",
     ] {
         assert!(stderr.contains(line), "{line} not in {stderr}");
     }

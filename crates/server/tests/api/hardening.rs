@@ -284,3 +284,82 @@ backend_test!(a_login_flood_is_refused_at_once_not_queued, |backend| {
         .expect("request");
     assert_eq!(response.status(), 200);
 });
+
+backend_test!(
+    imported_bcrypt_accounts_do_not_stand_out_by_timing,
+    |backend| {
+        let app = TestApp::spawn_with(
+            backend,
+            Options {
+                env: vec![("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1".into())],
+                ..Options::default()
+            },
+        )
+        .await;
+        // Accounts imported from the previous system with cost-12 bcrypt hashes, never signed in since.
+        let legacy = bcrypt::hash("Old-System-Password-1", 12).expect("bcrypt");
+        let at = time::OffsetDateTime::now_utc().unix_timestamp();
+        for i in 0..15 {
+            let user = store::identity::NewUser {
+                id: uuid::Uuid::now_v7().to_string(),
+                email: format!("imported{i}@example.com"),
+                password_hash: legacy.clone(),
+                full_name: None,
+                role: "user".into(),
+                tier: "free".into(),
+                verified_at: Some(at),
+                security_stamp: "stamp".into(),
+                now: at,
+            };
+            assert!(app.state.db.insert_user(&user).await.expect("insert"));
+        }
+        // What `serve` does at start-up (and hourly): measure the costliest imported hash.
+        app.state
+            .identity
+            .calibrate_legacy_hashes()
+            .await
+            .expect("calibrate");
+        assert!(app.state.identity.passwords.legacy_floor() > std::time::Duration::ZERO);
+
+        // Paired samples, imported then unknown (alternating order), each from its own address; a leak
+        // is a consistent ratio of several times, noise is not. Up to three rounds.
+        let mut ratios_seen = vec![];
+        for round in 0..3 {
+            let mut ratios = vec![];
+            for i in 0..15 {
+                let mut order = [
+                    (format!("imported{i}@example.com"), 1),
+                    (format!("nobody{round}-{i}@example.com"), 2),
+                ];
+                if i % 2 == 1 {
+                    order.reverse();
+                }
+                let mut took = std::collections::HashMap::new();
+                for (email, octet) in order {
+                    let started = std::time::Instant::now();
+                    let response = app
+                    .client
+                    .post(app.url("/api/v1/auth/login"))
+                    .header("x-forwarded-for", format!("198.{round}.{octet}.{i}"))
+                    .json(&json!({"email": email, "password": format!("Wrong-{round}-{i}-Password!")}))
+                    .send()
+                    .await
+                    .expect("request");
+                    took.insert(octet, started.elapsed().as_secs_f64());
+                    assert_eq!(response.status(), 401);
+                }
+                ratios.push(took[&1] / took[&2]);
+            }
+            ratios.sort_by(f64::total_cmp);
+            let ratio = ratios[ratios.len() / 2];
+            ratios_seen.push(ratio);
+            if (0.75..=1.33).contains(&ratio) {
+                break;
+            }
+        }
+        assert!(
+            ratios_seen.iter().any(|r| (0.75..=1.33).contains(r)),
+            "imported accounts differ in timing from unknown emails: median ratios {ratios_seen:?}"
+        );
+    }
+);

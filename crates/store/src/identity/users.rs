@@ -291,4 +291,14 @@ impl Database {
             .await?;
         Ok(n)
     }
+
+    /// The highest cost among imported bcrypt hashes not yet re-hashed, if any remain.
+    pub async fn max_bcrypt_cost(&self) -> Result<Option<u32>, StoreError> {
+        let cost: Option<String> = sqlx::query_scalar::<Any, Option<String>>(
+            "SELECT MAX(SUBSTR(password_hash, 5, 2)) FROM users WHERE password_hash LIKE '$2%'",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(cost.and_then(|c| c.parse().ok()))
+    }
 }
