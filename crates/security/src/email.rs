@@ -1,5 +1,8 @@
-//! Email addresses: strict validation and the normal form accounts are keyed by (trimmed, Unicode NFC,
-//! lower-case domain). The local part keeps its case, as RFC 5321 allows a server to distinguish it.
+//! Email addresses: strict validation, the normal form an address is kept in (trimmed, Unicode NFC,
+//! lower-case domain, the local part as typed, for display and sending) and the match key accounts are
+//! found and kept unique by (the normal form, wholly lower-cased). RFC 5321 lets a server tell local
+//! parts apart by case, but no mail provider does, and two accounts differing only in case let an
+//! attacker pre-register the casing a victim will later confirm.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -44,6 +47,11 @@ fn valid_domain(domain: &str) -> bool {
         })
 }
 
+/// The key an already normalised address is matched by: the same account for any casing.
+pub fn match_key(normalized: &str) -> String {
+    normalized.to_lowercase()
+}
+
 /// Validates and normalises an address.
 pub fn normalize(input: &str) -> Result<String, EmailError> {
     let nfc: String = input.trim().nfc().collect();
@@ -81,6 +89,16 @@ mod tests {
             normalize("a+tag@sub.example.co.uk").as_deref(),
             Ok("a+tag@sub.example.co.uk")
         );
+    }
+
+    #[test]
+    fn any_casing_has_one_match_key() {
+        let key = |s: &str| match_key(&normalize(s).expect("valid"));
+        assert_eq!(key("Alice@Corp.com"), key("alice@corp.com"));
+        assert_eq!(key("ÉLODIE@example.com"), key("élodie@example.com"));
+        assert_ne!(key("alice@corp.com"), key("alice2@corp.com"));
+        // The normal form keeps the local part as typed, for display and sending.
+        assert_eq!(normalize("Alice@Corp.com").as_deref(), Ok("Alice@corp.com"));
     }
 
     #[test]

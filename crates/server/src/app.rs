@@ -77,7 +77,14 @@ pub fn mailer(settings: &Settings) -> Result<Arc<dyn store::mail::Mailer>, Start
 pub async fn connect(settings: &Settings) -> Result<(Database, Arc<dyn KvStore>), StartupError> {
     let db =
         Database::connect(settings.database_url.expose_secret(), &DbOptions::default()).await?;
-    db.migrate().await?;
+    for (id, holder) in db.migrate().await? {
+        tracing::warn!(
+            user_id = %id,
+            other_user_id = %holder,
+            "two accounts' email addresses differ only in case: each signs in with its exact address \
+             until an administrator changes or disables one"
+        );
+    }
     let kv: Arc<dyn KvStore> = match &settings.redis_url {
         Some(url) => Arc::new(RedisKv::connect(url.expose_secret(), &settings.redis_prefix).await?),
         None => Arc::new(MemoryKv::new()),

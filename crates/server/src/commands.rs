@@ -121,7 +121,25 @@ pub fn migrate(settings: Settings) -> ExitCode {
         match app::connect(&settings).await {
             Ok((db, _)) => {
                 println!("migrations applied ({})", db.backend().name());
-                ExitCode::SUCCESS
+                match db.fill_email_keys().await {
+                    Ok(collisions) if collisions.is_empty() => ExitCode::SUCCESS,
+                    Ok(collisions) => {
+                        println!(
+                            "{} account(s) have an email address that differs from an older account's only in case; \
+                             each still signs in with its exact address and neither casing can be registered again. \
+                             Resolve each pair (change or disable one):",
+                            collisions.len()
+                        );
+                        for (id, holder) in collisions {
+                            println!("  user {id} (older account: {holder})");
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("tradesignal: {e}");
+                        ExitCode::from(1)
+                    }
+                }
             }
             Err(e) => {
                 eprintln!("tradesignal: {e}");

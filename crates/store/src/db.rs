@@ -149,12 +149,14 @@ impl Database {
     }
 
     /// Applies pending migrations of this backend.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// Applies pending migrations of this backend, then the data steps that need the application's
+    /// logic. Returns accounts whose addresses differ only in case (see `fill_email_keys`).
+    pub async fn migrate(&self) -> Result<Vec<(String, String)>, StoreError> {
         match self.backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
-        Ok(())
+        self.fill_email_keys().await
     }
 
     /// Checks that the database answers within `timeout` (readiness).

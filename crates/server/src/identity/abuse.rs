@@ -18,7 +18,7 @@ const UNLOCK_TTL_SECS: i64 = 24 * 3600;
 /// invalid and unknown addresses are counted exactly like real ones.
 pub fn account_of(email: &str) -> String {
     match security::email::normalize(email) {
-        Ok(normalized) => account_key(&normalized),
+        Ok(normalized) => account_key(&security::email::match_key(&normalized)),
         Err(_) => account_key(&email.trim().to_lowercase()),
     }
 }

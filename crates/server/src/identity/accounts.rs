@@ -391,7 +391,7 @@ impl Identity {
         let user = self
             .confirm_current_password(principal, password, "auth.email.changed", meta)
             .await?;
-        if new_email == user.email {
+        if security::email::match_key(&new_email) == security::email::match_key(&user.email) {
             return Err(IdentityError::Invalid {
                 field: "new_email",
                 code: "unchanged",

@@ -363,3 +363,78 @@ backend_test!(
         );
     }
 );
+
+backend_test!(email_addresses_are_one_account_in_any_case, |backend| {
+    let app = TestApp::spawn(backend).await;
+    app.register_verified("Alice@corp.com").await;
+    // Another casing cannot make a second account: the same answer, and the owner is told.
+    let response = app
+        .post_json(
+            &app.client,
+            "/api/v1/auth/register",
+            json!({"email": "alice@corp.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    app.mail_containing("alice@corp.com", "Someone tried to register")
+        .await;
+    let (count,): (i64,) = sqlx::query_as::<sqlx::Any, (i64,)>("SELECT COUNT(*) FROM users")
+        .fetch_one(app.state.db.pool())
+        .await
+        .expect("count");
+    assert_eq!(count, 1);
+    // Any casing signs in to it; the address is kept as typed.
+    let session = app.login_as("ALICE@corp.COM", PASSWORD).await;
+    let me: serde_json::Value = app
+        .get_as(&session, "/api/v1/auth/me")
+        .await
+        .json()
+        .await
+        .expect("me");
+    assert_eq!(me["email"], "Alice@corp.com");
+});
+
+backend_test!(
+    accounts_differing_only_in_case_are_reported_not_merged,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        // Two accounts created before matching ignored case.
+        let older = app.create_user("Bob@corp.com", "user").await;
+        let newer = app.create_user("bob.lee@corp.com", "user").await;
+        sqlx::query::<sqlx::Any>(
+            "UPDATE users SET email = 'bob@corp.com', email_key = NULL WHERE id = $1",
+        )
+        .bind(&newer)
+        .execute(app.state.db.pool())
+        .await
+        .expect("legacy row");
+        sqlx::query::<sqlx::Any>("UPDATE users SET email_key = NULL WHERE id = $1")
+            .bind(&older)
+            .execute(app.state.db.pool())
+            .await
+            .expect("legacy row");
+        let collisions = app.state.db.migrate().await.expect("migrate");
+        assert_eq!(collisions, vec![(newer.clone(), older.clone())]);
+        // Neither was merged: each signs in with its exact address.
+        let session = app.login_as("bob@corp.com", PASSWORD).await;
+        assert_eq!(session.claims()["sub"], newer.as_str());
+        let session = app.login_as("Bob@corp.com", PASSWORD).await;
+        assert_eq!(session.claims()["sub"], older.as_str());
+        // And no third casing can be registered.
+        let response = app
+            .post_json(
+                &app.client,
+                "/api/v1/auth/register",
+                json!({"email": "BOB@corp.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), 202);
+        let (count,): (i64,) = sqlx::query_as::<sqlx::Any, (i64,)>("SELECT COUNT(*) FROM users")
+            .fetch_one(app.state.db.pool())
+            .await
+            .expect("count");
+        assert_eq!(count, 2);
+        // The report repeats until an operator resolves the pair.
+        assert_eq!(app.state.db.migrate().await.expect("migrate").len(), 1);
+    }
+);

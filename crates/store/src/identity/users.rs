@@ -83,12 +83,12 @@ pub struct AdminChange {
 }
 
 impl Database {
-    /// Inserts the user unless the email is taken; true when inserted.
+    /// Inserts the user unless the email is taken in any casing; true when inserted.
     pub async fn insert_user(&self, user: &NewUser) -> Result<bool, StoreError> {
         let result = sqlx::query::<Any>(
             "INSERT INTO users (id, email, password_hash, full_name, role, tier, email_verified_at, \
-             security_stamp, mfa_enabled, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9) ON CONFLICT (email) DO NOTHING",
+             security_stamp, mfa_enabled, created_at, updated_at, email_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9, $10) ON CONFLICT DO NOTHING",
         )
         .bind(&user.id)
         .bind(&user.email)
@@ -99,18 +99,23 @@ impl Database {
         .bind(user.verified_at)
         .bind(&user.security_stamp)
         .bind(user.now)
+        .bind(security::email::match_key(&user.email))
         .execute(self.pool())
         .await?;
         Ok(result.rows_affected() == 1)
     }
 
+    /// The account of a normalised address, in any casing. The exact address wins: accounts that
+    /// differed only in case before matching ignored it (see `fill_email_keys`) keep signing in.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
         Ok(sqlx::query_as::<Any, UserRecord>(concat!(
             "SELECT ",
             user_columns!(),
-            " FROM users WHERE email = $1"
+            " FROM users WHERE email = $1 OR email_key = $2 \
+             ORDER BY CASE WHEN email = $1 THEN 0 ELSE 1 END LIMIT 1"
         ))
         .bind(email)
+        .bind(security::email::match_key(email))
         .fetch_optional(self.pool())
         .await?)
     }
@@ -210,12 +215,13 @@ impl Database {
         now: i64,
     ) -> Result<bool, StoreError> {
         let result = sqlx::query::<Any>(
-            "UPDATE users SET email = $1, email_verified_at = $2, updated_at = $2 WHERE id = $3 \
-             AND NOT EXISTS (SELECT 1 FROM users WHERE email = $1)",
+            "UPDATE users SET email = $1, email_key = $4, email_verified_at = $2, updated_at = $2 \
+             WHERE id = $3 AND NOT EXISTS (SELECT 1 FROM users WHERE email = $1 OR email_key = $4)",
         )
         .bind(new_email)
         .bind(now)
         .bind(id)
+        .bind(security::email::match_key(new_email))
         .execute(self.pool())
         .await;
         match result {
@@ -300,5 +306,43 @@ impl Database {
         .fetch_one(self.pool())
         .await?;
         Ok(cost.and_then(|c| c.parse().ok()))
+    }
+
+    /// Gives every account without one its email match key, oldest first. An address that differs
+    /// from an older account's only in case keeps no key: it is returned (ids of both) for an operator
+    /// to resolve, never merged. Such an account still signs in with its exact address, and no new
+    /// account can take either casing.
+    pub async fn fill_email_keys(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let pending: Vec<(String, String)> = sqlx::query_as::<Any, (String, String)>(
+            "SELECT id, email FROM users WHERE email_key IS NULL ORDER BY created_at, id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut collisions = vec![];
+        for (id, email) in pending {
+            let key = security::email::match_key(&email);
+            let filled = sqlx::query::<Any>(
+                "UPDATE users SET email_key = $1 WHERE id = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE email_key = $1)",
+            )
+            .bind(&key)
+            .bind(&id)
+            .execute(self.pool())
+            .await;
+            let filled = match filled {
+                Ok(r) => r.rows_affected() == 1,
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => false,
+                Err(e) => return Err(e.into()),
+            };
+            if !filled {
+                let holder: Option<String> =
+                    sqlx::query_scalar::<Any, String>("SELECT id FROM users WHERE email_key = $1")
+                        .bind(&key)
+                        .fetch_optional(self.pool())
+                        .await?;
+                collisions.push((id, holder.unwrap_or_default()));
+            }
+        }
+        Ok(collisions)
     }
 }
