@@ -23,6 +23,8 @@ pub const DEFAULTS: &[(&str, u32, u64)] = &[
     ("refresh", 30, 60),
     ("password_strength", 30, 60),
     ("mfa", 30, 300),
+    ("mail.address", 3, 86400),
+    ("change_email", 5, 86400),
     ("csp_report", 100, 60),
 ];
 

@@ -153,7 +153,7 @@ impl Identity {
                 }
             });
         } else {
-            self.send_mail(self.existing_account_email(&email));
+            self.send_unsolicited_mail(self.existing_account_email(&email));
             self.audit(
                 Event::failure("auth.register")
                     .details(serde_json::json!({"reason": "email_taken"})),
@@ -387,6 +387,12 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         self.require_recent_login(principal)?;
+        // Per account: a signed-in user cannot make the service mail address after address.
+        self.limit(
+            &format!("rl:change_email:{}", principal.user_id),
+            "change_email",
+        )
+        .await?;
         let new_email = normalize_email(new_email)?;
         let user = self
             .confirm_current_password(principal, password, "auth.email.changed", meta)
@@ -412,7 +418,7 @@ impl Identity {
                             EMAIL_CHANGE_TTL_SECS,
                         )
                         .await?;
-                    this.send_mail(this.email_change_confirmation(&new_email, &token));
+                    this.send_unsolicited_mail(this.email_change_confirmation(&new_email, &token));
                 }
                 this.send_mail(this.email_change_notice(&user.email, &meta));
                 Ok(())

@@ -223,6 +223,29 @@ impl Identity {
         })
     }
 
+    /// Sends mail that someone other than the recipient can trigger (an attempt to register their
+    /// address, a confirmation to a new address), at most `mail.address` (3 a day) per address:
+    /// beyond it the mail is dropped silently, so the answer and its timing stay the same and nobody
+    /// can turn the service into a mail bomb. Decided in the background, like every send.
+    pub fn send_unsolicited_mail(&self, email: store::mail::Email) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let key = format!("rl:mail:{}", abuse::account_of(&email.to));
+            let quota = this.limits.get("mail.address");
+            match this.limiter.gcra(&key, quota, 1).await {
+                Ok(decision) if !decision.allowed => {
+                    metrics::counter!("tradesignal_mail_suppressed_total").increment(1);
+                    tracing::info!(
+                        to = %security::redact::mask_email(&email.to),
+                        "mail to this address suppressed: daily limit reached"
+                    );
+                }
+                // A limiter that cannot answer does not stop a legitimate message.
+                _ => this.send_mail(email),
+            }
+        });
+    }
+
     /// Sends mail in the background: delivery time must not show in response times (enumeration), and
     /// a slow relay must not hold a request.
     pub fn send_mail(&self, email: store::mail::Email) {

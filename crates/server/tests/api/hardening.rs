@@ -438,3 +438,50 @@ backend_test!(
         assert_eq!(app.state.db.migrate().await.expect("migrate").len(), 1);
     }
 );
+
+backend_test!(nobody_can_mail_bomb_an_address_through_us, |backend| {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![(
+                "TRADESIGNAL_RATE_LIMITS",
+                "register=1000/3600,mail.address=3/86400,change_email=5/86400".into(),
+            )],
+            ..Options::default()
+        },
+    )
+    .await;
+    app.create_user("target@example.com", "user").await;
+    // Registration attempts with a taken address: the same answer every time, at most three mails.
+    for _ in 0..10 {
+        let response = app
+            .post_json(
+                &app.client,
+                "/api/v1/auth/register",
+                json!({"email": "Target@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), 202);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.mails_to("Target@example.com"), 3);
+
+    // Email-change confirmations to someone else's address: at most three reach it, and an account
+    // may ask only five times a day.
+    app.create_user("mallory@example.com", "user").await;
+    let session = app.login("mallory@example.com").await;
+    let mut statuses = vec![];
+    for _ in 0..8 {
+        let response = app
+            .post_as(
+                &session,
+                "/api/v1/auth/change-email",
+                json!({"new_email": "victim@example.org", "password": PASSWORD}),
+            )
+            .await;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [202, 202, 202, 202, 202, 429, 429, 429]);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.mails_to("victim@example.org"), 3);
+});

@@ -212,7 +212,8 @@ impl TestApp {
             "TRADESIGNAL_RATE_LIMITS".into(),
             "anonymous=100000/3600,tier.free=100000/3600,tier.pro=100000/3600,register=1000/3600,login=1000/60,\
              forgot.email=1000/3600,forgot.ip=1000/3600,reset=1000/60,verify=1000/60,unlock=1000/60,refresh=1000/60,\
-             password_strength=1000/60,mfa=1000/60,csp_report=1000/60"
+             password_strength=1000/60,mfa=1000/60,csp_report=1000/60,\
+             mail.address=1000/86400,change_email=1000/86400"
                 .into(),
         );
         if let Some(prefix) = &options.redis_prefix {
