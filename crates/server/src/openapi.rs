@@ -40,7 +40,7 @@ impl Modify for SecuritySchemes {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "TradeSignal API", description = "Insider and congressional trading data behind a hardened security platform. Errors are RFC 9457 problem documents."),
-    paths(ops::healthz, ops::readyz, ops::metrics, ops::csp_report, openapi_json),
+    paths(ops::healthz, ops::readyz, ops::metrics, ops::csp::csp_report, openapi_json),
     components(schemas(ops::StatusBody)),
     modifiers(&SecuritySchemes),
     tags((name = "operations", description = "Health, readiness, metrics and browser reports")),

@@ -29,6 +29,8 @@ pub struct Inner {
     pub limits: RateLimits,
     /// The last readiness answer and when it was taken (see `ops::readyz`).
     pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Option<&'static str>)>>,
+    /// Flood detection for CSP reports (see `ops::csp`).
+    pub csp_sampler: crate::ops::csp::CspSampler,
 }
 
 /// Cheap to clone; handlers take it with `State<AppState>`.
@@ -68,6 +70,7 @@ impl AppState {
             limits: settings.rate_limits.clone(),
             limiter,
             readiness: tokio::sync::Mutex::new(None),
+            csp_sampler: Default::default(),
             settings,
             db,
             kv,

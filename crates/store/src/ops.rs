@@ -1,8 +1,19 @@
-//! Operational records: Content-Security-Policy violation reports sent by browsers.
+//! Operational records: Content-Security-Policy violation reports sent by browsers, one row per
+//! distinct violation with its count, capped and aged out.
 
 use sqlx::Any;
 
 use crate::db::{Database, StoreError};
+
+/// What became of a CSP violation report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CspOutcome {
+    Stored,
+    /// The same violation is stored already: its count went up.
+    Repeat,
+    /// New, but the table is at its cap: dropped.
+    OverCap,
+}
 
 /// One CSP violation as stored; fields are already length-limited by the caller.
 #[derive(Debug, Clone)]
@@ -70,10 +81,31 @@ impl Database {
         Ok((alerts, total))
     }
 
-    pub async fn insert_csp_report(&self, report: &CspReport) -> Result<(), StoreError> {
-        sqlx::query::<Any>(
-            "INSERT INTO csp_reports (id, received_at, document_uri, violated_directive, blocked_uri, client_ip, report) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    /// Records a violation: a repeat of a stored one (same `fingerprint`) only counts; a new one is
+    /// stored while fewer than `cap` rows exist. Which of the three happened.
+    pub async fn record_csp_report(
+        &self,
+        report: &CspReport,
+        fingerprint: &str,
+        cap: i64,
+    ) -> Result<CspOutcome, StoreError> {
+        let repeated = sqlx::query::<Any>(
+            "UPDATE csp_reports SET occurrences = occurrences + 1, last_seen_at = $1 WHERE fingerprint = $2",
+        )
+        .bind(report.received_at)
+        .bind(fingerprint)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        if repeated > 0 {
+            return Ok(CspOutcome::Repeat);
+        }
+        let stored = sqlx::query::<Any>(
+            "INSERT INTO csp_reports (id, received_at, document_uri, violated_directive, blocked_uri, client_ip, \
+             report, fingerprint, occurrences, last_seen_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, 1, $2 WHERE (SELECT COUNT(*) FROM csp_reports) < $9 \
+             ON CONFLICT (fingerprint) DO UPDATE SET occurrences = csp_reports.occurrences + 1, \
+             last_seen_at = excluded.last_seen_at",
         )
         .bind(&report.id)
         .bind(report.received_at)
@@ -82,9 +114,36 @@ impl Database {
         .bind(&report.blocked_uri)
         .bind(&report.client_ip)
         .bind(&report.report)
+        .bind(fingerprint)
+        .bind(cap)
         .execute(self.pool())
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(if stored > 0 {
+            CspOutcome::Stored
+        } else {
+            CspOutcome::OverCap
+        })
+    }
+
+    /// Retention: violations not seen since `before`.
+    pub async fn purge_csp_reports(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query::<Any>("DELETE FROM csp_reports WHERE last_seen_at < $1")
+                .bind(before)
+                .execute(self.pool())
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    /// Total occurrences recorded (stored rows and their repeats).
+    pub async fn csp_report_occurrences(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar::<Any, i64>(
+            "SELECT CAST(COALESCE(SUM(occurrences), 0) AS BIGINT) FROM csp_reports",
+        )
+        .fetch_one(self.pool())
+        .await?)
     }
 
     pub async fn count_csp_reports(&self) -> Result<i64, StoreError> {

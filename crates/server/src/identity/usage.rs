@@ -152,8 +152,8 @@ impl Identity {
         Ok(())
     }
 
-    /// Flushes usage every `FLUSH_EVERY` (and purges old history every `PURGE_EVERY`) until `stop`
-    /// completes, then flushes once more.
+    /// Flushes usage every `FLUSH_EVERY` and runs the hourly upkeep every `PURGE_EVERY` (key history
+    /// and CSP report retention, legacy-hash timing) until `stop` completes, then flushes once more.
     pub async fn run_usage_flusher(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let mut ticker = tokio::time::interval(FLUSH_EVERY);
@@ -170,6 +170,11 @@ impl Identity {
                 _ = purge.tick() => {
                     if let Err(e) = self.purge_key_history().await {
                         tracing::warn!(error = %e, "old API key history not purged; retrying later");
+                    }
+                    // CSP reports are anonymous: violations not seen for a month go.
+                    let cutoff = now() - crate::ops::csp::RETENTION_SECS;
+                    if let Err(e) = self.db.purge_csp_reports(cutoff).await {
+                        tracing::warn!(error = %e, "old CSP reports not purged; retrying later");
                     }
                     // Imports made since start-up (another process) raise the timing floor too.
                     if let Err(e) = self.calibrate_legacy_hashes().await {

@@ -485,3 +485,90 @@ backend_test!(nobody_can_mail_bomb_an_address_through_us, |backend| {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(app.mails_to("victim@example.org"), 3);
 });
+
+backend_test!(csp_report_floods_do_not_fill_the_database, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let report = |blocked: &str| {
+        json!({"csp-report": {
+            "document-uri": "https://127.0.0.1/trades",
+            "violated-directive": "script-src-elem",
+            "blocked-uri": blocked,
+        }})
+    };
+    let send = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url("/api/v1/security/csp-report"))
+                .header("content-type", "application/csp-report")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    // The same violation 50 times: one row that counts them.
+    for _ in 0..50 {
+        assert_eq!(send(report("https://evil.example/x.js")).await, 204);
+    }
+    assert_eq!(app.state.db.count_csp_reports().await.expect("count"), 1);
+    assert_eq!(
+        app.state.db.csp_report_occurrences().await.expect("sum"),
+        50
+    );
+    // A batch counts at most five violations.
+    let batch: Vec<serde_json::Value> = (0..20)
+        .map(|i| json!({"type": "csp-violation", "body": {"documentURL": "https://127.0.0.1/", "effectiveDirective": "img-src", "blockedURL": format!("https://x{i}.example/")}}))
+        .collect();
+    let response = app
+        .client
+        .post(app.url("/api/v1/security/csp-report"))
+        .header("content-type", "application/reports+json")
+        .body(serde_json::Value::Array(batch).to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 204);
+    assert_eq!(app.state.db.count_csp_reports().await.expect("count"), 6);
+    // The table has a cap: new violations beyond it are dropped, repeats still count.
+    let at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let row = |i: i64| store::ops::CspReport {
+        id: uuid::Uuid::now_v7().to_string(),
+        received_at: at,
+        document_uri: Some(format!("https://127.0.0.1/p{i}")),
+        violated_directive: None,
+        blocked_uri: None,
+        client_ip: None,
+        report: "{}".into(),
+    };
+    use store::ops::CspOutcome;
+    assert_eq!(
+        app.state
+            .db
+            .record_csp_report(&row(1), "fp-1", 7)
+            .await
+            .expect("record"),
+        CspOutcome::Stored
+    );
+    assert_eq!(
+        app.state
+            .db
+            .record_csp_report(&row(2), "fp-2", 7)
+            .await
+            .expect("record"),
+        CspOutcome::OverCap
+    );
+    assert_eq!(
+        app.state
+            .db
+            .record_csp_report(&row(1), "fp-1", 7)
+            .await
+            .expect("record"),
+        CspOutcome::Repeat
+    );
+    // And an age: violations not seen for a month are purged.
+    let purged = app.state.db.purge_csp_reports(at + 1).await.expect("purge");
+    assert_eq!(purged, 7);
+});

@@ -1,171 +1,64 @@
-//! Operational endpoints: liveness, readiness, Prometheus metrics, CSP violation reports, the OpenAPI
-//! document and the not-found fallback.
+//! `POST /api/v1/security/csp-report`: browsers' Content-Security-Policy violation reports. The
+//! endpoint is anonymous, so a flood must cost neither the database nor the logs: at most 5 violations
+//! are read from one request, a repeat of a stored violation only adds to its count, the table holds at
+//! most `MAX_STORED` distinct violations for at most `RETENTION` (purged hourly), and past
+//! `STORE_PER_MINUTE` reports a minute this instance keeps one in `FLOOD_SAMPLE` (the rest counted in
+//! metrics only).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use secrecy::ExposeSecret;
-use serde::Serialize;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-use utoipa::ToSchema;
+use store::ops::CspOutcome;
 
 use crate::http::{ApiError, ClientIp};
 use crate::state::AppState;
 
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
-/// Most CSP reports kept from one request; browsers batch a handful at most.
-const MAX_REPORTS_PER_REQUEST: usize = 20;
+/// Most CSP violations read from one request; browsers batch a handful at most.
+const MAX_REPORTS_PER_REQUEST: usize = 5;
 const MAX_FIELD_CHARS: usize = 512;
 const MAX_STORED_REPORT_CHARS: usize = 8 * 1024;
 pub const CSP_REPORT_BODY_LIMIT: usize = 64 * 1024;
+/// Distinct violations kept at most.
+pub const MAX_STORED: i64 = 10_000;
+/// Violations not seen for this long are purged.
+pub const RETENTION_SECS: i64 = 30 * 86_400;
+/// Reports an instance records per minute before it samples.
+pub const STORE_PER_MINUTE: u64 = 300;
+/// Under a flood, one report in this many is recorded.
+pub const FLOOD_SAMPLE: u64 = 100;
 
-/// `{"status"}`: nothing more, so probes reveal nothing.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StatusBody {
-    /// `ok`
-    pub status: &'static str,
+/// Per-instance flood detection: reports seen in the current minute.
+#[derive(Debug, Default)]
+pub struct CspSampler {
+    minute: AtomicU64,
+    seen: AtomicU64,
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "The process is up", body = StatusBody)))]
-pub async fn healthz() -> Json<StatusBody> {
-    Json(StatusBody { status: "ok" })
-}
-
-#[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses(
-        (status = 200, description = "`ok`, or `degraded` when the database answers but Redis does not (limits then hold per instance)", body = StatusBody),
-        (status = 503, description = "A dependency is down", content_type = "application/problem+json"),
-    ))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<StatusBody>, ApiError> {
-    // Probes are unauthenticated and unthrottled: concurrent and repeated ones within a second share
-    // one check instead of each pinging the database and Redis.
-    let mut cached = state.readiness.lock().await;
-    if let Some((at, status)) = *cached
-        && at.elapsed() < READINESS_CACHE
-    {
-        return readiness_answer(status);
-    }
-    let status = check_readiness(&state).await;
-    *cached = Some((std::time::Instant::now(), status));
-    readiness_answer(status)
-}
-
-const READINESS_CACHE: Duration = Duration::from_secs(1);
-
-fn readiness_answer(status: Option<&'static str>) -> Result<Json<StatusBody>, ApiError> {
-    match status {
-        Some(status) => Ok(Json(StatusBody { status })),
-        None => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not-ready",
-            "The service is not ready.",
-        )),
-    }
-}
-
-/// `Some("ok")`, `Some("degraded")` (database up, key-value store down) or `None` (not ready).
-async fn check_readiness(state: &AppState) -> Option<&'static str> {
-    let kv = state.kv.clone();
-    let (db, kv) = tokio::join!(state.db.ping(PING_TIMEOUT), async move {
-        tokio::time::timeout(PING_TIMEOUT, kv.ping()).await
-    });
-    let db_ok = db.is_ok();
-    let kv_ok = matches!(kv, Ok(Ok(())));
-    metrics::gauge!("tradesignal_ready", "component" => "database").set(if db_ok {
-        1.0
-    } else {
-        0.0
-    });
-    metrics::gauge!("tradesignal_ready", "component" => "kv").set(if kv_ok { 1.0 } else { 0.0 });
-    match (db, kv_ok) {
-        (Ok(()), true) => Some("ok"),
-        // Without Redis the service goes on with per-instance limits and database revocation checks:
-        // still ready (pulling every instance would turn a cache outage into a full one), but degraded.
-        (Ok(()), false) => {
-            tracing::warn!(
-                alert = "kv_degraded",
-                backend = state.kv.backend(),
-                "ready but degraded: key-value store unreachable"
-            );
-            Some("degraded")
+impl CspSampler {
+    /// Whether the report seen at `unix_secs` is recorded.
+    pub fn admit(&self, unix_secs: u64) -> bool {
+        let minute = unix_secs / 60;
+        if self.minute.swap(minute, Ordering::SeqCst) != minute {
+            self.seen.store(0, Ordering::SeqCst);
         }
-        (Err(e), _) => {
-            tracing::warn!(reason = %format!("database: {e}"), "not ready");
-            None
-        }
+        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
+        n <= STORE_PER_MINUTE || n.is_multiple_of(FLOOD_SAMPLE)
     }
 }
 
-/// Prometheus text; closed (404) unless a metrics token is configured, then only with that token.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    security(("metrics_token" = [])),
-    responses(
-        (status = 200, description = "Prometheus text exposition", content_type = "text/plain"),
-        (status = 401, description = "Missing or wrong metrics token"),
-        (status = 404, description = "No metrics token configured"),
-    ))]
-pub async fn metrics(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let Some(expected) = &state.settings.metrics_token else {
-        return Err(ApiError::not_found());
-    };
-    check_metrics_token(expected.expose_secret(), &headers)?;
-    Ok(render_metrics(&state))
-}
-
-/// `/metrics` on the separate metrics listener: the token is required when one is configured.
-pub async fn metrics_listener(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    if let Some(expected) = &state.settings.metrics_token {
-        check_metrics_token(expected.expose_secret(), &headers)?;
+/// What identifies a violation for de-duplication: page, directive and blocked resource.
+fn fingerprint(v: &Violation) -> String {
+    let mut hasher = Sha256::new();
+    for part in [&v.document_uri, &v.directive, &v.blocked_uri] {
+        let bytes = part.as_deref().unwrap_or("").as_bytes();
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(bytes);
     }
-    Ok(render_metrics(&state))
-}
-
-fn check_metrics_token(expected: &str, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = match crate::http::bearer::bearer(headers) {
-        crate::http::bearer::Bearer::Token(token) => token,
-        _ => "",
-    };
-    // Comparing digests keeps the comparison constant-time even in the token's length.
-    let matches: bool = Sha256::digest(presented.as_bytes())
-        .as_slice()
-        .ct_eq(Sha256::digest(expected.as_bytes()).as_slice())
-        .into();
-    if matches {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "A valid metrics token is required.",
-    )
-    .with_header(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"metrics\""),
-    ))
-}
-
-pub fn render_metrics(state: &AppState) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
-        .into_response()
+    hex::encode(hasher.finalize())
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {
@@ -245,7 +138,8 @@ fn violations(content_type: &str, document: &Value) -> Option<Vec<Violation>> {
     }
 }
 
-/// Browsers post CSP violations here (`report-uri` and `report-to`); each is logged and stored.
+/// Browsers post CSP violations here (`report-uri` and `report-to`); each is de-duplicated, counted and
+/// (within the limits above) stored and logged.
 #[utoipa::path(post, path = "/api/v1/security/csp-report", tag = "operations",
     request_body(content_type = "application/csp-report", description = "A CSP violation report (≤ 64 KiB); `application/reports+json` also accepted"),
     responses(
@@ -286,14 +180,15 @@ pub async fn csp_report(
         })?;
     let received_at = time::OffsetDateTime::now_utc().unix_timestamp();
     for v in found {
-        tracing::warn!(
-            client_ip = %ip,
-            document_uri = v.document_uri.as_deref().unwrap_or(""),
-            directive = v.directive.as_deref().unwrap_or(""),
-            blocked_uri = v.blocked_uri.as_deref().unwrap_or(""),
-            "content security policy violation"
-        );
         metrics::counter!("tradesignal_csp_reports_total").increment(1);
+        if !state
+            .csp_sampler
+            .admit(u64::try_from(received_at).unwrap_or(0))
+        {
+            metrics::counter!("tradesignal_csp_reports_sampled_out_total").increment(1);
+            continue;
+        }
+        let fingerprint = fingerprint(&v);
         let report = store::ops::CspReport {
             id: uuid::Uuid::now_v7().to_string(),
             received_at,
@@ -303,17 +198,27 @@ pub async fn csp_report(
             client_ip: Some(ip.to_string()),
             report: v.raw,
         };
-        state
+        let outcome = state
             .db
-            .insert_csp_report(&report)
+            .record_csp_report(&report, &fingerprint, MAX_STORED)
             .await
             .map_err(ApiError::internal)?;
+        match outcome {
+            // Logged once per distinct violation, not per repeat.
+            CspOutcome::Stored => tracing::warn!(
+                client_ip = %ip,
+                document_uri = report.document_uri.as_deref().unwrap_or(""),
+                directive = report.violated_directive.as_deref().unwrap_or(""),
+                blocked_uri = report.blocked_uri.as_deref().unwrap_or(""),
+                "content security policy violation"
+            ),
+            CspOutcome::Repeat => {}
+            CspOutcome::OverCap => {
+                metrics::counter!("tradesignal_csp_reports_over_cap_total").increment(1);
+            }
+        }
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn not_found() -> ApiError {
-    ApiError::not_found()
 }
 
 #[cfg(test)]
@@ -347,6 +252,27 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].directive.as_deref(), Some("img-src"));
         assert_eq!(violations("application/csp-report", &json!({"x": 1})), None);
+    }
+
+    #[test]
+    fn floods_are_sampled_per_minute() {
+        let sampler = CspSampler::default();
+        let minute = 1_800_000_000; // the start of a minute
+        let admitted = (0..10_000).filter(|_| sampler.admit(minute)).count() as u64;
+        // The first 300, then every 100th of the rest (the 400th, 500th, … 10,000th).
+        assert_eq!(admitted, STORE_PER_MINUTE + 97);
+        assert!(sampler.admit(minute + 60), "a new minute starts afresh");
+    }
+
+    #[test]
+    fn repeats_share_a_fingerprint() {
+        let doc = json!({"csp-report": {"document-uri": "https://ts.example/a?x=1", "violated-directive": "img-src", "blocked-uri": "data"}});
+        let same = json!({"csp-report": {"document-uri": "https://ts.example/a?y=2", "violated-directive": "img-src", "blocked-uri": "data"}});
+        let other = json!({"csp-report": {"document-uri": "https://ts.example/b", "violated-directive": "img-src", "blocked-uri": "data"}});
+        let f =
+            |d: &Value| fingerprint(&violations("application/csp-report", d).expect("report")[0]);
+        assert_eq!(f(&doc), f(&same), "the query is not part of the page");
+        assert_ne!(f(&doc), f(&other));
     }
 
     #[test]
