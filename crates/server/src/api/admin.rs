@@ -102,7 +102,10 @@ async fn admin_user_body(
         user: UserBody::from(user),
         disabled: user.is_disabled(),
         locked_until,
-        sessions: sessions.iter().map(|s| SessionBody::new(s, "")).collect(),
+        sessions: sessions
+            .iter()
+            .map(|s| SessionBody::new(s, "", state.identity.idle_secs()))
+            .collect(),
     })
 }
 

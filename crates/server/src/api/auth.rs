@@ -538,7 +538,7 @@ async fn sessions(
     Ok(Json(
         sessions
             .iter()
-            .map(|s| SessionBody::new(s, &principal.session_id))
+            .map(|s| SessionBody::new(s, &principal.session_id, state.identity.idle_secs()))
             .collect(),
     ))
 }

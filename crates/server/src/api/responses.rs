@@ -46,19 +46,29 @@ impl From<&UserRecord> for UserBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionBody {
     pub id: String,
+    /// `api` (tokens) or `web` (the browser application's cookie session).
+    pub kind: String,
     pub created_at: String,
     pub last_seen_at: String,
+    /// When the session ends whatever its activity.
+    pub expires_at: String,
+    /// When it ends unless it is used before: the idle timeout from its last use.
+    pub idle_expires_at: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     pub current: bool,
 }
 
 impl SessionBody {
-    pub fn new(s: &SessionRecord, current_id: &str) -> Self {
+    /// `idle_secs` is the session kind's idle timeout.
+    pub fn new(s: &SessionRecord, current_id: &str, idle_secs: i64) -> Self {
         Self {
             id: s.id.clone(),
+            kind: s.kind.clone(),
             created_at: rfc3339(s.created_at),
             last_seen_at: rfc3339(s.last_seen_at),
+            expires_at: rfc3339(s.expires_at),
+            idle_expires_at: rfc3339(s.last_seen_at.saturating_add(idle_secs).min(s.expires_at)),
             ip: s.ip.clone(),
             user_agent: s.user_agent.clone(),
             current: s.id == current_id,

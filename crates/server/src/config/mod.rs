@@ -93,6 +93,8 @@ pub struct Settings {
     pub password_profile: security::password::PolicyProfile,
     /// API sessions end after this long without a refresh.
     pub session_idle: Duration,
+    /// API sessions end this long after their login, whatever their activity.
+    pub api_session_lifetime: Duration,
     /// A rotated refresh token presented again within this window gets the new token, not a revocation.
     pub refresh_grace: Duration,
     pub rate_limits: security::ratelimit::RateLimits,

@@ -134,7 +134,13 @@ pub const VARIABLES: &[Variable] = &[
         "TRADESIGNAL_SESSION_IDLE_SECS",
         "86400",
         false,
-        "an API session not refreshed for this long ends; the absolute limit is 30 days",
+        "an API session not refreshed for this long ends (300 to 30 days)",
+    ),
+    var(
+        "TRADESIGNAL_API_SESSION_LIFETIME_SECS",
+        "2592000",
+        false,
+        "an API session ends this long after its login, whatever its activity (1 hour to 90 days)",
     ),
     var(
         "TRADESIGNAL_REFRESH_GRACE_SECS",
@@ -467,6 +473,12 @@ impl RawSettings {
             300,
             30 * 86_400,
         ));
+        let api_session_lifetime = Duration::from_secs(number(
+            "TRADESIGNAL_API_SESSION_LIFETIME_SECS",
+            30 * 86_400,
+            3600,
+            90 * 86_400,
+        ));
         let body_limit = usize::try_from(number(
             "TRADESIGNAL_BODY_LIMIT_BYTES",
             1 << 20,
@@ -557,6 +569,7 @@ impl RawSettings {
             rate_limiting,
             lockout,
             ipv6_prefix,
+            api_session_lifetime,
             password_queue,
             mail_from,
             loopback_webhooks_for_tests: false,

@@ -71,6 +71,9 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                 }
                 "TRADESIGNAL_LOCKOUT_SECS" => settings.lockout.as_secs().to_string(),
                 "TRADESIGNAL_IPV6_PREFIX" => settings.ipv6_prefix.to_string(),
+                "TRADESIGNAL_API_SESSION_LIFETIME_SECS" => {
+                    settings.api_session_lifetime.as_secs().to_string()
+                }
                 "TRADESIGNAL_PASSWORD_QUEUE" => settings
                     .password_queue
                     .map_or_else(|| "64 per hashing thread".to_string(), |n| n.to_string()),

@@ -20,7 +20,7 @@ use super::abuse::account_of;
 use super::audit::Event;
 use super::mfa::{FactorCheck, SecondFactor, WrongCode};
 use super::sessions::IssuedTokens;
-use super::{API_SESSION_LIFETIME, Identity, IdentityError, Principal, RequestMeta, now};
+use super::{Identity, IdentityError, Principal, RequestMeta, now};
 
 /// The longest password we spend a hash on at login (longer ones cannot be valid under any policy).
 const MAX_LOGIN_PASSWORD_CHARS: usize = 1024;
@@ -311,7 +311,8 @@ impl Identity {
             user_id: user.id.clone(),
             kind: "api".into(),
             now: issued,
-            expires_at: issued + i64::try_from(API_SESSION_LIFETIME.as_secs()).unwrap_or(i64::MAX),
+            expires_at: issued
+                + i64::try_from(self.settings.api_session_lifetime.as_secs()).unwrap_or(i64::MAX),
             ip: meta.ip.clone(),
             user_agent: meta.user_agent.clone(),
             amr: amr.into(),

@@ -37,8 +37,6 @@ pub use principal::{Caller, CallerCredential, Principal};
 
 /// Access tokens live this long.
 pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
-/// API sessions end this long after login, whatever their activity.
-pub const API_SESSION_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// A recent login (for step-up) is at most this old.
 pub const STEP_UP_WINDOW_SECS: u64 = 600;
 pub const AUDIENCE: &str = "tradesignal-api";

@@ -30,7 +30,8 @@ pub(super) fn unix(secs: i64) -> u64 {
 }
 
 impl Identity {
-    pub(super) fn idle_secs(&self) -> i64 {
+    /// The idle timeout of API sessions, in seconds.
+    pub fn idle_secs(&self) -> i64 {
         i64::try_from(self.settings.session_idle.as_secs()).unwrap_or(i64::MAX)
     }
 

@@ -572,3 +572,59 @@ backend_test!(csp_report_floods_do_not_fill_the_database, |backend| {
     let purged = app.state.db.purge_csp_reports(at + 1).await.expect("purge");
     assert_eq!(purged, 7);
 });
+
+backend_test!(api_session_lifetimes_are_configured_and_shown, |backend| {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![
+                ("TRADESIGNAL_API_SESSION_LIFETIME_SECS", "7200".into()),
+                ("TRADESIGNAL_SESSION_IDLE_SECS", "1800".into()),
+            ],
+            ..Options::default()
+        },
+    )
+    .await;
+    app.create_user("life@example.com", "user").await;
+    let client = browser();
+    let response = app
+        .post_json(
+            &client,
+            "/api/v1/auth/login",
+            json!({"email": "life@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let tokens: serde_json::Value = response.json().await.expect("json");
+    let refresh_expires = tokens["refresh_expires_in"].as_u64().expect("seconds");
+    assert!(
+        (7100..=7200).contains(&refresh_expires),
+        "{refresh_expires}"
+    );
+    let session = Session {
+        client,
+        access: tokens["access_token"].as_str().expect("access").to_string(),
+        refresh: tokens["refresh_token"]
+            .as_str()
+            .expect("refresh")
+            .to_string(),
+    };
+    let sessions: serde_json::Value = app
+        .get_as(&session, "/api/v1/auth/sessions")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let current = &sessions[0];
+    assert_eq!(current["kind"], "api");
+    let parse = |field: &str| {
+        time::OffsetDateTime::parse(
+            current[field].as_str().expect("time"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("rfc3339")
+    };
+    let created = parse("created_at");
+    assert_eq!((parse("expires_at") - created).whole_seconds(), 7200);
+    let idle = (parse("idle_expires_at") - parse("last_seen_at")).whole_seconds();
+    assert_eq!(idle, 1800);
+});
