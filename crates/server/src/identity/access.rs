@@ -64,7 +64,7 @@ impl Identity {
         let keys = [deny_key(&claims.jti), sv_key(&claims.sid)];
         let reads = [keys[0].as_str(), keys[1].as_str()];
         // While revocations wait to be written, the store may hold stale entries: ask the database.
-        let store_trusted = self.pending.is_empty() || self.flush_revocations().await;
+        let store_trusted = self.store_trusted().await;
         let quota = limits.map(|l| l.tier(tier));
         let rate_key = format!("rl:user:{}", claims.sub);
         let (lookup, decision) = match (quota, store_trusted) {

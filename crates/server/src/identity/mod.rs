@@ -137,6 +137,8 @@ pub struct Identity {
     pub factor_throttle: FactorThrottle,
     /// Revocations not yet written to the store (see `revocation::PendingRevocations`).
     pub pending: Arc<revocation::PendingRevocations>,
+    /// Whether any instance could not write a revocation to the store (see `revocation`).
+    pub watch: Arc<revocation::RevocationWatch>,
     pub devices: Arc<DeviceCookies>,
     pub limits: RateLimits,
     pub codec: JwtCodec,
@@ -182,6 +184,7 @@ impl Identity {
         };
         Ok(Self {
             pending: Arc::default(),
+            watch: Arc::default(),
             cipher: Arc::new(FieldCipher::new(data_ring)?),
             api_key_hasher: Arc::new(KeyedHasher::new(data_ring, "tradesignal api key hash v1")),
             backup_code_hasher: Arc::new(KeyedHasher::new(

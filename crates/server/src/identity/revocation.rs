@@ -1,7 +1,12 @@
 //! Revocation state: which sessions and access tokens no longer count. The database is the source of
 //! truth; the key-value store holds what every request checks in one round trip — `sv:{sid}` the
-//! session's token version (or `r` once revoked) and `deny:{jti}` a logged-out token. A write the store
-//! refuses is queued and retried, and until it lands this instance asks the database instead.
+//! session's token version (or `r` once revoked) and `deny:{jti}` a logged-out token.
+//!
+//! A write the store refuses is queued and retried. Until it lands, this instance asks the database
+//! instead, and so does every other instance: the failure raises a watch in the database
+//! (`revocation_watch`) that each instance reads at most `WATCH_POLL` apart, so a logout, disable or
+//! role change made where Redis could not be written holds elsewhere too. Queued writes count as
+//! pending until each one is written, so requests running during a flush never trust Redis early.
 
 use std::time::Duration;
 
@@ -11,6 +16,19 @@ use super::{Identity, IdentityError, now};
 const REVOKED_MARKER_TTL: Duration = Duration::from_secs(16 * 60);
 /// How long a cached token version may be served from the store before the database is asked again.
 pub(super) const VERSION_CACHE_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long every instance distrusts the store after a revocation could not be written: longer than
+/// any entry written before it (a cached version, an access token) can live.
+const WATCH_SECS: i64 = 16 * 60;
+/// How often an instance reads the watch.
+pub const WATCH_POLL: Duration = Duration::from_millis(500);
+
+/// This instance's copy of the database's revocation watch.
+#[derive(Debug, Default)]
+pub struct RevocationWatch {
+    until: std::sync::atomic::AtomicI64,
+    /// When the watch was last read (Unix milliseconds).
+    read_at: std::sync::atomic::AtomicI64,
+}
 
 pub(super) fn sv_key(session_id: &str) -> String {
     format!("sv:{session_id}")
@@ -45,8 +63,44 @@ impl Identity {
             tracing::error!(error = %e, "revocation not written to the key-value store; queued for retry");
             metrics::counter!("tradesignal_revocation_cache_failures_total").increment(1);
             self.pending.push(key, value, ttl);
+            // Other instances still read the store: tell them, through the database, to stop.
+            let until = now() + WATCH_SECS;
+            self.watch
+                .until
+                .fetch_max(until, std::sync::atomic::Ordering::SeqCst);
+            if let Err(e) = self.db.raise_revocation_watch(until).await {
+                tracing::error!(error = %e, "revocation watch not raised for other instances");
+            }
             self.spawn_revocation_retry();
         }
+    }
+
+    /// Whether the store may be trusted for revocation state now: nothing of this instance is waiting
+    /// to be written, and no instance raised the watch (read from the database at most `WATCH_POLL`
+    /// apart; a database that cannot answer leaves the last value in force).
+    pub(super) async fn store_trusted(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        if !self.pending.is_empty() {
+            return self.flush_revocations().await;
+        }
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let now_ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
+        let read_at = self.watch.read_at.load(Ordering::SeqCst);
+        let poll_ms = i64::try_from(WATCH_POLL.as_millis()).unwrap_or(500);
+        // One request per interval reads it; the others use the value in hand.
+        if now_ms - read_at >= poll_ms
+            && self
+                .watch
+                .read_at
+                .compare_exchange(read_at, now_ms, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            match self.db.revocation_watch().await {
+                Ok(until) => self.watch.until.store(until, Ordering::SeqCst),
+                Err(e) => tracing::warn!(error = %e, "revocation watch not read"),
+            }
+        }
+        self.watch.until.load(Ordering::SeqCst) <= now()
     }
 
     fn spawn_revocation_retry(&self) {
@@ -69,13 +123,16 @@ impl Identity {
         });
     }
 
-    /// Writes queued revocations; true when none is left.
+    /// Writes queued revocations; true when none is left. Entries stay pending until they are
+    /// written, so concurrent requests keep asking the database meanwhile.
     pub(super) async fn flush_revocations(&self) -> bool {
-        for (key, value, ttl) in self.pending.take() {
-            if self.kv.set(&key, &value, ttl).await.is_err() {
-                self.pending.push(key, value, ttl);
+        let mut written = vec![];
+        for (seq, key, value, ttl) in self.pending.snapshot() {
+            if self.kv.set(&key, &value, ttl).await.is_ok() {
+                written.push(seq);
             }
         }
+        self.pending.remove(&written);
         self.pending.is_empty()
     }
 
@@ -109,13 +166,17 @@ impl Identity {
 /// Revocation writes waiting for the key-value store to come back.
 #[derive(Default)]
 pub struct PendingRevocations {
-    writes: std::sync::Mutex<Vec<(String, String, Duration)>>,
+    writes: std::sync::Mutex<Vec<PendingWrite>>,
+    next_seq: std::sync::atomic::AtomicU64,
     count: std::sync::atomic::AtomicUsize,
     retrier: std::sync::atomic::AtomicBool,
 }
 
+/// (sequence number, key, value, TTL)
+type PendingWrite = (u64, String, String, Duration);
+
 impl PendingRevocations {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, String, Duration)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<PendingWrite>> {
         // Entries are whole tuples; a panic elsewhere cannot leave one half-written.
         self.writes
             .lock()
@@ -123,16 +184,26 @@ impl PendingRevocations {
     }
 
     fn push(&self, key: String, value: String, ttl: Duration) {
+        let seq = self
+            .next_seq
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut writes = self.lock();
-        writes.push((key, value, ttl));
+        writes.push((seq, key, value, ttl));
         self.count
             .store(writes.len(), std::sync::atomic::Ordering::SeqCst);
     }
 
-    fn take(&self) -> Vec<(String, String, Duration)> {
+    /// The writes waiting now (they stay pending).
+    fn snapshot(&self) -> Vec<PendingWrite> {
+        self.lock().clone()
+    }
+
+    /// Forgets the writes that landed.
+    fn remove(&self, written: &[u64]) {
         let mut writes = self.lock();
-        self.count.store(0, std::sync::atomic::Ordering::SeqCst);
-        std::mem::take(&mut *writes)
+        writes.retain(|(seq, ..)| !written.contains(seq));
+        self.count
+            .store(writes.len(), std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn is_empty(&self) -> bool {
@@ -146,5 +217,31 @@ impl PendingRevocations {
     fn release_retrier(&self) {
         self.retrier
             .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_stay_pending_until_written() {
+        let pending = PendingRevocations::default();
+        pending.push("a".into(), "r".into(), Duration::from_secs(1));
+        pending.push("b".into(), "r".into(), Duration::from_secs(1));
+        let snapshot = pending.snapshot();
+        assert_eq!(snapshot.len(), 2);
+        assert!(
+            !pending.is_empty(),
+            "a flush in progress leaves them pending"
+        );
+        pending.push("c".into(), "r".into(), Duration::from_secs(1));
+        pending.remove(&[snapshot[0].0, snapshot[1].0]);
+        assert!(!pending.is_empty(), "a write queued during the flush stays");
+        let rest = pending.snapshot();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].1, "c");
+        pending.remove(&[rest[0].0]);
+        assert!(pending.is_empty());
     }
 }

@@ -628,3 +628,75 @@ backend_test!(api_session_lifetimes_are_configured_and_shown, |backend| {
     let idle = (parse("idle_expires_at") - parse("last_seen_at")).whole_seconds();
     assert_eq!(idle, 1800);
 });
+
+/// A logout made on an instance that cannot write to Redis holds on the others too: they would
+/// otherwise keep trusting the session state Redis cached before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_redis_missed_holds_on_every_instance() {
+    let Some(backend) = Backend::external() else {
+        return;
+    };
+    let proxy = FaultProxy::start(socket_of(&test_redis_url().expect("redis url"))).await;
+    let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4().simple());
+    let keys = vec![
+        (
+            "TRADESIGNAL_JWT_KEYS",
+            security::keys::generate_ring_entry("j1", 32),
+        ),
+        (
+            "TRADESIGNAL_DATA_KEYS",
+            security::keys::generate_ring_entry("d1", 32),
+        ),
+        // One issuer for both, as behind one load balancer.
+        ("TRADESIGNAL_PUBLIC_URL", "http://127.0.0.1".into()),
+    ];
+    let first = TestApp::spawn_with(
+        backend,
+        Options {
+            env: keys.clone(),
+            redis_prefix: Some(prefix.clone()),
+            redis_proxy: Some(proxy.addr),
+            ..Options::default()
+        },
+    )
+    .await;
+    let second = TestApp::spawn_with(
+        backend,
+        Options {
+            env: keys,
+            redis_prefix: Some(prefix),
+            database_url: Some(first.database_url()),
+            ..Options::default()
+        },
+    )
+    .await;
+    first.create_user("split@example.com", "user").await;
+    let session = first.login("split@example.com").await;
+    // The second instance serves the token, so Redis caches the session as valid.
+    assert_eq!(
+        second.get_as(&session, "/api/v1/auth/me").await.status(),
+        200
+    );
+    assert_eq!(
+        second.get_as(&session, "/api/v1/auth/me").await.status(),
+        200
+    );
+
+    // Sign out everywhere from another browser, on the instance that can no longer reach Redis.
+    let other = first.login("split@example.com").await;
+    proxy.cut();
+    let response = first
+        .post_as(&other, "/api/v1/auth/logout-all", json!({}))
+        .await;
+    assert_eq!(response.status(), 204, "the logout itself succeeds");
+    tokio::time::sleep(
+        server::identity::revocation::WATCH_POLL + std::time::Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(
+        second.get_as(&session, "/api/v1/auth/me").await.status(),
+        401,
+        "the other instance no longer trusts what Redis cached"
+    );
+    proxy.restore();
+}

@@ -220,4 +220,26 @@ impl Database {
                 .await?,
         )
     }
+
+    /// Marks revocation state as unreliable in the key-value store until `until` (Unix seconds), for
+    /// every instance; never shortens a running watch.
+    pub async fn raise_revocation_watch(&self, until: i64) -> Result<(), StoreError> {
+        sqlx::query::<Any>(
+            "UPDATE revocation_watch SET pending_until = $1 WHERE id = 1 AND pending_until < $1",
+        )
+        .bind(until)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Until when sessions must be checked in the database (see `raise_revocation_watch`).
+    pub async fn revocation_watch(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar::<Any, i64>(
+            "SELECT pending_until FROM revocation_watch WHERE id = 1",
+        )
+        .fetch_optional(self.pool())
+        .await?
+        .unwrap_or(0))
+    }
 }
