@@ -1,6 +1,7 @@
 //! `ApiJson<T>`: the JSON body extractor of every endpoint. It insists on `application/json` (415),
-//! rejects malformed JSON (400) and unknown or mistyped fields (422, with the field named) — without
-//! ever echoing a submitted value, which could be a password.
+//! rejects malformed JSON (400), a body that is not a JSON object (422: serde would otherwise read a
+//! struct from an array, which no documented client sends) and unknown or mistyped fields (422, with
+//! the field named) — without ever echoing a submitted value, which could be a password.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -107,6 +108,19 @@ where
                     ApiError::bad_request("malformed-body", "The request body could not be read.")
                 }
             })?;
+        if !is_object(&bytes) {
+            return Err(
+                if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
+                    ApiError::validation(vec![FieldError::new(
+                        "body",
+                        "invalid_type",
+                        "The request body must be a JSON object.",
+                    )])
+                } else {
+                    malformed()
+                },
+            );
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
             Ok(value) => value,
@@ -123,6 +137,14 @@ where
         deserializer.end().map_err(|_| malformed())?;
         Ok(Self(value))
     }
+}
+
+/// Whether the body's first significant byte opens an object.
+fn is_object(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .is_some_and(|&b| b == b'{')
 }
 
 fn malformed() -> ApiError {
@@ -228,6 +250,34 @@ mod tests {
         assert_eq!(
             call("application/json", r#"{"full_name":"a"} x"#).await.0,
             StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_that_are_not_objects_are_422_even_where_serde_would_read_them() {
+        // serde reads a struct from a sequence of its fields: an array must not pass for an object.
+        for body in [
+            r#"["Ann", 30]"#,
+            r#""Ann""#,
+            "42",
+            "null",
+            "[]",
+            " \n[\"Ann\"]",
+        ] {
+            let (status, body) = call("application/json", body).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(body["errors"][0]["code"], "invalid_type");
+            assert_eq!(body["errors"][0]["field"], "body");
+        }
+        assert_eq!(
+            call("application/json", "[1,").await.0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            call("application/json", " \t{\"full_name\":\"Ann\"}")
+                .await
+                .0,
+            StatusCode::OK
         );
     }
 

@@ -127,3 +127,41 @@ async fn a_request_head_that_never_ends_is_cut_off() {
     );
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+// Found by Schemathesis: serde reads a struct from an array of its fields, so `["My list", ["SNOW"]]`
+// created a watchlist although the document (and every client) says the body is an object.
+backend_test!(a_body_that_is_not_a_json_object_is_refused, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let (_, session) = app.user_with_tier("array@example.com", "pro").await;
+    for (method, path, body) in [
+        (
+            reqwest::Method::POST,
+            "/api/v1/watchlists",
+            r#"["My list", ["SNOW"]]"#,
+        ),
+        (reqwest::Method::PATCH, "/api/v1/auth/me", "[]"),
+        (reqwest::Method::POST, "/api/v1/watchlists", r#""My list""#),
+        (reqwest::Method::POST, "/api/v1/watchlists", "42"),
+        (reqwest::Method::POST, "/api/v1/auth/login", "null"),
+    ] {
+        let response = session
+            .client
+            .request(method.clone(), app.url(path))
+            .bearer_auth(&session.access)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 422, "{method} {path} {body}");
+        let problem = problem(response).await;
+        assert_eq!(problem["errors"][0]["code"], "invalid_type", "{problem}");
+    }
+    let lists: serde_json::Value = app
+        .get_as(&session, "/api/v1/watchlists")
+        .await
+        .json()
+        .await
+        .expect("lists");
+    assert_eq!(lists["total"], 0, "{lists}");
+});
