@@ -63,30 +63,18 @@ pub fn split_codes(joined: &str) -> Vec<String> {
         .collect()
 }
 
+/// The SEC's Form 4 transaction codes.
+pub const TRANSACTION_CODES: &[&str] = &[
+    "P", "S", "V", "A", "D", "F", "I", "M", "C", "E", "H", "O", "X", "G", "L", "W", "Z", "J", "K",
+    "U",
+];
+
+/// Most codes one filter or alert may name.
+pub const MAX_CODES: usize = 20;
+
 /// Whether `code` is a Form 4 transaction code (one of the SEC's letters).
 pub fn is_transaction_code(code: &str) -> bool {
-    matches!(
-        code,
-        "P" | "S"
-            | "V"
-            | "A"
-            | "D"
-            | "F"
-            | "I"
-            | "M"
-            | "C"
-            | "E"
-            | "H"
-            | "O"
-            | "X"
-            | "G"
-            | "L"
-            | "W"
-            | "Z"
-            | "J"
-            | "K"
-            | "U"
-    )
+    TRANSACTION_CODES.contains(&code)
 }
 
 #[cfg(test)]

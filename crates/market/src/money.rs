@@ -27,11 +27,17 @@ pub fn from_cents(cents: i64) -> Decimal {
     Decimal::new(cents, 2)
 }
 
-/// Parses a non-negative dollar amount such as `1000`, `1000.5` or `1000.25` (at most two
-/// decimal places, no sign, no exponent, no separators) into cents.
+/// Most digits before the decimal point: any such amount fits in cents without overflow, so the
+/// documented pattern and the parser accept exactly the same strings.
+pub const MAX_DOLLAR_DIGITS: usize = 16;
+
+/// The strings [`parse_dollars`] accepts, as a regular expression (the API document publishes it).
+pub const DOLLARS_PATTERN: &str = r"^[0-9]{1,16}(\.[0-9]{1,2})?$";
+
+/// Parses a non-negative dollar amount such as `1000`, `1000.5` or `1000.25` (at most 16 digits and
+/// two decimal places; no sign, exponent, separators or surrounding spaces) into cents.
 pub fn parse_dollars(text: &str) -> Option<i64> {
-    let text = text.trim();
-    if text.is_empty() || text.len() > 20 {
+    if text.is_empty() || text.len() > MAX_DOLLAR_DIGITS + 3 {
         return None;
     }
     let (whole, fraction) = match text.split_once('.') {
@@ -39,6 +45,7 @@ pub fn parse_dollars(text: &str) -> Option<i64> {
         None => (text, ""),
     };
     if whole.is_empty()
+        || whole.len() > MAX_DOLLAR_DIGITS
         || !whole.bytes().all(|b| b.is_ascii_digit())
         || fraction.len() > 2
         || !fraction.bytes().all(|b| b.is_ascii_digit())
@@ -98,7 +105,10 @@ mod tests {
             "abc",
             "NaN",
             " ",
+            " 5",
+            "5 ",
             "99999999999999999999",
+            "12345678901234567",
         ] {
             assert_eq!(parse_dollars(bad), None, "{bad:?}");
         }
@@ -108,6 +118,12 @@ mod tests {
         #[test]
         fn dollars_never_panic(text in ".{0,40}") {
             let _ = parse_dollars(&text);
+        }
+
+        #[test]
+        fn the_published_pattern_is_the_parser(text in "[0-9. a-]{0,22}") {
+            let pattern = regex::Regex::new(DOLLARS_PATTERN).unwrap();
+            prop_assert_eq!(pattern.is_match(&text), parse_dollars(&text).is_some(), "{:?}", text);
         }
 
         #[test]

@@ -124,6 +124,13 @@ pub fn is_ticker(text: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
 }
 
+/// The strings [`is_ticker`] accepts once upper-cased, as a regular expression (the API document
+/// publishes it; lower case is accepted and upper-cased).
+pub const TICKER_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9.-]{0,9}$";
+
+/// The CIKs a query may give (zero-padded or not).
+pub const CIK_PATTERN: &str = "^[0-9]{1,10}$";
+
 /// A CIK as stored: the query's digits (1–10) zero-padded to ten, or `None`.
 pub fn normalize_cik(text: &str) -> Option<String> {
     let text = text.trim();
@@ -134,6 +141,16 @@ pub fn normalize_cik(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn the_published_patterns_are_the_checks(text in "[A-Za-z0-9.\\- ]{0,12}") {
+            let ticker = regex::Regex::new(TICKER_PATTERN).unwrap();
+            proptest::prop_assert_eq!(ticker.is_match(&text), is_ticker(&text.to_ascii_uppercase()));
+            let cik = regex::Regex::new(CIK_PATTERN).unwrap();
+            proptest::prop_assert_eq!(cik.is_match(&text), normalize_cik(&text).is_some() && text.trim() == text);
+        }
+    }
 
     #[test]
     fn sort_whitelist() {

@@ -114,6 +114,7 @@ struct CreateRequest {
     /// Any of `market:read`, `watchlists:read`, `watchlists:write`, `alerts:read`, `alerts:write`.
     scopes: Vec<String>,
     /// 1–3650; without it the key does not expire.
+    #[serde(default, deserialize_with = "crate::http::json::whole_number")]
     expires_in_days: Option<u32>,
 }
 
@@ -147,6 +148,7 @@ async fn create(
 #[serde(deny_unknown_fields)]
 struct RotateRequest {
     /// 0–72 (default 0: the old key stops at once).
+    #[serde(default, deserialize_with = "crate::http::json::whole_number")]
     grace_hours: Option<u32>,
 }
 

@@ -33,7 +33,13 @@ pub fn routes() -> Router<AppState> {
         .route("/congressional-trades", get(list_congress))
 }
 
-const TRADE_FILTERS: &[&str] = &[
+/// Values of `acquired_disposed` (any case).
+pub const ACQUIRED_DISPOSED: &[&str] = &["A", "D"];
+/// Values of `chamber` (any case).
+pub const CHAMBERS: &[&str] = &["house", "senate"];
+
+/// The filters of `/trades` and `/trades/stats`.
+pub const TRADE_FILTERS: &[&str] = &[
     "ticker",
     "insider_cik",
     "code",
@@ -51,7 +57,7 @@ fn read_trade_filter(params: &mut Params) -> TradeFilter {
         insider_cik: params.cik("insider_cik"),
         codes: params.codes("code"),
         acquired_disposed: params
-            .choice("acquired_disposed", &["A", "D"])
+            .choice("acquired_disposed", ACQUIRED_DISPOSED)
             .and_then(|c| c.chars().next()),
         since: params.date("since"),
         until: params.date("until"),
@@ -253,7 +259,17 @@ struct StatsResponse {
 }
 
 #[utoipa::path(get, path = "/api/v1/trades/stats", tag = "market", security(("bearer" = []), ("api_key" = [])),
-    params(("ticker" = Option<String>, Query, description = "The filters of /trades (without paging or sort)")),
+    params(
+        ("ticker" = Option<String>, Query, description = "Issuer ticker (case-insensitive)"),
+        ("insider_cik" = Option<String>, Query, description = "Reporting owner CIK (1–10 digits)"),
+        ("code" = Option<String>, Query, description = "Transaction codes, comma-separated (P,S,A,M,F,G…)"),
+        ("acquired_disposed" = Option<String>, Query, description = "A or D"),
+        ("since" = Option<String>, Query, description = "First transaction date, YYYY-MM-DD"),
+        ("until" = Option<String>, Query, description = "Last transaction date, YYYY-MM-DD"),
+        ("min_value" = Option<String>, Query, description = "Minimum value in dollars"),
+        ("max_value" = Option<String>, Query, description = "Maximum value in dollars"),
+        ("derivative" = Option<bool>, Query, description = "Derivative (true) or non-derivative (false) rows only"),
+    ),
     responses((status = 200, description = "{total, buys (code P), sells (code S), buy_value, sell_value, companies, insiders, first_date, last_date}"),
         (status = 403, description = "Outside the free plan's 90 days")))]
 async fn trade_stats(
@@ -449,9 +465,7 @@ async fn list_congress(
     let mut filter = store::market::congress::CongressFilter {
         ticker: params.ticker("ticker"),
         member: params.text("member").map(str::to_string),
-        chamber: params
-            .choice("chamber", &["house", "senate"])
-            .map(str::to_string),
+        chamber: params.choice("chamber", CHAMBERS).map(str::to_string),
         since: params.date("since"),
         until: params.date("until"),
     };

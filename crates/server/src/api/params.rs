@@ -1,6 +1,8 @@
 //! Query-string parameters of the listing endpoints, read strictly: unknown or repeated
-//! parameters and malformed values are a 422 naming every bad parameter at once, never a 400 and
-//! never an echo of the value.
+//! parameters, empty values, surrounding spaces and malformed values are a 422 naming every bad
+//! parameter at once, never a 400 and never an echo of the value. Strict on purpose: what is
+//! accepted is exactly what the OpenAPI document describes (`crate::openapi::inputs`), so a client
+//! generated from it never has a request refused.
 
 use std::collections::HashMap;
 
@@ -10,7 +12,7 @@ use market::query::PageRequest;
 use crate::http::{ApiError, FieldError};
 
 /// Longest value any parameter may have (a search term, a member's name).
-const MAX_VALUE_CHARS: usize = 100;
+pub const MAX_VALUE_CHARS: usize = 100;
 
 pub struct Params {
     values: HashMap<String, String>,
@@ -50,7 +52,23 @@ impl Params {
                 ));
                 continue;
             }
-            values.insert(name, value.trim().to_string());
+            if value.is_empty() {
+                errors.push(FieldError::new(
+                    name,
+                    "empty",
+                    "Give a value, or leave the parameter out.",
+                ));
+                continue;
+            }
+            if value.trim() != value {
+                errors.push(FieldError::new(
+                    name,
+                    "invalid",
+                    "Remove the spaces around the value.",
+                ));
+                continue;
+            }
+            values.insert(name, value.into_owned());
         }
         Self { values, errors }
     }
@@ -59,12 +77,9 @@ impl Params {
         self.errors.push(FieldError::new(name, code, message));
     }
 
-    /// The raw value, if given and not empty.
+    /// The value, if given (never empty, never with surrounding spaces).
     pub fn text(&self, name: &str) -> Option<&str> {
-        self.values
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.values.get(name).map(String::as_str)
     }
 
     pub fn ticker(&mut self, name: &str) -> Option<String> {
@@ -92,19 +107,26 @@ impl Params {
         }
     }
 
+    /// A date (`YYYY-MM-DD`), or an RFC 3339 date-time for its date: filters work on transaction
+    /// dates, and API.md's times are RFC 3339.
     pub fn date(&mut self, name: &str) -> Option<Date> {
         let value = self.text(name)?;
-        // A full RFC 3339 timestamp is accepted for its date: filters work on transaction dates.
-        let day = value
-            .get(..10)
-            .filter(|_| value.len() == 10 || value.as_bytes().get(10) == Some(&b'T'));
-        match day.and_then(Date::parse_iso) {
-            Some(date) => Some(date),
-            None => {
-                self.fail(name, "invalid", "Expected a date as YYYY-MM-DD.");
-                None
-            }
+        let date = if value.len() == 10 {
+            Date::parse_iso(value)
+        } else {
+            time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .and_then(|_| value.get(..10))
+                .and_then(Date::parse_iso)
+        };
+        if date.is_none() {
+            self.fail(
+                name,
+                "invalid",
+                "Expected a date as YYYY-MM-DD (or an RFC 3339 date-time).",
+            );
         }
+        date
     }
 
     pub fn dollars(&mut self, name: &str) -> Option<i64> {
@@ -151,13 +173,8 @@ impl Params {
         let Some(value) = self.text(name) else {
             return Vec::new();
         };
-        let codes: Vec<String> = value
-            .split(',')
-            .map(|c| c.trim().to_ascii_uppercase())
-            .filter(|c| !c.is_empty())
-            .collect();
-        if codes.is_empty()
-            || codes.len() > 20
+        let codes: Vec<String> = value.split(',').map(str::to_ascii_uppercase).collect();
+        if codes.len() > market::alerts::MAX_CODES
             || !codes.iter().all(|c| market::alerts::is_transaction_code(c))
         {
             self.fail(

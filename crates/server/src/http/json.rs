@@ -147,6 +147,30 @@ fn is_object(bytes: &[u8]) -> bool {
         .is_some_and(|&b| b == b'{')
 }
 
+/// An optional whole number that may be written as `20` or `20.0`: JSON (and JSON Schema's
+/// `integer`) do not tell the two apart, so neither does the API. Fractions and values out of range
+/// are refused as the wrong type.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::Deserialize;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u32::MAX as f64)
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("invalid type: expected a whole number"))
+}
+
 fn malformed() -> ApiError {
     ApiError::bad_request("malformed-json", "The request body is not valid JSON.")
 }

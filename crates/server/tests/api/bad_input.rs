@@ -165,3 +165,75 @@ backend_test!(a_body_that_is_not_a_json_object_is_refused, |backend| {
         .expect("lists");
     assert_eq!(lists["total"], 0, "{lists}");
 });
+
+// Query values are taken as sent, as the OpenAPI document describes them: a generated client that
+// sends what the document allows is never refused, and what it forbids is never quietly accepted.
+backend_test!(query_values_are_read_exactly_as_documented, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let (_, session) = app.user_with_tier("strict@example.com", "pro").await;
+    for (query, field) in [
+        ("ticker=", "ticker"),
+        ("ticker=%20AAPL", "ticker"),
+        ("code=P,,S", "code"),
+        ("code=P,%20S", "code"),
+        ("since=2024-01-01Tnonsense", "since"),
+        ("since=2024-02-30", "since"),
+        ("min_value=%205", "min_value"),
+        ("min_value=12345678901234567", "min_value"),
+    ] {
+        let response = app
+            .get_as(&session, &format!("/api/v1/trades?{query}"))
+            .await;
+        assert_eq!(response.status(), 422, "{query}");
+        let problem = problem(response).await;
+        assert_eq!(problem["errors"][0]["field"], field, "{query}: {problem}");
+    }
+    for query in [
+        "ticker=aapl",
+        "code=P,s",
+        "since=2024-01-01",
+        "since=2024-01-01T10:00:00Z",
+        "until=2024-01-01T10:00:00.5%2B02:00",
+        "acquired_disposed=d",
+        "min_value=1234567890123456.99",
+        "derivative=0",
+    ] {
+        let response = app
+            .get_as(&session, &format!("/api/v1/trades?{query}"))
+            .await;
+        assert_eq!(response.status(), 200, "{query}");
+    }
+    let response = app
+        .get_as(&session, "/api/v1/congressional-trades?member=%20Pelosi")
+        .await;
+    assert_eq!(response.status(), 422);
+});
+
+// JSON numbers carry no integer type: 20.0 is the whole number JSON Schema's `integer` allows.
+backend_test!(
+    whole_numbers_may_be_written_with_a_zero_fraction,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let (_, session) = app.user_with_tier("numbers@example.com", "pro").await;
+        let response = app
+        .post_as(
+            &session,
+            "/api/v1/api-keys",
+            serde_json::json!({"name": "ci", "scopes": ["market:read"], "expires_in_days": 30.0}),
+        )
+        .await;
+        assert_eq!(response.status(), 201);
+        let response = app
+        .post_as(
+            &session,
+            "/api/v1/api-keys",
+            serde_json::json!({"name": "ci", "scopes": ["market:read"], "expires_in_days": 30.5}),
+        )
+        .await;
+        assert_eq!(response.status(), 422);
+        assert_eq!(
+            problem(response).await["errors"][0]["field"],
+            "expires_in_days"
+        );
+    }
+);
