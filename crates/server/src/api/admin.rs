@@ -198,6 +198,7 @@ async fn revoke_sessions(
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/unlock", tag = "admin",
+    security(("bearer" = [])),
     responses((status = 204, description = "Unlocked")))]
 async fn unlock(
     State(state): State<AppState>,
