@@ -179,12 +179,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         // Account data, and the one answer that carries a webhook secret: never cached.
         .nest(
             "/watchlists",
-            api::watchlists::watchlist_routes().layer(no_store.clone()),
+            api::watchlists::routes().layer(no_store.clone()),
         )
-        .nest(
-            "/alerts",
-            api::watchlists::alert_routes().layer(no_store.clone()),
-        )
+        .nest("/alerts", api::alerts::routes().layer(no_store.clone()))
         .nest("/api-keys", api::apikeys::routes().layer(no_store))
         .merge(csp_reports);
     let mut router = Router::new()

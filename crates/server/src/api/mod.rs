@@ -2,12 +2,14 @@
 //! result. Authorisation lives in the extractor types so a handler cannot forget it.
 
 pub mod admin;
+pub mod alerts;
 pub mod apikeys;
 pub mod auth;
 pub mod cookies;
 pub mod extract;
 pub mod key_in_url;
 pub mod market;
+pub mod owned;
 pub mod params;
 pub mod responses;
 pub mod twofactor;

@@ -94,5 +94,6 @@ fn annotated() -> utoipa::openapi::OpenApi {
     doc.merge(crate::api::admin::AdminApi::openapi());
     doc.merge(crate::api::market::MarketApi::openapi());
     doc.merge(crate::api::watchlists::WatchlistApi::openapi());
+    doc.merge(crate::api::alerts::AlertApi::openapi());
     doc
 }
