@@ -77,6 +77,11 @@ impl KeyedHasher {
         actual.len() == expected.len() && bool::from(actual.as_bytes().ct_eq(expected.as_bytes()))
     }
 
+    /// Whether the ring still holds the key named `id`.
+    pub fn has_key(&self, id: &str) -> bool {
+        self.keys.iter().any(|(k, _)| k == id)
+    }
+
     /// Whether `stored` was made with an older ring key (worth re-hashing at next use).
     pub fn is_outdated(&self, stored: &str) -> bool {
         stored

@@ -3,6 +3,7 @@
 //! defined here (`KvStore`, `Clock`).
 
 pub mod apikey;
+pub mod audit_chain;
 pub mod authz;
 pub mod backup_codes;
 pub mod bruteforce;

@@ -40,6 +40,11 @@ pub enum Command {
         #[command(subcommand)]
         action: IngestAction,
     },
+    /// Check and export the audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Work with secrets.
     Secrets {
         #[command(subcommand)]
@@ -63,6 +68,25 @@ pub enum IngestAction {
         file: PathBuf,
         #[arg(long)]
         quiet: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Walk the sealed chain; exit 1 naming the first broken record (changed, removed, added or moved).
+    Verify {
+        /// Start at the first record of this day (YYYY-MM-DD), trusting the link before it.
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+    },
+    /// Print records as JSON lines (for a SIEM), oldest first.
+    Export {
+        /// First day (YYYY-MM-DD), inclusive.
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Last day (YYYY-MM-DD), inclusive.
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
     },
 }
 

@@ -4,6 +4,7 @@
 pub mod admin_cli;
 pub mod api;
 pub mod app;
+pub mod audit_cli;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use server::cli::{AdminAction, Cli, Command, ConfigAction, IngestAction, SecretsAction};
+use server::cli::{
+    AdminAction, AuditAction, Cli, Command, ConfigAction, IngestAction, SecretsAction,
+};
 use server::commands;
 
 fn main() -> ExitCode {
@@ -32,6 +34,17 @@ fn main() -> ExitCode {
                 }
                 IngestAction::Congress { file, quiet } => {
                     server::ingest_cli::congress(settings, &file, quiet)
+                }
+            },
+            Err(code) => code,
+        },
+        Command::Audit { action } => match commands::load_valid(config_path, &env) {
+            Ok(settings) => match action {
+                AuditAction::Verify { since } => {
+                    server::audit_cli::verify(settings, since.as_deref())
+                }
+                AuditAction::Export { since, until } => {
+                    server::audit_cli::export(settings, since.as_deref(), until.as_deref())
                 }
             },
             Err(code) => code,

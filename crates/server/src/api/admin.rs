@@ -21,6 +21,7 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{id}/unlock", post(unlock))
         .route("/users/{id}/reset-2fa", post(reset_mfa))
         .route("/security/alerts", get(alerts))
+        .route("/audit-events", get(super::admin_audit::list_audit_events))
         .route(
             "/ingest/form4",
             post(ingest_form4).layer(axum::extract::DefaultBodyLimit::max(INGEST_BODY_LIMIT)),

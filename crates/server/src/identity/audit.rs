@@ -78,7 +78,11 @@ impl Identity {
         };
         metrics::counter!("tradesignal_audit_events_total", "event" => event.name, "outcome" => event.outcome.as_str())
             .increment(1);
-        if let Err(e) = self.db.append_audit(&record, now()).await {
+        if let Err(e) = self
+            .db
+            .append_audit(&record, now(), &self.audit_sealer)
+            .await
+        {
             metrics::counter!("tradesignal_audit_failures_total").increment(1);
             tracing::error!(event = event.name, error = %e, "audit event not recorded");
         }

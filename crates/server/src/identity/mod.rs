@@ -151,6 +151,8 @@ pub struct Identity {
     /// Keyed hashes of API keys and of backup codes (data key ring, one derived key each).
     pub api_key_hasher: Arc<KeyedHasher>,
     pub backup_code_hasher: Arc<KeyedHasher>,
+    /// Seals audit records and the chain head (`security::audit_chain`).
+    pub audit_sealer: Arc<KeyedHasher>,
     /// API-key usage counted in memory and flushed to the database in batches.
     pub usage: Arc<usage::UsageBuffer>,
     /// Failed API-key checks per address on this instance (see `apikeys::KEY_FAILURES_PER_MINUTE`).
@@ -187,6 +189,7 @@ impl Identity {
             watch: Arc::default(),
             cipher: Arc::new(FieldCipher::new(data_ring)?),
             api_key_hasher: Arc::new(KeyedHasher::new(data_ring, "tradesignal api key hash v1")),
+            audit_sealer: Arc::new(KeyedHasher::new(data_ring, security::audit_chain::LABEL)),
             backup_code_hasher: Arc::new(KeyedHasher::new(
                 data_ring,
                 "tradesignal backup code hash v1",

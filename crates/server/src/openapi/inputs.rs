@@ -116,7 +116,7 @@ fn query_schema(name: &str) -> Option<Value> {
             "default": market::query::DEFAULT_PER_PAGE
         }),
         "sort" => json!({"type": "string", "enum": sort_values()}),
-        "q" | "member" => json!({
+        "q" | "member" | "type" | "actor" | "subject" => json!({
             "type": "string", "minLength": 1, "maxLength": MAX_VALUE_CHARS,
             "pattern": untrimmed_free_text()
         }),

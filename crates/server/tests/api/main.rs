@@ -8,6 +8,7 @@ mod helpers;
 mod abuse;
 mod admin;
 mod apikeys;
+mod audit;
 mod auth;
 mod bad_input;
 mod cli;

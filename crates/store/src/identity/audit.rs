@@ -1,16 +1,16 @@
-//! The audit trail: append-only (triggers refuse UPDATE and DELETE) and hash-chained — each row's `hash`
-//! covers its content and the previous row's hash, so removing or editing a row breaks the chain. Writers
-//! are serialised (an advisory lock on PostgreSQL, a process-wide lock on SQLite) so the chain stays
-//! linear across concurrent requests and instances.
+//! The audit trail: append-only (triggers refuse UPDATE and DELETE) and sealed in a chain — each row's
+//! `hash` is an HMAC under a data-ring key over its content and the previous row's `hash`
+//! (`security::audit_chain`), and a sealed head names the newest row, so editing, removing, adding or
+//! moving a row breaks the chain. Writers are serialised (an advisory lock on PostgreSQL, a
+//! process-wide lock on SQLite) so the chain has one order across concurrent requests and instances.
 
+use security::audit_chain::{self, GENESIS};
+use security::keyed_hash::KeyedHasher;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
-use sqlx::Any;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row};
 
 use crate::db::{Backend, Database, StoreError};
-
-/// The hash the first record chains from.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Arbitrary, fixed key of the PostgreSQL advisory lock guarding the chain.
 const CHAIN_LOCK: i64 = 0x7472_6164_6573_6967;
 
@@ -45,7 +45,7 @@ pub struct AuditEvent {
     pub details: serde_json::Value,
 }
 
-/// The hashed content of a row: fixed field order, so the hash is reproducible by `audit verify`.
+/// The sealed content of a row: fixed field order, so `audit verify` reproduces it from the stored row.
 #[derive(Serialize)]
 struct Hashed<'a> {
     id: &'a str,
@@ -54,19 +54,95 @@ struct Hashed<'a> {
     event: &'a AuditEvent,
 }
 
-/// The chain hash of a record given its predecessor's.
-pub fn chain_hash(prev_hash: &str, id: &str, ts: i64, event: &AuditEvent) -> String {
-    let body = serde_json::to_string(&Hashed { id, ts, event }).unwrap_or_default();
-    let mut hasher = Sha256::new();
-    hasher.update(prev_hash.as_bytes());
-    hasher.update(b"\n");
-    hasher.update(body.as_bytes());
-    hex::encode(hasher.finalize())
+/// The canonical encoding of a record, as sealed.
+pub fn canonical(id: &str, ts: i64, event: &AuditEvent) -> Vec<u8> {
+    serde_json::to_vec(&Hashed { id, ts, event }).unwrap_or_default()
+}
+
+/// A stored record with its place in the chain.
+#[derive(Debug, Clone)]
+pub struct StoredAudit {
+    pub seq: i64,
+    pub id: String,
+    pub ts: i64,
+    pub event: AuditEvent,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl StoredAudit {
+    pub fn canonical(&self) -> Vec<u8> {
+        canonical(&self.id, self.ts, &self.event)
+    }
+}
+
+/// Filters of the admin audit view and export; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub event: Option<String>,
+    pub actor_id: Option<String>,
+    pub subject: Option<String>,
+    /// Inclusive, unix seconds.
+    pub since: Option<i64>,
+    /// Inclusive, unix seconds.
+    pub until: Option<i64>,
+}
+
+/// The columns `stored` reads, spelled out in each statement (SQL is never assembled at run time).
+macro_rules! audit_columns {
+    () => {
+        "seq, id, ts, event, outcome, actor_id, subject, session_id, api_key_id, ip, user_agent, \
+         request_id, details, prev_hash, hash"
+    };
+}
+
+/// The filter of the admin view and export (a macro so statements stay literals).
+macro_rules! audit_filter {
+    () => {
+        " FROM audit_events WHERE ($1 IS NULL OR event = $1) AND ($2 IS NULL OR actor_id = $2) \
+         AND ($3 IS NULL OR subject = $3) AND ts >= $4 AND ts <= $5"
+    };
+}
+
+fn stored(row: &AnyRow) -> Result<StoredAudit, StoreError> {
+    let outcome: String = row.try_get("outcome")?;
+    let details: String = row.try_get("details")?;
+    Ok(StoredAudit {
+        seq: row.try_get("seq")?,
+        id: row.try_get("id")?,
+        ts: row.try_get("ts")?,
+        event: AuditEvent {
+            event: row.try_get("event")?,
+            outcome: if outcome == "success" {
+                AuditOutcome::Success
+            } else {
+                AuditOutcome::Failure
+            },
+            actor_id: row.try_get("actor_id")?,
+            subject: row.try_get("subject")?,
+            session_id: row.try_get("session_id")?,
+            api_key_id: row.try_get("api_key_id")?,
+            ip: row.try_get("ip")?,
+            user_agent: row.try_get("user_agent")?,
+            request_id: row.try_get("request_id")?,
+            // Stored as written, so reading it back reproduces the sealed encoding; text that is not
+            // JSON stays a string and then fails verification, as it should.
+            details: serde_json::from_str(&details).unwrap_or(serde_json::Value::String(details)),
+        },
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
 }
 
 impl Database {
-    /// Appends one event to the chain.
-    pub async fn append_audit(&self, event: &AuditEvent, ts: i64) -> Result<String, StoreError> {
+    /// Appends one event to the chain, sealing it and the chain head with `sealer`. Writers are
+    /// serialised, so the chain has one order across every instance.
+    pub async fn append_audit(
+        &self,
+        event: &AuditEvent,
+        ts: i64,
+        sealer: &KeyedHasher,
+    ) -> Result<String, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         let _local = self.audit_lock().lock().await;
         let mut tx = self.pool().begin().await?;
@@ -82,11 +158,11 @@ impl Database {
         .fetch_optional(&mut *tx)
         .await?;
         let prev_hash = prev.map_or_else(|| GENESIS.to_string(), |(h,)| h);
-        let hash = chain_hash(&prev_hash, &id, ts, event);
-        sqlx::query::<Any>(
+        let hash = audit_chain::seal(sealer, &prev_hash, &canonical(&id, ts, event));
+        let (seq,): (i64,) = sqlx::query_as::<Any, (i64,)>(
             "INSERT INTO audit_events (id, ts, event, outcome, actor_id, subject, session_id, api_key_id, ip, \
              user_agent, request_id, details, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq",
         )
         .bind(&id)
         .bind(ts)
@@ -102,10 +178,94 @@ impl Database {
         .bind(event.details.to_string())
         .bind(&prev_hash)
         .bind(&hash)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query::<Any>(
+            "INSERT INTO audit_chain_head (id, seq, hash, head_seal) VALUES (1, $1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, head_seal = excluded.head_seal",
+        )
+        .bind(seq)
+        .bind(&hash)
+        .bind(audit_chain::seal_head(sealer, seq, &hash))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Up to `limit` records after position `after_seq`, in chain order.
+    pub async fn audit_page(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredAudit>, StoreError> {
+        let rows = sqlx::query::<Any>(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(stored).collect()
+    }
+
+    /// Where a walk from time `ts` starts: the position before the first record at or after it and
+    /// that record's `prev_hash`.
+    pub async fn audit_anchor_since(&self, ts: i64) -> Result<Option<(i64, String)>, StoreError> {
+        let row: Option<(i64, String)> = sqlx::query_as::<Any, (i64, String)>(
+            "SELECT seq, prev_hash FROM audit_events WHERE ts >= $1 ORDER BY seq LIMIT 1",
+        )
+        .bind(ts)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(seq, prev)| (seq - 1, prev)))
+    }
+
+    /// The chain head: (seq, hash, head_seal) of the newest record, if any record was sealed.
+    pub async fn audit_head(&self) -> Result<Option<(i64, String, String)>, StoreError> {
+        Ok(sqlx::query_as::<Any, (i64, String, String)>(
+            "SELECT seq, hash, head_seal FROM audit_chain_head WHERE id = 1",
+        )
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// A page of records matching `filter`, newest first, and how many match.
+    pub async fn list_audit_events(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<StoredAudit>, i64), StoreError> {
+        let since = filter.since.unwrap_or(i64::MIN);
+        let until = filter.until.unwrap_or(i64::MAX);
+        let (total,): (i64,) =
+            sqlx::query_as::<Any, (i64,)>(concat!("SELECT COUNT(*)", audit_filter!()))
+                .bind(&filter.event)
+                .bind(&filter.actor_id)
+                .bind(&filter.subject)
+                .bind(since)
+                .bind(until)
+                .fetch_one(self.pool())
+                .await?;
+        let rows = sqlx::query::<Any>(concat!(
+            "SELECT ",
+            audit_columns!(),
+            audit_filter!(),
+            " ORDER BY seq DESC LIMIT $6 OFFSET $7"
+        ))
+        .bind(&filter.event)
+        .bind(&filter.actor_id)
+        .bind(&filter.subject)
+        .bind(since)
+        .bind(until)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        Ok((rows.iter().map(stored).collect::<Result<_, _>>()?, total))
     }
 
     /// Names of recorded events, oldest first, optionally for one subject (tests and admin views).

@@ -1,0 +1,326 @@
+//! The audit trail's chain of seals. Each record is sealed with HMAC-SHA256 under a key derived from
+//! the data key ring (the seal names the ring key: `<key id>:<hex>`) over the previous record's seal
+//! and the record's canonical encoding, so a record cannot be changed, removed, added or moved without
+//! the key. A single head (the last record's position and seal, itself sealed) makes removing the
+//! newest records visible too. Records written before sealing existed carry an unkeyed SHA-256 link;
+//! they verify as such, and once a sealed record has appeared an unkeyed one is a forgery.
+
+use sha2::{Digest, Sha256};
+
+use crate::keyed_hash::KeyedHasher;
+
+/// The key derivation label of the audit chain.
+pub const LABEL: &str = "tradesignal audit chain v1";
+/// What the first record links to.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn message(prev: &str, canonical: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(prev.len() + 1 + canonical.len());
+    message.extend_from_slice(prev.as_bytes());
+    message.push(b'\n');
+    message.extend_from_slice(canonical);
+    message
+}
+
+fn head_message(seq: i64, hash: &str) -> Vec<u8> {
+    format!("audit chain head\n{seq}\n{hash}").into_bytes()
+}
+
+/// The seal of a record that follows `prev`.
+pub fn seal(hasher: &KeyedHasher, prev: &str, canonical: &[u8]) -> String {
+    hasher.hash(&message(prev, canonical))
+}
+
+/// The seal of the chain head: the newest record's position and seal.
+pub fn seal_head(hasher: &KeyedHasher, seq: i64, hash: &str) -> String {
+    hasher.hash(&head_message(seq, hash))
+}
+
+/// The unkeyed link of records written before sealing existed.
+pub fn legacy_link(prev: &str, canonical: &[u8]) -> String {
+    hex::encode(Sha256::digest(message(prev, canonical)))
+}
+
+/// What is wrong with a record, in the order the checks find it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// It does not follow the record before it: a record was removed before it, or it was added or
+    /// moved here.
+    Unlinked,
+    /// Its content or seal is not what the key sealed: it was changed, or forged without the key.
+    Altered,
+    /// It is sealed with a ring key that is no longer in the ring.
+    UnknownKey,
+    /// An unkeyed link after sealed records: a forgery by someone without the key.
+    Downgraded,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Unlinked => {
+                "does not follow the record before it (a record was removed before it, or it was added or moved)"
+            }
+            Self::Altered => "its content does not match its seal (changed, or forged without the key)",
+            Self::UnknownKey => "it is sealed with a key that is not in the data key ring",
+            Self::Downgraded => "it carries an unkeyed link after sealed records (forged)",
+        })
+    }
+}
+
+/// What the head says about the chain's end, checked after the last record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadFault {
+    /// The head names a record the walk did not end on: the newest records were removed (or the head
+    /// was replaced).
+    Mismatch,
+    /// The head's own seal is wrong, or there is sealed history and no head.
+    Altered,
+}
+
+impl std::fmt::Display for HeadFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Mismatch => {
+                "the chain head names another last record: the newest records were removed or the head replaced"
+            }
+            Self::Altered => "the chain head is missing or its seal is wrong",
+        })
+    }
+}
+
+/// Walks records in chain order in constant memory.
+pub struct Verifier<'a> {
+    hasher: &'a KeyedHasher,
+    expected_prev: String,
+    sealed_seen: bool,
+    checked: u64,
+    legacy: u64,
+    last: Option<(i64, String)>,
+}
+
+impl<'a> Verifier<'a> {
+    /// From the first record.
+    pub fn from_genesis(hasher: &'a KeyedHasher) -> Self {
+        Self::from_anchor(hasher, GENESIS.to_string())
+    }
+
+    /// From a record whose predecessor's seal is `anchor` (a partial walk, `--since`), trusted as given.
+    pub fn from_anchor(hasher: &'a KeyedHasher, anchor: String) -> Self {
+        let sealed_seen = anchor.contains(':');
+        Self {
+            hasher,
+            expected_prev: anchor,
+            sealed_seen,
+            checked: 0,
+            legacy: 0,
+            last: None,
+        }
+    }
+
+    /// Checks the next record.
+    pub fn check(
+        &mut self,
+        seq: i64,
+        prev_hash: &str,
+        hash: &str,
+        canonical: &[u8],
+    ) -> Result<(), Fault> {
+        if prev_hash != self.expected_prev {
+            return Err(Fault::Unlinked);
+        }
+        if let Some((key_id, _)) = hash.split_once(':') {
+            if !self.hasher.has_key(key_id) {
+                return Err(Fault::UnknownKey);
+            }
+            if !self.hasher.verify(&message(prev_hash, canonical), hash) {
+                return Err(Fault::Altered);
+            }
+            self.sealed_seen = true;
+        } else {
+            if self.sealed_seen {
+                return Err(Fault::Downgraded);
+            }
+            if legacy_link(prev_hash, canonical) != hash {
+                return Err(Fault::Altered);
+            }
+            self.legacy += 1;
+        }
+        self.expected_prev = hash.to_string();
+        self.checked += 1;
+        self.last = Some((seq, hash.to_string()));
+        Ok(())
+    }
+
+    /// Checks the head against where the walk ended (`head`: seq, hash, seal).
+    pub fn finish(&self, head: Option<(i64, &str, &str)>) -> Result<(), HeadFault> {
+        match (head, &self.last) {
+            (None, _) if !self.sealed_seen => Ok(()),
+            (None, _) => Err(HeadFault::Altered),
+            (Some((seq, hash, head_seal)), last) => {
+                if !self.hasher.verify(&head_message(seq, hash), head_seal) {
+                    return Err(HeadFault::Altered);
+                }
+                match last {
+                    Some((last_seq, last_hash)) if *last_seq == seq && last_hash == hash => Ok(()),
+                    _ => Err(HeadFault::Mismatch),
+                }
+            }
+        }
+    }
+
+    /// Records checked so far.
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+
+    /// Of those, records with an unkeyed link (written before sealing existed).
+    pub fn legacy(&self) -> u64 {
+        self.legacy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{DATA_RING, generate_ring_entry, parse_ring};
+
+    fn hasher(entries: &[&str]) -> KeyedHasher {
+        KeyedHasher::new(
+            &parse_ring(&entries.join(","), DATA_RING).expect("ring"),
+            LABEL,
+        )
+    }
+
+    /// (seq, prev, hash, canonical) of a sealed chain of `n` records.
+    fn chain(h: &KeyedHasher, n: i64) -> Vec<(i64, String, String, Vec<u8>)> {
+        let mut prev = GENESIS.to_string();
+        (1..=n)
+            .map(|seq| {
+                let canonical = format!("{{\"event\":\"e{seq}\"}}").into_bytes();
+                let hash = seal(h, &prev, &canonical);
+                let record = (seq, prev.clone(), hash.clone(), canonical);
+                prev = hash;
+                record
+            })
+            .collect()
+    }
+
+    fn walk(
+        h: &KeyedHasher,
+        records: &[(i64, String, String, Vec<u8>)],
+        head: Option<(i64, String, String)>,
+    ) -> Result<u64, String> {
+        let mut verifier = Verifier::from_genesis(h);
+        for (seq, prev, hash, canonical) in records {
+            verifier
+                .check(*seq, prev, hash, canonical)
+                .map_err(|f| format!("{seq}: {f:?}"))?;
+        }
+        verifier
+            .finish(head.as_ref().map(|(s, h, m)| (*s, h.as_str(), m.as_str())))
+            .map_err(|f| format!("head: {f:?}"))?;
+        Ok(verifier.checked())
+    }
+
+    fn head_of(
+        h: &KeyedHasher,
+        records: &[(i64, String, String, Vec<u8>)],
+    ) -> (i64, String, String) {
+        let (seq, _, hash, _) = records.last().expect("records");
+        (*seq, hash.clone(), seal_head(h, *seq, hash))
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies() {
+        let h = hasher(&[&generate_ring_entry("k1", 32)]);
+        let records = chain(&h, 5);
+        assert_eq!(walk(&h, &records, Some(head_of(&h, &records))), Ok(5));
+        assert_eq!(walk(&h, &[], None), Ok(0));
+    }
+
+    #[test]
+    fn each_kind_of_tampering_names_the_first_broken_record() {
+        let h = hasher(&[&generate_ring_entry("k1", 32)]);
+        let records = chain(&h, 5);
+        let head = Some(head_of(&h, &records));
+
+        let mut modified = records.clone();
+        modified[2].3 = b"{\"event\":\"other\"}".to_vec();
+        assert_eq!(walk(&h, &modified, head.clone()), Err("3: Altered".into()));
+
+        let mut deleted = records.clone();
+        deleted.remove(1);
+        assert_eq!(walk(&h, &deleted, head.clone()), Err("3: Unlinked".into()));
+
+        let mut reordered = records.clone();
+        reordered.swap(1, 2);
+        assert_eq!(
+            walk(&h, &reordered, head.clone()),
+            Err("3: Unlinked".into())
+        );
+
+        // Inserted by someone without the key: linked correctly, sealed wrongly.
+        let mut inserted = records.clone();
+        let forged_canonical = b"{\"event\":\"forged\"}".to_vec();
+        let attacker = hasher(&[&generate_ring_entry("k1", 32)]);
+        let forged = seal(&attacker, &records[1].2, &forged_canonical);
+        inserted.insert(2, (3, records[1].2.clone(), forged, forged_canonical));
+        assert_eq!(walk(&h, &inserted, head.clone()), Err("3: Altered".into()));
+
+        // An unkeyed link anyone can compute, after sealed records.
+        let mut downgraded = records.clone();
+        let canonical = b"{\"event\":\"forged\"}".to_vec();
+        let link = legacy_link(&records[4].2, &canonical);
+        downgraded.push((6, records[4].2.clone(), link, canonical));
+        assert_eq!(
+            walk(&h, &downgraded, head.clone()),
+            Err("6: Downgraded".into())
+        );
+
+        let mut truncated = records.clone();
+        truncated.pop();
+        assert_eq!(
+            walk(&h, &truncated, head.clone()),
+            Err("head: Mismatch".into())
+        );
+        assert_eq!(walk(&h, &records, None), Err("head: Altered".into()));
+        let (seq, hash, _) = head_of(&h, &records);
+        assert_eq!(
+            walk(
+                &h,
+                &records,
+                Some((seq, hash, seal_head(&attacker, 5, "x")))
+            ),
+            Err("head: Altered".into())
+        );
+    }
+
+    #[test]
+    fn legacy_links_verify_before_sealing_and_rotation_keeps_old_seals() {
+        let old = generate_ring_entry("old", 32);
+        let new = generate_ring_entry("new", 32);
+        let mut records = Vec::new();
+        let mut prev = GENESIS.to_string();
+        for seq in 1..=2 {
+            let canonical = format!("legacy {seq}").into_bytes();
+            let hash = legacy_link(&prev, &canonical);
+            records.push((seq, prev.clone(), hash.clone(), canonical));
+            prev = hash;
+        }
+        let before = hasher(&[&old]);
+        let canonical = b"sealed".to_vec();
+        let hash = seal(&before, &prev, &canonical);
+        records.push((3, prev, hash, canonical));
+        let after = hasher(&[&new, &old]);
+        assert_eq!(
+            walk(&after, &records, Some(head_of(&after, &records))),
+            Ok(3)
+        );
+        let dropped = hasher(&[&new]);
+        assert_eq!(
+            walk(&dropped, &records, Some(head_of(&dropped, &records))),
+            Err("3: UnknownKey".into())
+        );
+    }
+}
