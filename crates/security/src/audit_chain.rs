@@ -14,8 +14,12 @@ pub const LABEL: &str = "tradesignal audit chain v1";
 /// What the first record links to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Prefixes keep the two kinds of sealed message apart: a record seal can never pass for a head seal.
+const RECORD_TAG: &[u8] = b"audit record\n";
+
 fn message(prev: &str, canonical: &[u8]) -> Vec<u8> {
-    let mut message = Vec::with_capacity(prev.len() + 1 + canonical.len());
+    let mut message = Vec::with_capacity(RECORD_TAG.len() + prev.len() + 1 + canonical.len());
+    message.extend_from_slice(RECORD_TAG);
     message.extend_from_slice(prev.as_bytes());
     message.push(b'\n');
     message.extend_from_slice(canonical);
@@ -36,9 +40,47 @@ pub fn seal_head(hasher: &KeyedHasher, seq: i64, hash: &str) -> String {
     hasher.hash(&head_message(seq, hash))
 }
 
-/// The unkeyed link of records written before sealing existed.
+/// The unkeyed link of records written before sealing existed (the first release's encoding).
 pub fn legacy_link(prev: &str, canonical: &[u8]) -> String {
-    hex::encode(Sha256::digest(message(prev, canonical)))
+    let mut hasher = Sha256::new();
+    hasher.update(prev.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(canonical);
+    hex::encode(hasher.finalize())
+}
+
+/// What a new record links to when the chain's end cannot be trusted (the head is missing or its seal
+/// is wrong): never a real seal, so `audit verify` names the new record instead of the tampering
+/// being papered over by the next write.
+pub const UNTRUSTED_END: &str = "untrusted-chain-end";
+
+/// The seal a new record must link to, given the newest stored record (seq, hash) and the head
+/// (seq, hash, seal). The head, not the table, is trusted: rows removed or added at the end are then
+/// visible to `audit verify` at the next record instead of being sealed over.
+pub fn trusted_end(
+    hasher: &KeyedHasher,
+    last: Option<(i64, &str)>,
+    head: Option<(i64, &str, &str)>,
+) -> Result<String, String> {
+    match (head, last) {
+        (None, None) => Ok(GENESIS.to_string()),
+        // Only unkeyed records of the first release: sealing starts from the newest.
+        (None, Some((_, hash))) if !hash.contains(':') => Ok(hash.to_string()),
+        (None, Some(_)) => Err(UNTRUSTED_END.to_string()),
+        (Some((seq, hash, seal)), last) => {
+            if !hasher.verify(&head_message(seq, hash), seal) {
+                return Err(UNTRUSTED_END.to_string());
+            }
+            match last {
+                Some((last_seq, last_hash)) if last_seq == seq && last_hash == hash => {
+                    Ok(hash.to_string())
+                }
+                // Rows were removed or added after the head: link to the head's record, so the gap
+                // shows at the new record.
+                _ => Err(hash.to_string()),
+            }
+        }
+    }
 }
 
 /// What is wrong with a record, in the order the checks find it.
@@ -74,7 +116,7 @@ pub enum HeadFault {
     /// The head names a record the walk did not end on: the newest records were removed (or the head
     /// was replaced).
     Mismatch,
-    /// The head's own seal is wrong, or there is sealed history and no head.
+    /// The head's own seal is wrong, or there are records and no head.
     Altered,
 }
 
@@ -84,7 +126,9 @@ impl std::fmt::Display for HeadFault {
             Self::Mismatch => {
                 "the chain head names another last record: the newest records were removed or the head replaced"
             }
-            Self::Altered => "the chain head is missing or its seal is wrong",
+            Self::Altered => {
+                "the chain head is missing or its seal is wrong (records exist that no sealed head covers)"
+            }
         })
     }
 }
@@ -155,7 +199,8 @@ impl<'a> Verifier<'a> {
     /// Checks the head against where the walk ended (`head`: seq, hash, seal).
     pub fn finish(&self, head: Option<(i64, &str, &str)>) -> Result<(), HeadFault> {
         match (head, &self.last) {
-            (None, _) if !self.sealed_seen => Ok(()),
+            // An empty trail (a new installation) has no head yet; any stored record means it must.
+            (None, None) => Ok(()),
             (None, _) => Err(HeadFault::Altered),
             (Some((seq, hash, head_seal)), last) => {
                 if !self.hasher.verify(&head_message(seq, hash), head_seal) {
@@ -294,6 +339,37 @@ mod tests {
             ),
             Err("head: Altered".into())
         );
+    }
+
+    #[test]
+    fn new_records_link_to_the_head_not_to_a_tampered_table() {
+        let h = hasher(&[&generate_ring_entry("k1", 32)]);
+        let records = chain(&h, 3);
+        let (seq, hash, head_seal) = head_of(&h, &records);
+        let head = Some((seq, hash.as_str(), head_seal.as_str()));
+        let last = |i: usize| Some((records[i].0, records[i].2.as_str()));
+        assert_eq!(trusted_end(&h, None, None), Ok(GENESIS.to_string()));
+        assert_eq!(trusted_end(&h, last(2), head), Ok(hash.clone()));
+        // The newest record removed: the next one links past the gap and verify names it.
+        assert_eq!(trusted_end(&h, last(1), head), Err(hash.clone()));
+        // The head removed, or forged without the key.
+        assert_eq!(
+            trusted_end(&h, last(2), None),
+            Err(UNTRUSTED_END.to_string())
+        );
+        let forged = seal_head(&hasher(&[&generate_ring_entry("k1", 32)]), seq, &hash);
+        assert_eq!(
+            trusted_end(&h, last(2), Some((seq, hash.as_str(), forged.as_str()))),
+            Err(UNTRUSTED_END.to_string())
+        );
+        // Records of the first release only: sealing starts from the newest.
+        assert_eq!(
+            trusted_end(&h, Some((7, "abc")), None),
+            Ok("abc".to_string())
+        );
+        // A record seal never passes for a head seal.
+        let record_seal = seal(&h, "x", b"y");
+        assert_ne!(seal_head(&h, 1, "x"), record_seal);
     }
 
     #[test]

@@ -36,60 +36,101 @@ impl std::fmt::Display for Broken {
 #[derive(Debug)]
 pub struct Report {
     pub checked: u64,
+    /// The position the chain head names (compare it with an exported copy to see a rolled-back head).
+    pub head: Option<i64>,
     pub legacy: u64,
     pub elapsed: Duration,
     pub broken: Option<Broken>,
 }
 
 /// Walks the chain from the start, or from the first record at or after `since` (unix seconds,
-/// trusting the link before it).
+/// trusting the link before it), up to the chain head read first: records appended while the walk
+/// runs are left for the next one, so a live service never causes a false alarm.
 pub async fn verify_chain(
     db: &Database,
     sealer: &KeyedHasher,
     since: Option<i64>,
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
+    let mut head = db.audit_head().await?;
+    let mut end = head.as_ref().map_or(0, |(seq, _, _)| *seq);
     let (mut after, mut verifier) = match since {
         None => (0, Verifier::from_genesis(sealer)),
         Some(ts) => match db.audit_anchor_since(ts).await? {
             Some((after, anchor)) => (after, Verifier::from_anchor(sealer, anchor)),
             // Nothing that recent: only the head is left to check.
-            None => (i64::MAX, Verifier::from_genesis(sealer)),
+            None => (end, Verifier::from_genesis(sealer)),
         },
     };
     let mut broken = None;
-    'walk: while after < i64::MAX {
-        let page: Vec<StoredAudit> = db.audit_page(after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for record in &page {
-            if let Err(fault) = verifier.check(
-                record.seq,
-                &record.prev_hash,
-                &record.hash,
-                &record.canonical(),
-            ) {
-                broken = Some(Broken::Record {
-                    seq: record.seq,
-                    id: record.id.clone(),
-                    fault,
-                });
-                break 'walk;
+    let mut walked_any = false;
+    // Set once records no head covers are being checked (to name the first bad one).
+    let mut past_head = false;
+    'walk: loop {
+        while after < end {
+            let page: Vec<StoredAudit> = db.audit_page(after, PAGE).await?;
+            if page.is_empty() {
+                break;
+            }
+            for record in page.iter().take_while(|r| r.seq <= end) {
+                walked_any = true;
+                after = record.seq;
+                if let Err(fault) = verifier.check(
+                    record.seq,
+                    &record.prev_hash,
+                    &record.hash,
+                    &record.canonical(),
+                ) {
+                    broken = Some(Broken::Record {
+                        seq: record.seq,
+                        id: record.id.clone(),
+                        fault,
+                    });
+                    break 'walk;
+                }
+            }
+            if page.last().is_some_and(|r| r.seq > end) || (page.len() as i64) < PAGE {
+                break;
+            }
+        }
+        if past_head {
+            break;
+        }
+        // Records and the head are committed together, so a record appended while the walk ran is
+        // covered by the head read after it.
+        let Some(next) = db.audit_page(after, 1).await?.first().map(|r| r.seq) else {
+            break;
+        };
+        let newer = db.audit_head().await?;
+        match newer.as_ref().map(|(seq, _, _)| *seq) {
+            Some(seq) if seq >= next => {
+                head = newer;
+                end = seq;
+            }
+            // Added behind the service's back: check them so the first is named.
+            _ => {
+                past_head = true;
+                end = i64::MAX;
             }
         }
     }
-    if broken.is_none() && since.is_none() {
-        let head = db.audit_head().await?;
-        if let Err(fault) = verifier.finish(
+    // A partial walk that found nothing to check only has the head to vouch for.
+    let partial_and_empty = since.is_some() && !walked_any;
+    if broken.is_none() && past_head && head.is_some() {
+        broken = Some(Broken::Head(HeadFault::Mismatch));
+    } else if broken.is_none()
+        && !partial_and_empty
+        && let Err(fault) = verifier.finish(
             head.as_ref()
                 .map(|(seq, hash, seal)| (*seq, hash.as_str(), seal.as_str())),
-        ) {
-            broken = Some(Broken::Head(fault));
-        }
+        )
+    {
+        broken = Some(Broken::Head(fault));
     }
     Ok(Report {
         checked: verifier.checked(),
         legacy: verifier.legacy(),
+        head: head.map(|(seq, _, _)| seq),
         elapsed: started.elapsed(),
         broken,
     })
@@ -142,8 +183,12 @@ pub fn verify(settings: Settings, since: Option<&str>) -> ExitCode {
                 };
                 match report.broken {
                     None => {
+                        let head = report.head.map_or_else(
+                            || "no records yet".to_string(),
+                            |seq| format!("head at record {seq}"),
+                        );
                         println!(
-                            "audit chain intact: {} records checked{legacy} in {:.2}s",
+                            "audit chain intact: {} records checked{legacy}, {head}, in {:.2}s",
                             report.checked,
                             report.elapsed.as_secs_f64()
                         );

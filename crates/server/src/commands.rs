@@ -265,10 +265,12 @@ pub fn serve(settings: Settings) -> ExitCode {
                 let _ = stopped.changed().await;
             }
         }));
-        let result = app::serve(listener, app::router(state), shutdown_signal()).await;
+        let result = app::serve(listener, app::router(state.clone()), shutdown_signal()).await;
         drop(stop);
         let _ = worker.await;
         let _ = usage.await;
+        // Every audit event of the requests served is written before the process ends.
+        state.identity.flush_audit().await;
         db.close().await;
         match result {
             Ok(()) => ExitCode::SUCCESS,

@@ -106,6 +106,8 @@ pub struct Settings {
     pub ipv6_prefix: u8,
     /// Password hashes that may wait for a thread (`None`: 64 per thread).
     pub password_queue: Option<usize>,
+    /// Audit events that may wait for the writer task.
+    pub audit_queue: usize,
     pub mail_from: String,
     /// Lets alert webhooks go to `http://127.0.0.1` so the test suite can receive them. No variable
     /// or file sets it: only code that builds `Settings` itself (the tests) can, and production

@@ -173,6 +173,12 @@ pub const VARIABLES: &[Variable] = &[
         "password hashes that may wait for a hashing thread; beyond it sign-ins get 503 with Retry-After (1-100000)",
     ),
     var(
+        "TRADESIGNAL_AUDIT_QUEUE",
+        "10000",
+        false,
+        "audit events that may wait for the audit writer; beyond it an event is written within its request (1-1000000)",
+    ),
+    var(
         "TRADESIGNAL_IPV6_PREFIX",
         "64",
         false,
@@ -467,6 +473,8 @@ impl RawSettings {
             .then(|| number("TRADESIGNAL_PASSWORD_QUEUE", 0, 1, 100_000))
             .and_then(|n| usize::try_from(n).ok());
 
+        let audit_queue = usize::try_from(number("TRADESIGNAL_AUDIT_QUEUE", 10_000, 1, 1_000_000))
+            .unwrap_or(10_000);
         let session_idle = Duration::from_secs(number(
             "TRADESIGNAL_SESSION_IDLE_SECS",
             86_400,
@@ -571,6 +579,7 @@ impl RawSettings {
             ipv6_prefix,
             api_session_lifetime,
             password_queue,
+            audit_queue,
             mail_from,
             loopback_webhooks_for_tests: false,
             secret_problems,

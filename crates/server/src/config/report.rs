@@ -71,6 +71,7 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                 }
                 "TRADESIGNAL_LOCKOUT_SECS" => settings.lockout.as_secs().to_string(),
                 "TRADESIGNAL_IPV6_PREFIX" => settings.ipv6_prefix.to_string(),
+                "TRADESIGNAL_AUDIT_QUEUE" => settings.audit_queue.to_string(),
                 "TRADESIGNAL_API_SESSION_LIFETIME_SECS" => {
                     settings.api_session_lifetime.as_secs().to_string()
                 }

@@ -1,5 +1,6 @@
-//! The one function every security event is written through. Audit failures are logged and counted
-//! but never fail the user's request: the operation already happened.
+//! The one function every security event is written through. Events go to the audit queue (written in
+//! batches off the request path); when it is full they are written within the request. Audit failures
+//! are logged and counted but never fail the user's request: the operation already happened.
 
 use store::identity::{AuditEvent, AuditOutcome};
 
@@ -78,13 +79,32 @@ impl Identity {
         };
         metrics::counter!("tradesignal_audit_events_total", "event" => event.name, "outcome" => event.outcome.as_str())
             .increment(1);
-        if let Err(e) = self
-            .db
-            .append_audit(&record, now(), &self.audit_sealer)
-            .await
-        {
+        let ts = now();
+        let record = match &self.audit_queue {
+            None => record,
+            Some(queue) => match queue.enqueue(Box::new(record), ts) {
+                Ok(()) => return,
+                Err(back) => {
+                    metrics::counter!("tradesignal_audit_queue_full_total").increment(1);
+                    tracing::error!(
+                        alert = "audit_queue_full",
+                        event = event.name,
+                        "audit queue full: writing within the request"
+                    );
+                    *back
+                }
+            },
+        };
+        if let Err(e) = self.db.append_audit(&record, ts, &self.audit_sealer).await {
             metrics::counter!("tradesignal_audit_failures_total").increment(1);
             tracing::error!(event = event.name, error = %e, "audit event not recorded");
+        }
+    }
+
+    /// Returns once every audit event queued so far is written (shutdown, and tests reading the trail).
+    pub async fn flush_audit(&self) {
+        if let Some(queue) = &self.audit_queue {
+            queue.flush().await;
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod admin;
 pub mod apikeys;
 pub mod audit;
+pub mod audit_queue;
 pub mod emails;
 pub mod login;
 pub mod mfa;
@@ -153,6 +154,8 @@ pub struct Identity {
     pub backup_code_hasher: Arc<KeyedHasher>,
     /// Seals audit records and the chain head (`security::audit_chain`).
     pub audit_sealer: Arc<KeyedHasher>,
+    /// Audit writes off the request path (`None` outside a runtime: written inline).
+    pub audit_queue: Option<Arc<audit_queue::AuditQueue>>,
     /// API-key usage counted in memory and flushed to the database in batches.
     pub usage: Arc<usage::UsageBuffer>,
     /// Failed API-key checks per address on this instance (see `apikeys::KEY_FAILURES_PER_MINUTE`).
@@ -180,6 +183,7 @@ impl Identity {
             }
         };
         let issuer = settings.public_url.origin().ascii_serialization();
+        let audit_sealer = Arc::new(KeyedHasher::new(data_ring, security::audit_chain::LABEL));
         let policy = LockoutPolicy {
             first_lock: settings.lockout,
             ..LockoutPolicy::default()
@@ -189,7 +193,13 @@ impl Identity {
             watch: Arc::default(),
             cipher: Arc::new(FieldCipher::new(data_ring)?),
             api_key_hasher: Arc::new(KeyedHasher::new(data_ring, "tradesignal api key hash v1")),
-            audit_sealer: Arc::new(KeyedHasher::new(data_ring, security::audit_chain::LABEL)),
+            audit_sealer: audit_sealer.clone(),
+            audit_queue: audit_queue::AuditQueue::start(
+                db.clone(),
+                audit_sealer,
+                settings.audit_queue,
+            )
+            .map(Arc::new),
             backup_code_hasher: Arc::new(KeyedHasher::new(
                 data_ring,
                 "tradesignal backup code hash v1",

@@ -290,7 +290,7 @@ backend_test!(
                 expected
             );
         }
-        let events = app.state.db.audit_event_names(None).await.expect("audit");
+        let events = app.audit_trail(None).await.expect("audit");
         assert!(
             events.contains(&"ratelimit.exceeded".to_string()),
             "{events:?}"
@@ -391,12 +391,7 @@ backend_test!(
         let mail = app.mail_to("lock@example.com").await;
         assert!(mail.contains("/unlock?token="), "{mail}");
         assert_eq!(app.mails_to("ghost@example.com"), 0);
-        let events = app
-            .state
-            .db
-            .audit_event_names(Some(&user_id))
-            .await
-            .expect("audit");
+        let events = app.audit_trail(Some(&user_id)).await.expect("audit");
         assert!(events.contains(&"auth.lockout".to_string()), "{events:?}");
     }
 );
@@ -518,12 +513,7 @@ backend_test!(locks_end_by_link_by_support_or_by_expiry, |backend| {
         200
     );
 
-    let events = app
-        .state
-        .db
-        .audit_event_names(Some(&user_id))
-        .await
-        .expect("audit");
+    let events = app.audit_trail(Some(&user_id)).await.expect("audit");
     assert!(
         events.iter().filter(|e| *e == "auth.unlock").count() >= 2,
         "{events:?}"

@@ -34,12 +34,7 @@ backend_test!(only_staff_reach_the_admin_api, |backend| {
     let response = app.get_as(&user, "/api/v1/admin/users").await;
     assert_eq!(response.status(), 403);
     problem(response).await;
-    let events = app
-        .state
-        .db
-        .audit_event_names(Some(&user_id))
-        .await
-        .expect("audit");
+    let events = app.audit_trail(Some(&user_id)).await.expect("audit");
     assert!(events.contains(&"authz.denied".to_string()), "{events:?}");
 
     let response = app
@@ -170,12 +165,7 @@ backend_test!(
                 .status(),
             403
         );
-        let events = app
-            .state
-            .db
-            .audit_event_names(Some(&target_id))
-            .await
-            .expect("audit");
+        let events = app.audit_trail(Some(&target_id)).await.expect("audit");
         assert!(
             events.iter().filter(|e| *e == "admin.user.updated").count() >= 2,
             "{events:?}"

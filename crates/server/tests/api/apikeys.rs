@@ -218,12 +218,7 @@ backend_test!(keys_are_shown_once_used_rotated_and_revoked, |backend| {
     );
     problem(response).await;
 
-    let events = app
-        .state
-        .db
-        .audit_event_names(Some(&user_id))
-        .await
-        .expect("audit");
+    let events = app.audit_trail(Some(&user_id)).await.expect("audit");
     for event in ["apikey.created", "apikey.rotated", "apikey.revoked"] {
         assert!(events.contains(&event.to_string()), "{event}: {events:?}");
     }
@@ -381,6 +376,7 @@ backend_test!(
                 "the key is not echoed"
             );
         }
+        app.state.identity.flush_audit().await;
         let (exposed,): (i64,) = sqlx::query_as::<sqlx::Any, (i64,)>(
         "SELECT COUNT(*) FROM audit_events WHERE event = 'apikey.exposed_in_url' AND api_key_id = $1",
     )

@@ -27,6 +27,7 @@ async fn some_events(app: &TestApp, users: usize) {
 }
 
 async fn verify(app: &TestApp) -> (u64, Option<Broken>) {
+    app.state.identity.flush_audit().await;
     let report = verify_chain(&app.state.db, &app.state.identity.audit_sealer, None)
         .await
         .expect("walk");
@@ -35,6 +36,7 @@ async fn verify(app: &TestApp) -> (u64, Option<Broken>) {
 
 /// What an attacker with database access (but not the key ring) does first: lift the append-only rule.
 async fn lift_append_only(app: &TestApp) {
+    app.state.identity.flush_audit().await;
     let statements: &[&'static str] = if app.state.db.backend() == StoreBackend::Postgres {
         &["ALTER TABLE audit_events DISABLE TRIGGER USER"]
     } else {
@@ -52,6 +54,7 @@ async fn lift_append_only(app: &TestApp) {
 }
 
 async fn seqs(app: &TestApp) -> Vec<i64> {
+    app.state.identity.flush_audit().await;
     sqlx::query_as::<sqlx::Any, (i64,)>("SELECT seq FROM audit_events ORDER BY seq")
         .fetch_all(app.state.db.pool())
         .await
@@ -211,9 +214,48 @@ backend_test!(removing_the_newest_records_is_seen_by_the_head, |backend| {
     let (checked, broken) = verify(&app).await;
     assert_eq!(broken, Some(Broken::Head(HeadFault::Mismatch)));
     assert_eq!(checked as usize, rows.len() - 2);
-    // Removing the head too does not help: sealed history without a head is itself a break.
+    // The next event does not seal over the gap: it links to the record the head names, and verify
+    // names it.
+    app.create_user("after-the-gap@example.com", "user").await;
+    app.login("after-the-gap@example.com").await;
+    let (_, broken) = verify(&app).await;
+    assert!(
+        matches!(broken, Some(Broken::Record { seq, fault: Fault::Unlinked, .. }) if seq > rows[rows.len() - 1]),
+        "{broken:?}"
+    );
+});
+
+backend_test!(removing_the_head_or_the_whole_trail_is_seen, |backend| {
+    let app = TestApp::spawn(backend).await;
+    some_events(&app, 2).await;
+    lift_append_only(&app).await;
     exec(&app, "DELETE FROM audit_chain_head", &[]).await;
     assert_eq!(verify(&app).await.1, Some(Broken::Head(HeadFault::Altered)));
+    // Later events link to nothing real rather than healing the trail.
+    let before = *seqs(&app).await.last().expect("rows");
+    app.login("audited0@example.com").await;
+    let (_, broken) = verify(&app).await;
+    assert!(
+        matches!(broken, Some(Broken::Record { seq, fault: Fault::Unlinked, .. }) if seq > before),
+        "{broken:?}"
+    );
+
+    // Everything replaced by a chain of the unkeyed links anyone can compute: no sealed head covers it.
+    exec(&app, "DELETE FROM audit_events", &[]).await;
+    exec(&app, "DELETE FROM audit_chain_head", &[]).await;
+    let canonical = br#"{"id":"fake","ts":0,"event":"auth.login.succeeded"}"#;
+    let link = security::audit_chain::legacy_link(security::audit_chain::GENESIS, canonical);
+    sqlx::query::<sqlx::Any>(
+        "INSERT INTO audit_events (id, ts, event, outcome, details, prev_hash, hash) \
+         VALUES ('fake', 0, 'auth.login.succeeded', 'success', '{}', $1, $2)",
+    )
+    .bind(security::audit_chain::GENESIS)
+    .bind(link)
+    .execute(app.state.db.pool())
+    .await
+    .expect("insert");
+    let (_, broken) = verify(&app).await;
+    assert!(broken.is_some(), "a headless trail never verifies");
 });
 
 /// Two instances on one database append at once; the chain stays one line.
@@ -239,8 +281,15 @@ async fn two_instances_writing_at_once_never_fork_the_chain() {
             .status()
         }
     });
-    let statuses = futures::future::join_all(attempts).await;
+    // A verification running while both write must not raise a false alarm.
+    let (statuses, live) = futures::future::join(
+        futures::future::join_all(attempts),
+        verify_chain(&first.state.db, &first.state.identity.audit_sealer, None),
+    )
+    .await;
     assert!(statuses.iter().all(|s| s.as_u16() == 401), "{statuses:?}");
+    assert_eq!(live.expect("walk").broken, None);
+    second.state.identity.flush_audit().await;
     let rows = seqs(&first).await.len();
     assert!(rows >= before + 40, "{before} -> {rows}");
     assert_eq!(verify(&second).await, (rows as u64, None));
@@ -335,6 +384,8 @@ backend_test!(staff_read_the_trail_within_their_role, |backend| {
         .create_user_with_2fa("support@example.com", "support")
         .await;
     let (_, plain) = app.user_with_tier("plain@example.com", "pro").await;
+    // The trail is written off the request path; the view shows what is written.
+    app.state.identity.flush_audit().await;
 
     let all: serde_json::Value = app
         .get_as(&boss, "/api/v1/admin/audit-events?per_page=200")
@@ -397,3 +448,125 @@ backend_test!(staff_read_the_trail_within_their_role, |backend| {
         .await;
     assert_eq!(response.status(), 422);
 });
+
+// A queue too small for a burst: every event is still recorded (written within its request) and the
+// chain stays whole.
+backend_test!(a_full_audit_queue_loses_nothing, |backend| {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![("TRADESIGNAL_AUDIT_QUEUE", "1".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let client = browser();
+    let attempts = (0..30).map(|n| {
+        let client = client.clone();
+        let app = &app;
+        async move {
+            app.post_json(
+                &client,
+                "/api/v1/auth/login",
+                serde_json::json!({"email": format!("flood{n}@example.com"), "password": "wrong password"}),
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let failed = app
+        .audit_trail(None)
+        .await
+        .expect("trail")
+        .iter()
+        .filter(|e| *e == "auth.login.failed")
+        .count();
+    assert_eq!(failed, 30);
+    let rows = seqs(&app).await.len() as u64;
+    assert_eq!(verify(&app).await, (rows, None));
+});
+
+/// A graceful stop (SIGTERM) right after a burst: every event of the requests served is in the trail.
+#[test]
+fn a_graceful_stop_writes_every_queued_event() {
+    let dir = tempfile::tempdir().expect("dir");
+    let keys = security::keys::generate_ring_entry("d1", 32);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let env = |command: &mut std::process::Command| {
+        command
+            .env_clear()
+            .env("TRADESIGNAL_DATA_DIR", dir.path())
+            .env("TRADESIGNAL_DATA_KEYS", &keys)
+            .env("TRADESIGNAL_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "TRADESIGNAL_RATE_LIMITS",
+                "login=100000/60,anonymous=100000/3600",
+            )
+            .env("TRADESIGNAL_LOG", "warn");
+    };
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_tradesignal"));
+    env(&mut serve);
+    let mut server = serve
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if client.get(format!("{base}/healthz")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let attempts = (0..60).map(|n| {
+            let client = client.clone();
+            let url = format!("{base}/api/v1/auth/login");
+            async move {
+                client
+                    .post(url)
+                    .json(&serde_json::json!({"email": format!("burst{n}@example.com"), "password": "wrong password"}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            }
+        });
+        let statuses = futures::future::join_all(attempts).await;
+        assert!(
+            statuses.iter().all(|s| matches!(s, Ok(401))),
+            "{statuses:?}"
+        );
+    });
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    assert!(server.wait().expect("wait").success());
+    let mut export = std::process::Command::new(env!("CARGO_BIN_EXE_tradesignal"));
+    env(&mut export);
+    let output = export.args(["audit", "export"]).output().expect("export");
+    let failed = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains("\"auth.login.failed\""))
+        .count();
+    assert_eq!(failed, 60);
+    let mut verify = std::process::Command::new(env!("CARGO_BIN_EXE_tradesignal"));
+    env(&mut verify);
+    let output = verify.args(["audit", "verify"]).output().expect("verify");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}

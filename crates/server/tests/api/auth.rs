@@ -486,7 +486,7 @@ backend_test!(
         assert_eq!(old.status(), 401);
         app.login_as("reset@example.com", "Another-Strong-Pass-77!")
             .await;
-        let events = app.state.db.audit_event_names(None).await.expect("audit");
+        let events = app.audit_trail(None).await.expect("audit");
         assert!(
             events.contains(&"auth.password.reset_requested".to_string())
                 && events.contains(&"auth.password.reset".to_string()),

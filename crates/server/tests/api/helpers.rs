@@ -254,6 +254,16 @@ impl TestApp {
         }
     }
 
+    /// Names of the audit events recorded so far (optionally about one user), oldest first, once the
+    /// audit queue has written everything queued.
+    pub async fn audit_trail(
+        &self,
+        subject: Option<&str>,
+    ) -> Result<Vec<String>, store::StoreError> {
+        self.state.identity.flush_audit().await;
+        self.state.db.audit_event_names(subject).await
+    }
+
     /// The DATABASE_URL this instance uses (to start a second instance on the same database).
     pub fn database_url(&self) -> String {
         use secrecy::ExposeSecret;

@@ -650,9 +650,7 @@ backend_test!(admin_ingest_endpoint, |backend| {
         }
     }
     assert!(
-        app.state
-            .db
-            .audit_event_names(None)
+        app.audit_trail(None)
             .await
             .expect("audit")
             .contains(&"admin.ingest.form4".to_string())

@@ -59,12 +59,7 @@ backend_test!(refresh_rotates_and_reuse_revokes_the_session, |backend| {
         .await
         .expect("db")
         .expect("user");
-    let events = app
-        .state
-        .db
-        .audit_event_names(Some(&user.id))
-        .await
-        .expect("audit");
+    let events = app.audit_trail(Some(&user.id)).await.expect("audit");
     assert!(
         events.contains(&"auth.refresh.reuse_detected".to_string()),
         "{events:?}"
@@ -340,12 +335,7 @@ backend_test!(
             .await
             .expect("db")
             .expect("user");
-        let events = app
-            .state
-            .db
-            .audit_event_names(Some(&user.id))
-            .await
-            .expect("audit");
+        let events = app.audit_trail(Some(&user.id)).await.expect("audit");
         assert!(
             events.contains(&"auth.refresh.reuse_detected".to_string()),
             "{events:?}"

@@ -225,12 +225,7 @@ backend_test!(enrolment_then_login_needs_both_factors, |backend| {
         app.get_as(&signed_in, "/api/v1/auth/me").await.status(),
         200
     );
-    let events = app
-        .state
-        .db
-        .audit_event_names(Some(&user_id))
-        .await
-        .expect("audit");
+    let events = app.audit_trail(Some(&user_id)).await.expect("audit");
     for event in [
         "auth.mfa.enabled",
         "auth.mfa.failed",
@@ -551,7 +546,7 @@ backend_test!(
             .expect("request");
         assert_eq!(response.status(), 429, "locked after five wrong codes");
         assert!(response.headers().get("retry-after").is_some());
-        let events = app.state.db.audit_event_names(None).await.expect("audit");
+        let events = app.audit_trail(None).await.expect("audit");
         assert!(events.contains(&"auth.lockout".to_string()), "{events:?}");
         assert!(
             events.contains(&"auth.mfa.failed".to_string()),
@@ -688,7 +683,7 @@ backend_test!(backup_codes_work_once_and_regenerate, |backend| {
     )
     .await;
     assert_eq!(response.status(), 200);
-    let events = app.state.db.audit_event_names(None).await.expect("audit");
+    let events = app.audit_trail(None).await.expect("audit");
     assert!(events.contains(&"auth.mfa.backup_code_used".to_string()));
 });
 
@@ -913,12 +908,7 @@ backend_test!(
             "An administrator reset two-factor authentication",
         )
         .await;
-        let events = app
-            .state
-            .db
-            .audit_event_names(Some(&user_id))
-            .await
-            .expect("audit");
+        let events = app.audit_trail(Some(&user_id)).await.expect("audit");
         for event in ["admin.user.mfa_reset", "auth.mfa.disabled"] {
             assert!(events.contains(&event.to_string()), "{event}: {events:?}");
         }

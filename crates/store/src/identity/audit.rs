@@ -4,7 +4,7 @@
 //! moving a row breaks the chain. Writers are serialised (an advisory lock on PostgreSQL, a
 //! process-wide lock on SQLite) so the chain has one order across concurrent requests and instances.
 
-use security::audit_chain::{self, GENESIS};
+use security::audit_chain;
 use security::keyed_hash::KeyedHasher;
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -135,15 +135,29 @@ fn stored(row: &AnyRow) -> Result<StoredAudit, StoreError> {
 }
 
 impl Database {
-    /// Appends one event to the chain, sealing it and the chain head with `sealer`. Writers are
-    /// serialised, so the chain has one order across every instance.
+    /// Appends one event to the chain, sealing it and the chain head with `sealer`.
     pub async fn append_audit(
         &self,
         event: &AuditEvent,
         ts: i64,
         sealer: &KeyedHasher,
     ) -> Result<String, StoreError> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let mut ids = self
+            .append_audit_batch(std::slice::from_ref(&(event.clone(), ts)), sealer)
+            .await?;
+        Ok(ids.pop().unwrap_or_default())
+    }
+
+    /// Appends events in order in one transaction: one lock, one read of the chain's end and one head
+    /// update for the batch. Writers are serialised, so the chain has one order across every instance.
+    pub async fn append_audit_batch(
+        &self,
+        events: &[(AuditEvent, i64)],
+        sealer: &KeyedHasher,
+    ) -> Result<Vec<String>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let _local = self.audit_lock().lock().await;
         let mut tx = self.pool().begin().await?;
         if self.backend() == Backend::Postgres {
@@ -152,45 +166,74 @@ impl Database {
                 .execute(&mut *tx)
                 .await?;
         }
-        let prev: Option<(String,)> = sqlx::query_as::<Any, (String,)>(
-            "SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+        let last: Option<(i64, String)> = sqlx::query_as::<Any, (i64, String)>(
+            "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
         )
         .fetch_optional(&mut *tx)
         .await?;
-        let prev_hash = prev.map_or_else(|| GENESIS.to_string(), |(h,)| h);
-        let hash = audit_chain::seal(sealer, &prev_hash, &canonical(&id, ts, event));
-        let (seq,): (i64,) = sqlx::query_as::<Any, (i64,)>(
-            "INSERT INTO audit_events (id, ts, event, outcome, actor_id, subject, session_id, api_key_id, ip, \
-             user_agent, request_id, details, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq",
+        let head: Option<(i64, String, String)> = sqlx::query_as::<Any, (i64, String, String)>(
+            "SELECT seq, hash, head_seal FROM audit_chain_head WHERE id = 1",
         )
-        .bind(&id)
-        .bind(ts)
-        .bind(&event.event)
-        .bind(event.outcome.as_str())
-        .bind(&event.actor_id)
-        .bind(&event.subject)
-        .bind(&event.session_id)
-        .bind(&event.api_key_id)
-        .bind(&event.ip)
-        .bind(&event.user_agent)
-        .bind(&event.request_id)
-        .bind(event.details.to_string())
-        .bind(&prev_hash)
-        .bind(&hash)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        let mut prev_hash = match audit_chain::trusted_end(
+            sealer,
+            last.as_ref().map(|(seq, hash)| (*seq, hash.as_str())),
+            head.as_ref()
+                .map(|(seq, hash, seal)| (*seq, hash.as_str(), seal.as_str())),
+        ) {
+            Ok(end) => end,
+            Err(end) => {
+                // Someone changed the trail's end behind the service: keep writing, linked so that
+                // `audit verify` names the first new record.
+                tracing::error!(
+                    alert = "audit_chain_tampered",
+                    "the audit trail's end does not match its sealed head; new records are linked to the head"
+                );
+                end
+            }
+        };
+        let mut ids = Vec::with_capacity(events.len());
+        let mut last_seq = 0;
+        for (event, ts) in events {
+            let id = uuid::Uuid::now_v7().to_string();
+            let hash = audit_chain::seal(sealer, &prev_hash, &canonical(&id, *ts, event));
+            let (seq,): (i64,) = sqlx::query_as::<Any, (i64,)>(
+                "INSERT INTO audit_events (id, ts, event, outcome, actor_id, subject, session_id, api_key_id, ip, \
+                 user_agent, request_id, details, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING seq",
+            )
+            .bind(&id)
+            .bind(*ts)
+            .bind(&event.event)
+            .bind(event.outcome.as_str())
+            .bind(&event.actor_id)
+            .bind(&event.subject)
+            .bind(&event.session_id)
+            .bind(&event.api_key_id)
+            .bind(&event.ip)
+            .bind(&event.user_agent)
+            .bind(&event.request_id)
+            .bind(event.details.to_string())
+            .bind(&prev_hash)
+            .bind(&hash)
+            .fetch_one(&mut *tx)
+            .await?;
+            ids.push(id);
+            last_seq = seq;
+            prev_hash = hash;
+        }
         sqlx::query::<Any>(
             "INSERT INTO audit_chain_head (id, seq, hash, head_seal) VALUES (1, $1, $2, $3) \
              ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, head_seal = excluded.head_seal",
         )
-        .bind(seq)
-        .bind(&hash)
-        .bind(audit_chain::seal_head(sealer, seq, &hash))
+        .bind(last_seq)
+        .bind(&prev_hash)
+        .bind(audit_chain::seal_head(sealer, last_seq, &prev_hash))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(id)
+        Ok(ids)
     }
 
     /// Up to `limit` records after position `after_seq`, in chain order.
