@@ -15,6 +15,7 @@ pub mod gcra;
 pub mod keyed_hash;
 pub mod keys;
 pub mod kv;
+pub mod monitoring;
 pub mod password;
 pub mod random;
 pub mod ratelimit;

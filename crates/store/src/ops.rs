@@ -36,6 +36,10 @@ pub struct SecurityAlert {
     pub severity: String,
     pub subject: Option<String>,
     pub details: String,
+    pub acknowledged_at: Option<i64>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<i64>,
+    pub resolved_by: Option<String>,
 }
 
 impl Database {
@@ -61,6 +65,47 @@ impl Database {
         Ok(())
     }
 
+    /// Marks an alert acknowledged (once; later calls keep the first). False when there is no such alert.
+    pub async fn acknowledge_security_alert(
+        &self,
+        id: &str,
+        by: &str,
+        ts: i64,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query::<Any>(
+            "UPDATE security_alerts SET acknowledged_at = COALESCE(acknowledged_at, $1), \
+             acknowledged_by = COALESCE(acknowledged_by, $2) WHERE id = $3",
+        )
+        .bind(ts)
+        .bind(by)
+        .bind(id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
+    /// Marks an alert resolved (and acknowledged, if it was not). False when there is no such alert.
+    pub async fn resolve_security_alert(
+        &self,
+        id: &str,
+        by: &str,
+        ts: i64,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query::<Any>(
+            "UPDATE security_alerts SET acknowledged_at = COALESCE(acknowledged_at, $1), \
+             acknowledged_by = COALESCE(acknowledged_by, $2), resolved_at = COALESCE(resolved_at, $1), \
+             resolved_by = COALESCE(resolved_by, $2) WHERE id = $3",
+        )
+        .bind(ts)
+        .bind(by)
+        .bind(id)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
     /// A page of alerts, newest first, and the total.
     pub async fn security_alerts(
         &self,
@@ -72,7 +117,8 @@ impl Database {
                 .fetch_one(self.pool())
                 .await?;
         let alerts = sqlx::query_as::<Any, SecurityAlert>(
-            "SELECT id, ts, rule, severity, subject, details FROM security_alerts ORDER BY ts DESC, id DESC LIMIT $1 OFFSET $2",
+            "SELECT id, ts, rule, severity, subject, details, acknowledged_at, acknowledged_by, resolved_at, resolved_by \
+             FROM security_alerts ORDER BY ts DESC, id DESC LIMIT $1 OFFSET $2",
         )
         .bind(limit)
         .bind(offset)

@@ -20,7 +20,15 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{id}/revoke-sessions", post(revoke_sessions))
         .route("/users/{id}/unlock", post(unlock))
         .route("/users/{id}/reset-2fa", post(reset_mfa))
-        .route("/security/alerts", get(alerts))
+        .route("/security/alerts", get(super::admin_alerts::list))
+        .route(
+            "/security/alerts/{id}/acknowledge",
+            post(super::admin_alerts::acknowledge),
+        )
+        .route(
+            "/security/alerts/{id}/resolve",
+            post(super::admin_alerts::resolve),
+        )
         .route("/audit-events", get(super::admin_audit::list_audit_events))
         .route(
             "/ingest/form4",
@@ -229,55 +237,6 @@ async fn reset_mfa(
 }
 
 #[derive(Serialize)]
-struct AlertBody {
-    id: String,
-    ts: String,
-    rule: String,
-    severity: String,
-    subject: Option<String>,
-    details: serde_json::Value,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct AlertQuery {
-    page: Option<u32>,
-    per_page: Option<u32>,
-}
-
-#[utoipa::path(get, path = "/api/v1/admin/security/alerts", tag = "admin",
-    security(("bearer" = [])),
-    responses((status = 200, description = "A page of monitoring alerts")))]
-async fn alerts(
-    State(state): State<AppState>,
-    _staff: RequireRole<Staff>,
-    Query(query): Query<AlertQuery>,
-) -> Result<Json<Page<AlertBody>>, ApiError> {
-    let (page, per_page, offset) = super::Paging {
-        page: query.page,
-        per_page: query.per_page,
-    }
-    .resolve()?;
-    let (alerts, total) = state
-        .db
-        .security_alerts(i64::from(per_page), offset)
-        .await
-        .map_err(ApiError::internal)?;
-    let items = alerts
-        .into_iter()
-        .map(|a| AlertBody {
-            id: a.id,
-            ts: super::responses::rfc3339(a.ts),
-            rule: a.rule,
-            severity: a.severity,
-            subject: a.subject,
-            details: serde_json::from_str(&a.details).unwrap_or_default(),
-        })
-        .collect();
-    Ok(Json(Page::new(items, total, page, per_page)))
-}
-
-#[derive(Serialize)]
 struct IngestBody {
     /// `stored` or `duplicate`.
     status: &'static str,
@@ -381,7 +340,7 @@ async fn ingest_form4(
 /// The `/api/v1/admin` part of the OpenAPI document.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list_users, get_user, update_user, revoke_sessions, unlock, reset_mfa, alerts, ingest_form4),
+    paths(list_users, get_user, update_user, revoke_sessions, unlock, reset_mfa, ingest_form4),
     tags((name = "admin", description = "Staff operations (support and super_admin)"))
 )]
 pub struct AdminApi;

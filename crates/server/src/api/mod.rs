@@ -2,6 +2,7 @@
 //! result. Authorisation lives in the extractor types so a handler cannot forget it.
 
 pub mod admin;
+pub mod admin_alerts;
 pub mod admin_audit;
 pub mod alerts;
 pub mod apikeys;

@@ -98,6 +98,8 @@ pub struct Settings {
     /// A rotated refresh token presented again within this window gets the new token, not a revocation.
     pub refresh_grace: Duration,
     pub rate_limits: security::ratelimit::RateLimits,
+    /// Monitoring thresholds.
+    pub alert_rules: security::monitoring::Rules,
     /// False only for measuring the limiter's cost (refused in production).
     pub rate_limiting: bool,
     /// The first account lock; later locks double up to a day.

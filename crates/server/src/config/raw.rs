@@ -155,6 +155,12 @@ pub const VARIABLES: &[Variable] = &[
         "overrides as name=limit/seconds, e.g. login=10/60,tier.free=100/3600 (names: tier.free tier.pro tier.enterprise anonymous login register forgot.email forgot.ip reset verify unlock refresh password_strength mfa csp_report)",
     ),
     var(
+        "TRADESIGNAL_ALERT_RULES",
+        "(refresh_token_reuse=1/3600,lockout_wave=10/600,password_spraying=20/600,privilege_change=1/3600)",
+        false,
+        "monitoring thresholds as rule=count/seconds: that many occurrences within the window raise one alert",
+    ),
+    var(
         "TRADESIGNAL_RATE_LIMITING",
         "on",
         false,
@@ -504,6 +510,14 @@ impl RawSettings {
             }
             security::ratelimit::RateLimits::default()
         });
+        let alert_rules =
+            security::monitoring::Rules::parse(self.get("TRADESIGNAL_ALERT_RULES").unwrap_or(""))
+                .unwrap_or_else(|errors| {
+                    for message in errors {
+                        problem("TRADESIGNAL_ALERT_RULES", message);
+                    }
+                    security::monitoring::Rules::default()
+                });
         let rate_limiting = match self.get("TRADESIGNAL_RATE_LIMITING").unwrap_or("on") {
             "on" => true,
             "off" => false,
@@ -574,6 +588,7 @@ impl RawSettings {
             session_idle,
             refresh_grace,
             rate_limits,
+            alert_rules,
             rate_limiting,
             lockout,
             ipv6_prefix,

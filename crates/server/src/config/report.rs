@@ -66,6 +66,7 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                 "TRADESIGNAL_SESSION_IDLE_SECS" => settings.session_idle.as_secs().to_string(),
                 "TRADESIGNAL_REFRESH_GRACE_SECS" => settings.refresh_grace.as_secs().to_string(),
                 "TRADESIGNAL_RATE_LIMITS" => settings.rate_limits.describe(),
+                "TRADESIGNAL_ALERT_RULES" => settings.alert_rules.describe(),
                 "TRADESIGNAL_RATE_LIMITING" => {
                     if settings.rate_limiting { "on" } else { "off" }.to_string()
                 }

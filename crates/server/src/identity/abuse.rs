@@ -126,6 +126,14 @@ impl Identity {
         };
         if let Some(duration) = effects.locked_for {
             metrics::counter!("tradesignal_lockouts_total").increment(1);
+            self.observe(
+                "lockout_wave",
+                "all",
+                None,
+                serde_json::json!({"seconds": duration.as_secs()}),
+                meta,
+            )
+            .await;
             let mut event = Event::failure("auth.lockout")
                 .details(serde_json::json!({"seconds": duration.as_secs()}));
             if let Some((id, _)) = user {

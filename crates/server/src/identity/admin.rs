@@ -71,6 +71,24 @@ impl Identity {
         } else if change.role.is_some() || change.tier.is_some() {
             self.invalidate_access_tokens(&target.id).await?;
         }
+        if stored
+            .role
+            .as_ref()
+            .is_some_and(|role| *role != target.role)
+        {
+            self.observe(
+                "privilege_change",
+                &target.id,
+                Some(&target.id),
+                serde_json::json!({
+                    "role": stored.role,
+                    "previous_role": target.role,
+                    "actor_id": actor.user_id,
+                }),
+                meta,
+            )
+            .await;
+        }
         self.audit(
             Event::success("admin.user.updated")
                 .actor(&actor.user_id)

@@ -95,9 +95,17 @@ impl Identity {
                 }
             },
         };
-        if let Err(e) = self.db.append_audit(&record, ts, &self.audit_sealer).await {
-            metrics::counter!("tradesignal_audit_failures_total").increment(1);
-            tracing::error!(event = event.name, error = %e, "audit event not recorded");
+        match self
+            .db
+            .append_audit_batch(&[(record, ts)], &self.audit_sealer)
+            .await
+        {
+            Ok(appended) if appended.tampered => super::audit_queue::alert_tampered(&self.db).await,
+            Ok(_) => {}
+            Err(e) => {
+                metrics::counter!("tradesignal_audit_failures_total").increment(1);
+                tracing::error!(event = event.name, error = %e, "audit event not recorded");
+            }
         }
     }
 

@@ -88,8 +88,11 @@ async fn write(db: &Database, sealer: &KeyedHasher, batch: &[(AuditEvent, i64)])
     let mut attempt = 0;
     loop {
         match db.append_audit_batch(batch, sealer).await {
-            Ok(_) => {
+            Ok(appended) => {
                 metrics::gauge!("tradesignal_audit_last_batch").set(batch.len() as f64);
+                if appended.tampered {
+                    alert_tampered(db).await;
+                }
                 return;
             }
             Err(e) if attempt < RETRY_AFTER.len() => {
@@ -108,5 +111,27 @@ async fn write(db: &Database, sealer: &KeyedHasher, batch: &[(AuditEvent, i64)])
                 return;
             }
         }
+    }
+}
+
+/// The trail's end did not match its sealed head when records were appended: someone with database
+/// access removed or added rows, or replaced the head. Stored for the admin view and counted.
+pub async fn alert_tampered(db: &Database) {
+    metrics::counter!("tradesignal_security_alerts_total", "rule" => "audit_chain_tampered")
+        .increment(1);
+    let details = serde_json::json!({
+        "message": "the audit trail's end did not match its sealed head; run tradesignal audit verify"
+    });
+    if let Err(e) = db
+        .insert_security_alert(
+            "audit_chain_tampered",
+            "critical",
+            None,
+            &details,
+            super::now(),
+        )
+        .await
+    {
+        tracing::error!(error = %e, "security alert not stored");
     }
 }

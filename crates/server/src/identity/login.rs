@@ -148,6 +148,17 @@ impl Identity {
                     meta,
                 )
                 .await;
+                // Counted by a keyed hash of the password: the same password failing across many
+                // sign-ins is spraying. The hash never leaves the shared store's key.
+                let sprayed = self.monitor_hasher.hash(password.as_bytes());
+                self.observe(
+                    "password_spraying",
+                    &sprayed,
+                    None,
+                    serde_json::json!({}),
+                    meta,
+                )
+                .await;
                 let mut event = Event::failure("auth.login.failed").details(
                     serde_json::json!({"reason": "invalid_credentials", "known_account": known.is_some()}),
                 );

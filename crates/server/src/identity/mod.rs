@@ -11,6 +11,7 @@ pub mod audit_queue;
 pub mod emails;
 pub mod login;
 pub mod mfa;
+pub mod monitoring;
 pub mod passwords;
 pub mod principal;
 pub mod revocation;
@@ -154,6 +155,8 @@ pub struct Identity {
     pub backup_code_hasher: Arc<KeyedHasher>,
     /// Seals audit records and the chain head (`security::audit_chain`).
     pub audit_sealer: Arc<KeyedHasher>,
+    /// Keys for counting secrets in monitoring (a sprayed password) without keeping them.
+    pub monitor_hasher: Arc<KeyedHasher>,
     /// Audit writes off the request path (`None` outside a runtime: written inline).
     pub audit_queue: Option<Arc<audit_queue::AuditQueue>>,
     /// API-key usage counted in memory and flushed to the database in batches.
@@ -194,6 +197,7 @@ impl Identity {
             cipher: Arc::new(FieldCipher::new(data_ring)?),
             api_key_hasher: Arc::new(KeyedHasher::new(data_ring, "tradesignal api key hash v1")),
             audit_sealer: audit_sealer.clone(),
+            monitor_hasher: Arc::new(KeyedHasher::new(data_ring, "tradesignal monitoring v1")),
             audit_queue: audit_queue::AuditQueue::start(
                 db.clone(),
                 audit_sealer,

@@ -206,6 +206,14 @@ impl Identity {
             meta,
         )
         .await;
+        self.observe(
+            "refresh_token_reuse",
+            &user.id,
+            Some(&user.id),
+            serde_json::json!({"session_id": session.id}),
+            meta,
+        )
+        .await;
         tracing::warn!(session_id = %session.id, "refresh token reuse detected; session revoked");
         metrics::counter!("tradesignal_refresh_reuse_total").increment(1);
         Err(IdentityError::InvalidGrant)

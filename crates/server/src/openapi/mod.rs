@@ -92,6 +92,7 @@ fn annotated() -> utoipa::openapi::OpenApi {
     doc.merge(crate::api::twofactor::TwoFactorApi::openapi());
     doc.merge(crate::api::apikeys::ApiKeysApi::openapi());
     doc.merge(crate::api::admin::AdminApi::openapi());
+    doc.merge(crate::api::admin_alerts::AdminAlertsApi::openapi());
     doc.merge(crate::api::admin_audit::AdminAuditApi::openapi());
     doc.merge(crate::api::market::MarketApi::openapi());
     doc.merge(crate::api::watchlists::WatchlistApi::openapi());

@@ -35,7 +35,7 @@ async fn verify(app: &TestApp) -> (u64, Option<Broken>) {
 }
 
 /// What an attacker with database access (but not the key ring) does first: lift the append-only rule.
-async fn lift_append_only(app: &TestApp) {
+pub async fn lift_append_only(app: &TestApp) {
     app.state.identity.flush_audit().await;
     let statements: &[&'static str] = if app.state.db.backend() == StoreBackend::Postgres {
         &["ALTER TABLE audit_events DISABLE TRIGGER USER"]

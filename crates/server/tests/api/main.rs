@@ -17,6 +17,7 @@ mod hardening;
 mod headers;
 mod market;
 mod market_data;
+mod monitoring;
 mod notifications;
 mod ops;
 mod problems;

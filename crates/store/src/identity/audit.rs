@@ -76,6 +76,14 @@ impl StoredAudit {
     }
 }
 
+/// What an append wrote, and whether it found the trail's end tampered with.
+#[derive(Debug)]
+pub struct Appended {
+    pub ids: Vec<String>,
+    /// The stored end did not match the sealed head (rows removed or added, or the head changed).
+    pub tampered: bool,
+}
+
 /// Filters of the admin audit view and export; `None` matches everything.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -142,10 +150,10 @@ impl Database {
         ts: i64,
         sealer: &KeyedHasher,
     ) -> Result<String, StoreError> {
-        let mut ids = self
+        let mut appended = self
             .append_audit_batch(std::slice::from_ref(&(event.clone(), ts)), sealer)
             .await?;
-        Ok(ids.pop().unwrap_or_default())
+        Ok(appended.ids.pop().unwrap_or_default())
     }
 
     /// Appends events in order in one transaction: one lock, one read of the chain's end and one head
@@ -154,9 +162,13 @@ impl Database {
         &self,
         events: &[(AuditEvent, i64)],
         sealer: &KeyedHasher,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Appended, StoreError> {
+        let mut tampered = false;
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Appended {
+                ids: Vec::new(),
+                tampered,
+            });
         }
         let _local = self.audit_lock().lock().await;
         let mut tx = self.pool().begin().await?;
@@ -186,6 +198,7 @@ impl Database {
             Err(end) => {
                 // Someone changed the trail's end behind the service: keep writing, linked so that
                 // `audit verify` names the first new record.
+                tampered = true;
                 tracing::error!(
                     alert = "audit_chain_tampered",
                     "the audit trail's end does not match its sealed head; new records are linked to the head"
@@ -233,7 +246,7 @@ impl Database {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(ids)
+        Ok(Appended { ids, tampered })
     }
 
     /// Up to `limit` records after position `after_seq`, in chain order.

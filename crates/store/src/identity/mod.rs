@@ -8,7 +8,7 @@ pub mod sessions;
 pub mod tokens;
 pub mod users;
 
-pub use audit::{AuditEvent, AuditFilter, AuditOutcome, StoredAudit};
+pub use audit::{Appended, AuditEvent, AuditFilter, AuditOutcome, StoredAudit};
 pub use sessions::{NewSession, SessionRecord};
 pub use tokens::{OneTimePurpose, RefreshRecord};
 pub use users::{NewUser, UserRecord};

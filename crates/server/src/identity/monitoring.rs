@@ -1,0 +1,87 @@
+//! Security monitoring: the rules of `security::monitoring` applied to the events the service sees.
+//! Each occurrence is counted in the shared store, so every instance counts toward the same threshold,
+//! and the occurrence that reaches it raises the alert: stored, audited, counted and logged, once per
+//! counted key and window.
+
+use super::audit::Event;
+use super::{Identity, IdentityError, Principal, RequestMeta, now};
+
+impl Identity {
+    /// Counts one occurrence of `rule` for `key` (the thing counted: an account, a password's keyed
+    /// hash, or everything); the occurrence that reaches the threshold raises the alert, with `subject`
+    /// (never a secret) and `details`. A store failure is logged and skips the count.
+    pub async fn observe(
+        &self,
+        rule: &'static str,
+        key: &str,
+        subject: Option<&str>,
+        details: serde_json::Value,
+        meta: &RequestMeta,
+    ) {
+        let Some((severity, threshold)) = self.settings.alert_rules.get(rule) else {
+            return;
+        };
+        let counter = format!("monitor:{rule}:{key}");
+        match self.limiter.incr(&counter, threshold.window).await {
+            Ok(count) if count == threshold.count => {
+                let details = serde_json::json!({
+                    "threshold": threshold.count,
+                    "window_seconds": threshold.window.as_secs(),
+                    "details": details,
+                });
+                self.raise_alert(rule, severity, subject, details, meta)
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(rule, error = %e, "monitoring count unavailable"),
+        }
+    }
+
+    /// `POST /admin/security/alerts/{id}/acknowledge`.
+    pub async fn acknowledge_alert(
+        &self,
+        staff: &Principal,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        if !self
+            .db
+            .acknowledge_security_alert(id, &staff.user_id, now())
+            .await?
+        {
+            return Err(IdentityError::NotFound);
+        }
+        self.audit(
+            Event::success("admin.alert.acknowledged")
+                .actor(&staff.user_id)
+                .details(serde_json::json!({"alert_id": id})),
+            meta,
+        )
+        .await;
+        Ok(())
+    }
+
+    /// `POST /admin/security/alerts/{id}/resolve`.
+    pub async fn resolve_alert(
+        &self,
+        staff: &Principal,
+        id: &str,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        if !self
+            .db
+            .resolve_security_alert(id, &staff.user_id, now())
+            .await?
+        {
+            return Err(IdentityError::NotFound);
+        }
+        self.audit(
+            Event::success("admin.alert.resolved")
+                .actor(&staff.user_id)
+                .details(serde_json::json!({"alert_id": id})),
+            meta,
+        )
+        .await;
+        Ok(())
+    }
+}
