@@ -33,7 +33,15 @@ impl Quota {
         (period / u64::from(self.limit.max(1))).max(1)
     }
 
-    /// The window in microseconds; a full burst of `limit` fits into it.
+    /// The burst tolerance in microseconds: exactly `limit` emission intervals. Not the period itself:
+    /// the interval is rounded down, so a period that `limit` does not divide would let a request in
+    /// up to `limit` microseconds early, one more than `limit` plus the sustained rate.
+    pub fn burst_window_micros(&self) -> u64 {
+        self.emission_interval_micros()
+            .saturating_mul(u64::from(self.limit.max(1)))
+    }
+
+    /// The period in microseconds.
     pub fn period_micros(&self) -> u64 {
         u64::try_from(self.period.as_micros())
             .unwrap_or(u64::MAX / 4)
@@ -68,7 +76,7 @@ pub struct GcraStep {
 /// Decides one request of `cost` at time `now` (µs) given the stored TAT (µs), if any.
 pub fn decide(quota: Quota, stored_tat: Option<u64>, now: u64, cost: u32) -> GcraStep {
     let interval = quota.emission_interval_micros();
-    let window = quota.period_micros();
+    let window = quota.burst_window_micros();
     let tat = stored_tat.unwrap_or(now).max(now);
     let new_tat = tat.saturating_add(interval.saturating_mul(u64::from(cost)));
     let allow_at = new_tat.saturating_sub(window);

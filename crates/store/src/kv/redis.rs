@@ -242,7 +242,7 @@ impl KvStore for RedisKv {
         }
         let reply: Vec<redis::Value> = invocation
             .arg(quota.emission_interval_micros())
-            .arg(quota.period_micros())
+            .arg(quota.burst_window_micros())
             .arg(cost)
             .invoke_async(&mut conn)
             .await
