@@ -195,6 +195,20 @@ pub fn verify(settings: Settings, since: Option<&str>) -> ExitCode {
                         ExitCode::SUCCESS
                     }
                     Some(broken) => {
+                        // The running service lists it with the other alerts.
+                        let details = serde_json::json!({"broken": broken.to_string()});
+                        if let Err(e) = db
+                            .insert_security_alert(
+                                "audit_chain_verification_failed",
+                                "critical",
+                                None,
+                                &details,
+                                crate::identity::now(),
+                            )
+                            .await
+                        {
+                            eprintln!("tradesignal: the alert could not be stored: {e}");
+                        }
                         println!(
                             "AUDIT CHAIN BROKEN at {broken}; {} records before it verified{legacy} in {:.2}s",
                             report.checked,

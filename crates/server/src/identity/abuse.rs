@@ -273,7 +273,24 @@ impl Identity {
             .flatten()
     }
 
-    /// A security alert: stored for the admin view, audited and logged for monitoring.
+    /// Tells every super_admin about an alert, in the background (rules raise one alert per window, so
+    /// this cannot flood their mailboxes).
+    pub fn mail_super_admins(&self, rule: &'static str, severity: &'static str) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            match this.db.super_admin_emails().await {
+                Ok(addresses) => {
+                    for to in addresses {
+                        this.send_mail(this.security_alert_email(&to, rule, severity));
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "super_admins not told about an alert"),
+            }
+        });
+    }
+
+    /// A security alert: stored for the admin view, audited, logged for monitoring and mailed to the
+    /// super_admins.
     pub async fn raise_alert(
         &self,
         rule: &'static str,
@@ -296,6 +313,7 @@ impl Identity {
         {
             tracing::error!(error = %e, "security alert not stored");
         }
+        self.mail_super_admins(rule, severity);
         let mut event = Event::failure("security.alert")
             .details(serde_json::json!({"rule": rule, "severity": severity, "details": details}));
         if let Some(subject) = subject {

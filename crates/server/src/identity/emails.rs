@@ -26,6 +26,21 @@ impl Identity {
         self.settings.public_link(&format!("{path}?token={token}"))
     }
 
+    /// A monitoring alert for a super_admin: the rule and severity only; the details stay in the admin
+    /// view (they can name accounts and addresses).
+    pub fn security_alert_email(&self, to: &str, rule: &str, severity: &str) -> Email {
+        Email {
+            to: to.to_string(),
+            subject: format!("TradeSignal security alert: {rule} ({severity})"),
+            body: format!(
+                "The monitoring rule {rule} raised a {severity}-severity alert.\n\n\
+                 Review, acknowledge and resolve it in the admin API:\n{}\n\n\
+                 You receive this because you are a super_admin of this TradeSignal deployment.",
+                self.settings.public_link("/api/v1/admin/security/alerts")
+            ),
+        }
+    }
+
     pub fn verification_email(&self, to: &str, token: &str) -> Email {
         Email {
             to: to.to_string(),

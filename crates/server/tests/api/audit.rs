@@ -357,6 +357,14 @@ async fn audit_verify_exits_non_zero_naming_the_first_broken_record() {
         stdout.contains(&format!("record {}", rows[3])) && stdout.contains("BROKEN"),
         "{stdout}"
     );
+    // The failure is also a security alert the running service lists.
+    let (alerts,): (i64,) = sqlx::query_as::<sqlx::Any, (i64,)>(
+        "SELECT COUNT(*) FROM security_alerts WHERE rule = 'audit_chain_verification_failed'",
+    )
+    .fetch_one(app.state.db.pool())
+    .await
+    .expect("alerts");
+    assert_eq!(alerts, 1);
     // Another key ring cannot vouch for the trail either.
     let dir = tempfile::tempdir().expect("dir");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tradesignal"))

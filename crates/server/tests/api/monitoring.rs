@@ -189,6 +189,12 @@ backend_test!(
         assert_eq!(changes.len(), 1, "{found:?}");
         assert_eq!(changes[0].1.as_deref(), Some(target.as_str()));
         assert!(changes[0].2.contains("support"), "{}", changes[0].2);
+        // super_admins are told by email (rule and severity; the details stay in the admin view).
+        let mail = app
+            .mail_containing("boss@example.com", "privilege_change")
+            .await;
+        assert!(mail.contains("/api/v1/admin/security/alerts"), "{mail}");
+        assert!(!mail.contains(&target), "no account id in the mail: {mail}");
     }
 );
 

@@ -291,6 +291,17 @@ impl Database {
         Ok((users, total))
     }
 
+    /// Addresses of the active, verified super_admins (who receive security alerts).
+    pub async fn super_admin_emails(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as::<Any, (String,)>(
+            "SELECT email FROM users WHERE role = 'super_admin' AND disabled_at IS NULL \
+             AND email_verified_at IS NOT NULL ORDER BY created_at",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(e,)| e).collect())
+    }
+
     pub async fn count_users(&self) -> Result<i64, StoreError> {
         let (n,): (i64,) = sqlx::query_as::<Any, (i64,)>("SELECT COUNT(*) FROM users")
             .fetch_one(self.pool())
