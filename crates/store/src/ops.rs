@@ -65,7 +65,8 @@ impl Database {
         Ok(())
     }
 
-    /// Marks an alert acknowledged (once; later calls keep the first). False when there is no such alert.
+    /// Marks an alert acknowledged (once; later calls keep the first). False when there is no such alert,
+    /// or when it is about `by` (nobody clears an alert about themselves).
     pub async fn acknowledge_security_alert(
         &self,
         id: &str,
@@ -74,7 +75,8 @@ impl Database {
     ) -> Result<bool, StoreError> {
         let updated = sqlx::query::<Any>(
             "UPDATE security_alerts SET acknowledged_at = COALESCE(acknowledged_at, $1), \
-             acknowledged_by = COALESCE(acknowledged_by, $2) WHERE id = $3",
+             acknowledged_by = COALESCE(acknowledged_by, $2) \
+             WHERE id = $3 AND (subject IS NULL OR subject <> $2)",
         )
         .bind(ts)
         .bind(by)
@@ -85,7 +87,8 @@ impl Database {
         Ok(updated > 0)
     }
 
-    /// Marks an alert resolved (and acknowledged, if it was not). False when there is no such alert.
+    /// Marks an alert resolved (and acknowledged, if it was not). False when there is no such alert, or
+    /// when it is about `by`.
     pub async fn resolve_security_alert(
         &self,
         id: &str,
@@ -95,7 +98,8 @@ impl Database {
         let updated = sqlx::query::<Any>(
             "UPDATE security_alerts SET acknowledged_at = COALESCE(acknowledged_at, $1), \
              acknowledged_by = COALESCE(acknowledged_by, $2), resolved_at = COALESCE(resolved_at, $1), \
-             resolved_by = COALESCE(resolved_by, $2) WHERE id = $3",
+             resolved_by = COALESCE(resolved_by, $2) \
+             WHERE id = $3 AND (subject IS NULL OR subject <> $2)",
         )
         .bind(ts)
         .bind(by)

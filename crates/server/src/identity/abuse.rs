@@ -13,6 +13,8 @@ use super::audit::Event;
 use super::{Identity, IdentityError, RequestMeta, now};
 
 const UNLOCK_TTL_SECS: i64 = 24 * 3600;
+/// Seconds between two mails to the super_admins about one rule.
+const ALERT_MAIL_EVERY_SECS: u64 = 600;
 
 /// The account key of an email as typed: the normal form when valid, else a trimmed lower-case form, so
 /// invalid and unknown addresses are counted exactly like real ones.
@@ -273,11 +275,24 @@ impl Identity {
             .flatten()
     }
 
-    /// Tells every super_admin about an alert, in the background (rules raise one alert per window, so
-    /// this cannot flood their mailboxes).
+    /// Tells every super_admin about an alert, in the background: at most one mail per rule every ten
+    /// minutes (across instances), however many alerts a botnet triggers; the admin view lists them all.
     pub fn mail_super_admins(&self, rule: &'static str, severity: &'static str) {
         let this = self.clone();
         tokio::spawn(async move {
+            let first = this
+                .limiter
+                .set_if_absent(
+                    &format!("alertmail:{rule}"),
+                    "1",
+                    Duration::from_secs(ALERT_MAIL_EVERY_SECS),
+                )
+                .await
+                // A store that cannot answer does not silence a security alert.
+                .unwrap_or(true);
+            if !first {
+                return;
+            }
             match this.db.super_admin_emails().await {
                 Ok(addresses) => {
                     for to in addresses {

@@ -150,10 +150,16 @@ impl Identity {
                 .await;
                 // Counted by a keyed hash of the password: the same password failing across many
                 // sign-ins is spraying. The hash never leaves the shared store's key.
-                let sprayed = self.monitor_hasher.hash(password.as_bytes());
+                // 64 bits of the keyed hash: enough to count, too little to test guesses against.
+                let sealed = self.monitor_hasher.hash(password.as_bytes());
+                let sprayed = sealed
+                    .rsplit(':')
+                    .next()
+                    .and_then(|hex| hex.get(..16))
+                    .unwrap_or_default();
                 self.observe(
                     "password_spraying",
-                    &sprayed,
+                    sprayed,
                     None,
                     serde_json::json!({}),
                     meta,

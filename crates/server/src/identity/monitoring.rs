@@ -21,6 +21,14 @@ impl Identity {
         let Some((severity, threshold)) = self.settings.alert_rules.get(rule) else {
             return;
         };
+        // A rule that fires on every occurrence needs no count (and must not lose one to a store
+        // failure, or hide a second incident in the same window).
+        if threshold.count == 1 {
+            let details = serde_json::json!({"details": details});
+            self.raise_alert(rule, severity, subject, details, meta)
+                .await;
+            return;
+        }
         let counter = format!("monitor:{rule}:{key}");
         match self.limiter.incr(&counter, threshold.window).await {
             Ok(count) if count == threshold.count => {

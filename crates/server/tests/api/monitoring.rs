@@ -154,56 +154,63 @@ backend_test!(
     }
 );
 
-backend_test!(
-    a_role_change_raises_one_alert_per_account_and_window,
-    |backend| {
-        let app = TestApp::spawn(backend).await;
-        let target = app.create_user("promoted@example.com", "user").await;
-        let (_, boss, _) = app
-            .create_user_with_2fa("boss@example.com", "super_admin")
-            .await;
-        let change = |body: serde_json::Value| {
-            let (app, boss, target) = (&app, &boss, &target);
-            async move {
-                app.send_as(
-                    boss,
-                    reqwest::Method::PATCH,
-                    &format!("/api/v1/admin/users/{target}"),
-                    Some(body),
-                )
-                .await
-                .status()
-                .as_u16()
-            }
-        };
-        assert_eq!(change(serde_json::json!({"tier": "pro"})).await, 200);
-        assert_eq!(
-            count(&app, "privilege_change").await,
-            0,
-            "a tier is not a privilege"
-        );
-        assert_eq!(change(serde_json::json!({"role": "support"})).await, 200);
-        assert_eq!(change(serde_json::json!({"role": "user"})).await, 200);
-        let found = alerts(&app).await;
-        let changes: Vec<_> = found.iter().filter(|a| a.0 == "privilege_change").collect();
-        assert_eq!(changes.len(), 1, "{found:?}");
-        assert_eq!(changes[0].1.as_deref(), Some(target.as_str()));
-        assert!(changes[0].2.contains("support"), "{}", changes[0].2);
-        // super_admins are told by email (rule and severity; the details stay in the admin view).
-        let mail = app
-            .mail_containing("boss@example.com", "privilege_change")
-            .await;
-        assert!(mail.contains("/api/v1/admin/security/alerts"), "{mail}");
-        assert!(!mail.contains(&target), "no account id in the mail: {mail}");
-    }
-);
+backend_test!(every_role_change_raises_an_alert, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let target = app.create_user("promoted@example.com", "user").await;
+    let (_, boss, _) = app
+        .create_user_with_2fa("boss@example.com", "super_admin")
+        .await;
+    let change = |body: serde_json::Value| {
+        let (app, boss, target) = (&app, &boss, &target);
+        async move {
+            app.send_as(
+                boss,
+                reqwest::Method::PATCH,
+                &format!("/api/v1/admin/users/{target}"),
+                Some(body),
+            )
+            .await
+            .status()
+            .as_u16()
+        }
+    };
+    assert_eq!(change(serde_json::json!({"tier": "pro"})).await, 200);
+    assert_eq!(
+        count(&app, "privilege_change").await,
+        0,
+        "a tier is not a privilege"
+    );
+    assert_eq!(change(serde_json::json!({"role": "support"})).await, 200);
+    assert_eq!(change(serde_json::json!({"role": "user"})).await, 200);
+    let found = alerts(&app).await;
+    let changes: Vec<_> = found.iter().filter(|a| a.0 == "privilege_change").collect();
+    // Every role change is an incident of its own: the second is not hidden by the first.
+    assert_eq!(changes.len(), 2, "{found:?}");
+    assert_eq!(changes[0].1.as_deref(), Some(target.as_str()));
+    assert!(changes[0].2.contains("support"), "{}", changes[0].2);
+    // super_admins are told by email (rule and severity; the details stay in the admin view).
+    let mail = app
+        .mail_containing("boss@example.com", "privilege_change")
+        .await;
+    assert!(mail.contains("/api/v1/admin/security/alerts"), "{mail}");
+    assert!(!mail.contains(&target), "no account id in the mail: {mail}");
+    // Once per rule and ten minutes, however many alerts there are.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let alert_mails = std::fs::read_dir(app.outbox())
+        .expect("outbox")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter(|m| m.contains("security alert: privilege_change"))
+        .count();
+    assert_eq!(alert_mails, 1);
+});
 
 backend_test!(staff_acknowledge_and_resolve_alerts, |backend| {
     let app = TestApp::spawn_with(backend, with_rules("password_spraying=2/600")).await;
     for n in 0..2 {
         wrong_login(&app, format!("s{n}@example.com"), "Autumn2026!").await;
     }
-    let (_, support, _) = app
+    let (support_id, support, _) = app
         .create_user_with_2fa("support@example.com", "support")
         .await;
     let (_, plain) = app.user_with_tier("plain@example.com", "pro").await;
@@ -261,6 +268,23 @@ backend_test!(staff_acknowledge_and_resolve_alerts, |backend| {
         .send()
         .await
         .expect("unknown");
+    assert_eq!(response.status(), 404);
+    // Nobody clears an alert about themselves.
+    sqlx::query::<sqlx::Any>(
+        "INSERT INTO security_alerts (id, ts, rule, severity, subject, details) \
+         VALUES ('about-support', 0, 'privilege_change', 'medium', $1, '{}')",
+    )
+    .bind(&support_id)
+    .execute(app.state.db.pool())
+    .await
+    .expect("insert");
+    let response = support
+        .client
+        .post(app.url("/api/v1/admin/security/alerts/about-support/resolve"))
+        .bearer_auth(&support.access)
+        .send()
+        .await
+        .expect("self");
     assert_eq!(response.status(), 404);
     let trail = app.audit_trail(None).await.expect("trail");
     for event in ["admin.alert.acknowledged", "admin.alert.resolved"] {
