@@ -27,6 +27,13 @@ pub struct CspReport {
     pub report: String,
 }
 
+/// What staff do with an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertStep {
+    Acknowledge,
+    Resolve,
+}
+
 /// A monitoring alert as the admin API lists it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SecurityAlert {
@@ -65,48 +72,36 @@ impl Database {
         Ok(())
     }
 
-    /// Marks an alert acknowledged (once; later calls keep the first). False when there is no such alert,
-    /// or when it is about `by` (nobody clears an alert about themselves).
-    pub async fn acknowledge_security_alert(
+    /// Moves an alert on (`Acknowledge`, or `Resolve`, which also acknowledges it if it was not); the
+    /// first acknowledgement and resolution are kept. False when there is no such alert, or when it is
+    /// about `by` (nobody clears an alert about themselves).
+    pub async fn advance_security_alert(
         &self,
         id: &str,
         by: &str,
         ts: i64,
+        step: AlertStep,
     ) -> Result<bool, StoreError> {
-        let updated = sqlx::query::<Any>(
-            "UPDATE security_alerts SET acknowledged_at = COALESCE(acknowledged_at, $1), \
-             acknowledged_by = COALESCE(acknowledged_by, $2) \
-             WHERE id = $3 AND (subject IS NULL OR subject <> $2)",
-        )
-        .bind(ts)
-        .bind(by)
-        .bind(id)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
-        Ok(updated > 0)
-    }
-
-    /// Marks an alert resolved (and acknowledged, if it was not). False when there is no such alert, or
-    /// when it is about `by`.
-    pub async fn resolve_security_alert(
-        &self,
-        id: &str,
-        by: &str,
-        ts: i64,
-    ) -> Result<bool, StoreError> {
-        let updated = sqlx::query::<Any>(
-            "UPDATE security_alerts SET acknowledged_at = COALESCE(acknowledged_at, $1), \
-             acknowledged_by = COALESCE(acknowledged_by, $2), resolved_at = COALESCE(resolved_at, $1), \
-             resolved_by = COALESCE(resolved_by, $2) \
-             WHERE id = $3 AND (subject IS NULL OR subject <> $2)",
-        )
-        .bind(ts)
-        .bind(by)
-        .bind(id)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
+        let sql = match step {
+            AlertStep::Acknowledge => {
+                "UPDATE security_alerts SET acknowledged_at = COALESCE(acknowledged_at, $1), \
+                 acknowledged_by = COALESCE(acknowledged_by, $2) \
+                 WHERE id = $3 AND (subject IS NULL OR subject <> $2)"
+            }
+            AlertStep::Resolve => {
+                "UPDATE security_alerts SET acknowledged_at = COALESCE(acknowledged_at, $1), \
+                 acknowledged_by = COALESCE(acknowledged_by, $2), resolved_at = COALESCE(resolved_at, $1), \
+                 resolved_by = COALESCE(resolved_by, $2) \
+                 WHERE id = $3 AND (subject IS NULL OR subject <> $2)"
+            }
+        };
+        let updated = sqlx::query::<Any>(sql)
+            .bind(ts)
+            .bind(by)
+            .bind(id)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
         Ok(updated > 0)
     }
 

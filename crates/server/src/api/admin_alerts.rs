@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use store::ops::AlertStep;
 
 use super::extract::{Meta, RequireRole, Staff};
 use super::responses::Page;
@@ -85,7 +86,10 @@ pub async fn acknowledge(
     Meta(meta): Meta,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.identity.acknowledge_alert(&staff, &id, &meta).await?;
+    state
+        .identity
+        .advance_alert(&staff, &id, AlertStep::Acknowledge, &meta)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -98,7 +102,10 @@ pub async fn resolve(
     Meta(meta): Meta,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.identity.resolve_alert(&staff, &id, &meta).await?;
+    state
+        .identity
+        .advance_alert(&staff, &id, AlertStep::Resolve, &meta)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,6 +3,8 @@
 //! and the occurrence that reaches it raises the alert: stored, audited, counted and logged, once per
 //! counted key and window.
 
+use store::ops::AlertStep;
+
 use super::audit::Event;
 use super::{Identity, IdentityError, Principal, RequestMeta, now};
 
@@ -45,46 +47,27 @@ impl Identity {
         }
     }
 
-    /// `POST /admin/security/alerts/{id}/acknowledge`.
-    pub async fn acknowledge_alert(
+    /// `POST /admin/security/alerts/{id}/acknowledge` and `…/resolve`, audited.
+    pub async fn advance_alert(
         &self,
         staff: &Principal,
         id: &str,
+        step: AlertStep,
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         if !self
             .db
-            .acknowledge_security_alert(id, &staff.user_id, now())
+            .advance_security_alert(id, &staff.user_id, now(), step)
             .await?
         {
             return Err(IdentityError::NotFound);
         }
+        let event = match step {
+            AlertStep::Acknowledge => "admin.alert.acknowledged",
+            AlertStep::Resolve => "admin.alert.resolved",
+        };
         self.audit(
-            Event::success("admin.alert.acknowledged")
-                .actor(&staff.user_id)
-                .details(serde_json::json!({"alert_id": id})),
-            meta,
-        )
-        .await;
-        Ok(())
-    }
-
-    /// `POST /admin/security/alerts/{id}/resolve`.
-    pub async fn resolve_alert(
-        &self,
-        staff: &Principal,
-        id: &str,
-        meta: &RequestMeta,
-    ) -> Result<(), IdentityError> {
-        if !self
-            .db
-            .resolve_security_alert(id, &staff.user_id, now())
-            .await?
-        {
-            return Err(IdentityError::NotFound);
-        }
-        self.audit(
-            Event::success("admin.alert.resolved")
+            Event::success(event)
                 .actor(&staff.user_id)
                 .details(serde_json::json!({"alert_id": id})),
             meta,

@@ -143,19 +143,6 @@ fn stored(row: &AnyRow) -> Result<StoredAudit, StoreError> {
 }
 
 impl Database {
-    /// Appends one event to the chain, sealing it and the chain head with `sealer`.
-    pub async fn append_audit(
-        &self,
-        event: &AuditEvent,
-        ts: i64,
-        sealer: &KeyedHasher,
-    ) -> Result<String, StoreError> {
-        let mut appended = self
-            .append_audit_batch(std::slice::from_ref(&(event.clone(), ts)), sealer)
-            .await?;
-        Ok(appended.ids.pop().unwrap_or_default())
-    }
-
     /// Appends events in order in one transaction: one lock, one read of the chain's end and one head
     /// update for the batch. Writers are serialised, so the chain has one order across every instance.
     pub async fn append_audit_batch(
