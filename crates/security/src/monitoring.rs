@@ -22,7 +22,20 @@ pub const RULES: &[(&str, &str, u64, u64)] = &[
     ("password_spraying", "high", 20, 600),
     // A role granted or taken away.
     ("privilege_change", "medium", 1, 3600),
+    // One principal (an account, or an address when signed out) refused by rate limits this often:
+    // a scraper, a runaway integration or a flood aimed at one account.
+    ("ratelimit_spike", "medium", 100, 300),
+    // One session or API key seen from this many client networks (IPv6 by prefix): a stolen
+    // credential used from elsewhere while its owner still uses it.
+    ("credential_many_ips", "high", 10, 600),
+    // A support or admin account signed in from a browser without its device cookie.
+    ("staff_new_device", "medium", 1, 3600),
 ];
+
+/// Alerts that are not counted: the audit trail itself found tampered (at append, or by `audit
+/// verify`). Always critical, always raised.
+pub const AUDIT_CHAIN_TAMPERED: &str = "audit_chain_tampered";
+pub const AUDIT_CHAIN_VERIFICATION_FAILED: &str = "audit_chain_verification_failed";
 
 /// Thresholds, from the defaults and `TRADESIGNAL_ALERT_RULES` (`rule=count/seconds,…`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use secrecy::ExposeSecret;
 use security::audit_chain::{Fault, HeadFault, Verifier};
 use security::keyed_hash::KeyedHasher;
 use store::Database;
@@ -166,7 +167,10 @@ pub fn verify(settings: Settings, since: Option<&str>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let settings = std::sync::Arc::new(settings);
+    let alert_settings = settings.clone();
     with_database(&settings, |db| async move {
+        let settings = alert_settings;
         match verify_chain(&db, &sealer, since).await {
             Err(e) => {
                 eprintln!("tradesignal: audit verify could not read the trail: {e}");
@@ -195,19 +199,12 @@ pub fn verify(settings: Settings, since: Option<&str>) -> ExitCode {
                         ExitCode::SUCCESS
                     }
                     Some(broken) => {
-                        // The running service lists it with the other alerts.
-                        let details = serde_json::json!({"broken": broken.to_string()});
-                        if let Err(e) = db
-                            .insert_security_alert(
-                                "audit_chain_verification_failed",
-                                "critical",
-                                None,
-                                &details,
-                                crate::identity::now(),
-                            )
-                            .await
+                        // Raised like any alert: stored for the admin view, audited, mailed and
+                        // posted to the security webhook.
+                        if let Err(e) =
+                            report_broken(&settings, db.clone(), &broken.to_string()).await
                         {
-                            eprintln!("tradesignal: the alert could not be stored: {e}");
+                            eprintln!("tradesignal: the alert could not be raised: {e:#}");
                         }
                         println!(
                             "AUDIT CHAIN BROKEN at {broken}; {} records before it verified{legacy} in {:.2}s",
@@ -220,6 +217,25 @@ pub fn verify(settings: Settings, since: Option<&str>) -> ExitCode {
             }
         }
     })
+}
+
+/// Raises `audit_chain_verification_failed` through the identity service, as the running service
+/// would, and waits for its delivery.
+async fn report_broken(
+    settings: &std::sync::Arc<Settings>,
+    db: Database,
+    broken: &str,
+) -> anyhow::Result<()> {
+    let kv: std::sync::Arc<dyn security::KvStore> = match &settings.redis_url {
+        Some(url) => std::sync::Arc::new(
+            store::RedisKv::connect(url.expose_secret(), &settings.redis_prefix).await?,
+        ),
+        None => std::sync::Arc::new(store::MemoryKv::new()),
+    };
+    let mailer = crate::app::mailer(settings)?;
+    let state = crate::state::AppState::new(settings.clone(), db, kv, mailer)?;
+    state.identity.alert_audit_verification_failed(broken).await;
+    Ok(())
 }
 
 /// One record as exported: the admin view's fields plus its place in the chain.

@@ -57,11 +57,12 @@ impl Database {
         subject: Option<&str>,
         details: &serde_json::Value,
         ts: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<String, StoreError> {
+        let id = uuid::Uuid::now_v7().to_string();
         sqlx::query::<Any>(
             "INSERT INTO security_alerts (id, ts, rule, severity, subject, details) VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(&id)
         .bind(ts)
         .bind(rule)
         .bind(severity)
@@ -69,7 +70,7 @@ impl Database {
         .bind(details.to_string())
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(id)
     }
 
     /// Moves an alert on (`Acknowledge`, or `Resolve`, which also acknowledges it if it was not); the

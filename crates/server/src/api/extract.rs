@@ -123,7 +123,22 @@ pub async fn authenticate(
         }
     };
     match outcome {
-        Ok(authenticated) => Ok(Some(authenticated)),
+        Ok(authenticated) => {
+            if let Some(ClientBucket(bucket)) = parts.extensions.get::<ClientBucket>() {
+                let (caller, _) = &authenticated;
+                let credential = match &caller.credential {
+                    CallerCredential::Session(principal) => {
+                        format!("session:{}", principal.session_id)
+                    }
+                    CallerCredential::ApiKey(grant) => format!("api_key:{}", grant.key_id),
+                };
+                state
+                    .identity
+                    .note_credential_use(&credential, &caller.user_id, bucket)
+                    .await;
+            }
+            Ok(Some(authenticated))
+        }
         Err(AuthFailure::Internal(e)) => Err(ApiError::internal(e)),
         Err(failure) => {
             tracing::info!(reason = %failure, "credential refused");

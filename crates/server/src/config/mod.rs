@@ -100,6 +100,8 @@ pub struct Settings {
     pub rate_limits: security::ratelimit::RateLimits,
     /// Monitoring thresholds.
     pub alert_rules: security::monitoring::Rules,
+    /// Where every security alert is also posted (URL, signing secret).
+    pub security_webhook: Option<(String, SecretString)>,
     /// False only for measuring the limiter's cost (refused in production).
     pub rate_limiting: bool,
     /// The first account lock; later locks double up to a day.

@@ -156,9 +156,21 @@ pub const VARIABLES: &[Variable] = &[
     ),
     var(
         "TRADESIGNAL_ALERT_RULES",
-        "(refresh_token_reuse=1/3600,lockout_wave=10/600,password_spraying=20/600,privilege_change=1/3600)",
+        "(refresh_token_reuse=1/3600,lockout_wave=10/600,password_spraying=20/600,privilege_change=1/3600,ratelimit_spike=100/300,credential_many_ips=10/600,staff_new_device=1/3600)",
         false,
         "monitoring thresholds as rule=count/seconds: that many occurrences within the window raise one alert",
+    ),
+    var(
+        "TRADESIGNAL_SECURITY_WEBHOOK_URL",
+        "(none)",
+        false,
+        "https URL that receives every security alert as signed JSON (public addresses only, like alert webhooks)",
+    ),
+    var(
+        "TRADESIGNAL_SECURITY_WEBHOOK_SECRET",
+        "(none)",
+        true,
+        "signs security-alert webhooks (X-TradeSignal-Signature, as alert webhooks; ≥32 characters); required with the URL",
     ),
     var(
         "TRADESIGNAL_RATE_LIMITING",
@@ -440,6 +452,46 @@ impl RawSettings {
             SecretString::from(token.to_string())
         });
 
+        let security_webhook_secret =
+            self.get("TRADESIGNAL_SECURITY_WEBHOOK_SECRET")
+                .map(|secret| {
+                    if let Err(message) = keys::check_token_secret(secret, 32) {
+                        secret_problems.push(ConfigProblem {
+                            variable: "TRADESIGNAL_SECURITY_WEBHOOK_SECRET",
+                            message,
+                        });
+                    }
+                    SecretString::from(secret.to_string())
+                });
+        let security_webhook = match (
+            self.get("TRADESIGNAL_SECURITY_WEBHOOK_URL"),
+            security_webhook_secret,
+        ) {
+            (None, None) => None,
+            (Some(url), Some(secret)) => match market::webhook::check_webhook_url(url) {
+                Ok(_) => Some((url.to_string(), secret)),
+                Err(e) => {
+                    problem("TRADESIGNAL_SECURITY_WEBHOOK_URL", e.message().to_string());
+                    None
+                }
+            },
+            (Some(_), None) => {
+                problem(
+                    "TRADESIGNAL_SECURITY_WEBHOOK_SECRET",
+                    "is required with TRADESIGNAL_SECURITY_WEBHOOK_URL (receivers check the signature)"
+                        .into(),
+                );
+                None
+            }
+            (None, Some(_)) => {
+                problem(
+                    "TRADESIGNAL_SECURITY_WEBHOOK_URL",
+                    "is required with TRADESIGNAL_SECURITY_WEBHOOK_SECRET".into(),
+                );
+                None
+            }
+        };
+
         let metrics_listen = self.get("TRADESIGNAL_METRICS_LISTEN").and_then(|text| {
             text.parse::<SocketAddr>()
                 .map_err(|_| {
@@ -589,6 +641,7 @@ impl RawSettings {
             refresh_grace,
             rate_limits,
             alert_rules,
+            security_webhook,
             rate_limiting,
             lockout,
             ipv6_prefix,

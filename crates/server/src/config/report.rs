@@ -67,6 +67,18 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                 "TRADESIGNAL_REFRESH_GRACE_SECS" => settings.refresh_grace.as_secs().to_string(),
                 "TRADESIGNAL_RATE_LIMITS" => settings.rate_limits.describe(),
                 "TRADESIGNAL_ALERT_RULES" => settings.alert_rules.describe(),
+                "TRADESIGNAL_SECURITY_WEBHOOK_URL" => settings
+                    .security_webhook
+                    .as_ref()
+                    // Hook URLs often carry a token in their path: only the origin is shown.
+                    .and_then(|(url, _)| url::Url::parse(url).ok())
+                    .map(|url| format!("{}/… [path redacted]", url.origin().ascii_serialization()))
+                    .unwrap_or_else(|| "(not set)".to_string()),
+                "TRADESIGNAL_SECURITY_WEBHOOK_SECRET" => settings
+                    .security_webhook
+                    .as_ref()
+                    .map(|_| "(set) [redacted]".to_string())
+                    .unwrap_or_else(|| "(not set)".to_string()),
                 "TRADESIGNAL_RATE_LIMITING" => {
                     if settings.rate_limiting { "on" } else { "off" }.to_string()
                 }

@@ -16,6 +16,7 @@ use super::ClientBucket;
 use super::problem::ApiError;
 use crate::api::extract::{CredentialRefused, Meta, authenticate};
 use crate::identity::audit::Event;
+use crate::identity::monitoring::Observed;
 use crate::state::AppState;
 
 const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -85,29 +86,40 @@ pub async fn check(state: &AppState, key: &str, quota: Quota) -> Option<GcraDeci
     }
 }
 
-/// Audits the first refusal of a key per window (every refusal is counted in metrics).
+/// Counts a refusal toward the `ratelimit_spike` rule of its principal (the account, or the client
+/// network when signed out) and audits the first refusal of the principal per window (every refusal
+/// is counted in metrics). One store round trip serves both.
 pub async fn note_refusal(
     state: &AppState,
     key: &str,
     policy: &str,
     meta: &crate::identity::RequestMeta,
-    window: Duration,
 ) {
     metrics::counter!("tradesignal_ratelimit_exceeded_total", "policy" => policy.to_string())
         .increment(1);
-    let first = state
-        .limiter
-        .incr(&format!("rl:audited:{key}"), window)
-        .await
-        .is_ok_and(|n| n == 1);
-    if first {
-        state
-            .identity
-            .audit(
-                Event::failure("ratelimit.exceeded").details(serde_json::json!({"policy": policy})),
-                meta,
-            )
-            .await;
+    let principal = match key.strip_prefix("rl:user:") {
+        Some(user_id) => format!("user:{user_id}"),
+        None => format!("ip:{}", meta.client_bucket.as_deref().unwrap_or("")),
+    };
+    let subject = principal.split_once(':').map(|(_, id)| id);
+    let observed = state
+        .identity
+        .observe(
+            "ratelimit_spike",
+            &principal,
+            subject,
+            serde_json::json!({"policy": policy}),
+            meta,
+        )
+        .await;
+    // A rule set to fire at every refusal counts nothing, so every refusal is audited then.
+    if matches!(observed, Observed::Counted(1) | Observed::Uncounted) {
+        let mut event =
+            Event::failure("ratelimit.exceeded").details(serde_json::json!({"policy": policy}));
+        if let Some(user_id) = key.strip_prefix("rl:user:") {
+            event = event.actor(user_id);
+        }
+        state.identity.audit(event, meta).await;
     }
 }
 
@@ -160,7 +172,7 @@ pub async fn quota(State(state): State<AppState>, request: Request, next: Next) 
     };
     if let Some(decision) = decision.filter(|d| !d.allowed) {
         let meta = meta_of(&mut parts, &state).await;
-        note_refusal(&state, &key, &policy, &meta, limit.period).await;
+        note_refusal(&state, &key, &policy, &meta).await;
         return too_many(limit, &decision);
     }
     let mut response = next.run(Request::from_parts(parts, body)).await;
@@ -201,7 +213,7 @@ pub async fn endpoint(
     if let Some(decision) = decision.filter(|d| !d.allowed) {
         let (mut parts, _) = request.into_parts();
         let meta = meta_of(&mut parts, &state).await;
-        note_refusal(&state, &key, policy, &meta, limit.period).await;
+        note_refusal(&state, &key, policy, &meta).await;
         return too_many(limit, &decision);
     }
     let mut response = next.run(request).await;

@@ -1,5 +1,5 @@
 //! Brute-force protection and rate limits inside identity flows: the checks before a password is
-//! compared, the bookkeeping after, lock notifications with unlock links, unlocking, and security alerts.
+//! compared, the bookkeeping after, lock notifications with unlock links, and unlocking.
 //! Store failures never lock anyone out: they are logged and the attempt proceeds.
 
 use std::time::Duration;
@@ -13,8 +13,6 @@ use super::audit::Event;
 use super::{Identity, IdentityError, RequestMeta, now};
 
 const UNLOCK_TTL_SECS: i64 = 24 * 3600;
-/// Seconds between two mails to the super_admins about one rule.
-const ALERT_MAIL_EVERY_SECS: u64 = 600;
 
 /// The account key of an email as typed: the normal form when valid, else a trimmed lower-case form, so
 /// invalid and unknown addresses are counted exactly like real ones.
@@ -273,68 +271,6 @@ impl Identity {
             .await
             .ok()
             .flatten()
-    }
-
-    /// Tells every super_admin about an alert, in the background: at most one mail per rule every ten
-    /// minutes (across instances), however many alerts a botnet triggers; the admin view lists them all.
-    pub fn mail_super_admins(&self, rule: &'static str, severity: &'static str) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let first = this
-                .limiter
-                .set_if_absent(
-                    &format!("alertmail:{rule}"),
-                    "1",
-                    Duration::from_secs(ALERT_MAIL_EVERY_SECS),
-                )
-                .await
-                // A store that cannot answer does not silence a security alert.
-                .unwrap_or(true);
-            if !first {
-                return;
-            }
-            match this.db.super_admin_emails().await {
-                Ok(addresses) => {
-                    for to in addresses {
-                        this.send_mail(this.security_alert_email(&to, rule, severity));
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "super_admins not told about an alert"),
-            }
-        });
-    }
-
-    /// A security alert: stored for the admin view, audited, logged for monitoring and mailed to the
-    /// super_admins.
-    pub async fn raise_alert(
-        &self,
-        rule: &'static str,
-        severity: &'static str,
-        subject: Option<&str>,
-        details: serde_json::Value,
-        meta: &RequestMeta,
-    ) {
-        tracing::error!(
-            alert = rule,
-            severity,
-            subject = subject.unwrap_or(""),
-            "security alert"
-        );
-        metrics::counter!("tradesignal_security_alerts_total", "rule" => rule).increment(1);
-        if let Err(e) = self
-            .db
-            .insert_security_alert(rule, severity, subject, &details, now())
-            .await
-        {
-            tracing::error!(error = %e, "security alert not stored");
-        }
-        self.mail_super_admins(rule, severity);
-        let mut event = Event::failure("security.alert")
-            .details(serde_json::json!({"rule": rule, "severity": severity, "details": details}));
-        if let Some(subject) = subject {
-            event = event.subject(subject);
-        }
-        self.audit(event, meta).await;
     }
 
     /// A rate limit checked inside a flow (per email, per session); store failures let the call through.

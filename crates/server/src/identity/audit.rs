@@ -100,7 +100,7 @@ impl Identity {
             .append_audit_batch(&[(record, ts)], &self.audit_sealer)
             .await
         {
-            Ok(appended) if appended.tampered => super::audit_queue::alert_tampered(&self.db).await,
+            Ok(appended) if appended.tampered => self.audit_tampered.notify_one(),
             Ok(_) => {}
             Err(e) => {
                 metrics::counter!("tradesignal_audit_failures_total").increment(1);

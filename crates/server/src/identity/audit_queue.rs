@@ -10,7 +10,7 @@ use std::time::Duration;
 use security::keyed_hash::KeyedHasher;
 use store::Database;
 use store::identity::AuditEvent;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Most events appended in one transaction.
 const BATCH: usize = 256;
@@ -33,10 +33,16 @@ pub struct AuditQueue {
 
 impl AuditQueue {
     /// Starts the writer on the current runtime; `None` outside one (the caller then writes inline).
-    pub fn start(db: Database, sealer: Arc<KeyedHasher>, capacity: usize) -> Option<Self> {
+    /// `tampered` is woken when an append finds the trail's end tampered with.
+    pub fn start(
+        db: Database,
+        sealer: Arc<KeyedHasher>,
+        capacity: usize,
+        tampered: Arc<Notify>,
+    ) -> Option<Self> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let (jobs, receiver) = mpsc::channel(capacity.max(1));
-        runtime.spawn(write_loop(db, sealer, receiver));
+        runtime.spawn(write_loop(db, sealer, receiver, tampered));
         Some(Self { jobs })
     }
 
@@ -59,7 +65,12 @@ impl AuditQueue {
     }
 }
 
-async fn write_loop(db: Database, sealer: Arc<KeyedHasher>, mut jobs: mpsc::Receiver<Job>) {
+async fn write_loop(
+    db: Database,
+    sealer: Arc<KeyedHasher>,
+    mut jobs: mpsc::Receiver<Job>,
+    tampered: Arc<Notify>,
+) {
     let mut batch: Vec<(AuditEvent, i64)> = Vec::with_capacity(BATCH);
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = jobs.recv().await {
@@ -73,7 +84,7 @@ async fn write_loop(db: Database, sealer: Arc<KeyedHasher>, mut jobs: mpsc::Rece
                 next = jobs.try_recv().ok();
             }
         }
-        write(&db, &sealer, &batch).await;
+        write(&db, &sealer, &batch, &tampered).await;
         batch.clear();
         for done in waiting.drain(..) {
             let _ = done.send(());
@@ -81,7 +92,12 @@ async fn write_loop(db: Database, sealer: Arc<KeyedHasher>, mut jobs: mpsc::Rece
     }
 }
 
-async fn write(db: &Database, sealer: &KeyedHasher, batch: &[(AuditEvent, i64)]) {
+async fn write(
+    db: &Database,
+    sealer: &KeyedHasher,
+    batch: &[(AuditEvent, i64)],
+    tampered: &Notify,
+) {
     if batch.is_empty() {
         return;
     }
@@ -91,7 +107,7 @@ async fn write(db: &Database, sealer: &KeyedHasher, batch: &[(AuditEvent, i64)])
             Ok(appended) => {
                 metrics::gauge!("tradesignal_audit_last_batch").set(batch.len() as f64);
                 if appended.tampered {
-                    alert_tampered(db).await;
+                    tampered.notify_one();
                 }
                 return;
             }
@@ -111,27 +127,5 @@ async fn write(db: &Database, sealer: &KeyedHasher, batch: &[(AuditEvent, i64)])
                 return;
             }
         }
-    }
-}
-
-/// The trail's end did not match its sealed head when records were appended: someone with database
-/// access removed or added rows, or replaced the head. Stored for the admin view and counted.
-pub async fn alert_tampered(db: &Database) {
-    metrics::counter!("tradesignal_security_alerts_total", "rule" => "audit_chain_tampered")
-        .increment(1);
-    let details = serde_json::json!({
-        "message": "the audit trail's end did not match its sealed head; run tradesignal audit verify"
-    });
-    if let Err(e) = db
-        .insert_security_alert(
-            "audit_chain_tampered",
-            "critical",
-            None,
-            &details,
-            super::now(),
-        )
-        .await
-    {
-        tracing::error!(error = %e, "security alert not stored");
     }
 }

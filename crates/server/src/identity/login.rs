@@ -361,6 +361,20 @@ impl Identity {
         if device.is_none() {
             tokens.device_cookie = Some(self.devices.issue(account));
             self.note_new_device(user, meta).await;
+            if user
+                .role
+                .parse::<security::authz::Role>()
+                .is_ok_and(|role| role.is_staff())
+            {
+                self.observe(
+                    "staff_new_device",
+                    &user.id,
+                    Some(&user.id),
+                    serde_json::json!({"role": user.role, "session_id": session.id}),
+                    meta,
+                )
+                .await;
+            }
         }
         Ok(tokens)
     }

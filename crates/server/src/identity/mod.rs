@@ -163,6 +163,14 @@ pub struct Identity {
     pub usage: Arc<usage::UsageBuffer>,
     /// Failed API-key checks per address on this instance (see `apikeys::KEY_FAILURES_PER_MINUTE`).
     pub key_failures: Arc<store::MemoryKv>,
+    /// Credential and network pairs this instance has already counted (see
+    /// `Identity::note_credential_use`).
+    pub seen_locally: Arc<store::MemoryKv>,
+    /// The security webhook, when configured.
+    pub alert_webhook: Option<Arc<monitoring::AlertWebhook>>,
+    /// Woken when an audit append finds the trail's end tampered with; a background task raises the
+    /// alert (the audit writer cannot, as raising one writes an audit event).
+    pub audit_tampered: Arc<tokio::sync::Notify>,
 }
 
 impl Identity {
@@ -191,7 +199,11 @@ impl Identity {
             first_lock: settings.lockout,
             ..LockoutPolicy::default()
         };
-        Ok(Self {
+        let audit_tampered = Arc::new(tokio::sync::Notify::new());
+        let identity = Self {
+            audit_tampered: audit_tampered.clone(),
+            alert_webhook: monitoring::AlertWebhook::new(&settings)?,
+            seen_locally: Arc::new(store::MemoryKv::new()),
             pending: Arc::default(),
             watch: Arc::default(),
             cipher: Arc::new(FieldCipher::new(data_ring)?),
@@ -202,6 +214,7 @@ impl Identity {
                 db.clone(),
                 audit_sealer,
                 settings.audit_queue,
+                audit_tampered,
             )
             .map(Arc::new),
             backup_code_hasher: Arc::new(KeyedHasher::new(
@@ -238,7 +251,17 @@ impl Identity {
             kv,
             mailer,
             settings,
-        })
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let this = identity.clone();
+            runtime.spawn(async move {
+                loop {
+                    this.audit_tampered.notified().await;
+                    this.alert_audit_tampered().await;
+                }
+            });
+        }
+        Ok(identity)
     }
 
     /// Sends mail that someone other than the recipient can trigger (an attempt to register their

@@ -365,6 +365,9 @@ async fn audit_verify_exits_non_zero_naming_the_first_broken_record() {
     .await
     .expect("alerts");
     assert_eq!(alerts, 1);
+    // Raised like any alert: audited as well (the command waits for it before it exits).
+    let trail = app.audit_trail(None).await.expect("trail");
+    assert!(trail.contains(&"security.alert".to_string()), "{trail:?}");
     // Another key ring cannot vouch for the trail either.
     let dir = tempfile::tempdir().expect("dir");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tradesignal"))

@@ -159,6 +159,8 @@ pub struct Options {
     pub database_url: Option<String>,
     /// Let alert webhooks go to a plain-HTTP listener on 127.0.0.1 (the test receiver).
     pub loopback_webhooks: bool,
+    /// Post security alerts to this (loopback) URL with this signing secret.
+    pub security_webhook: Option<(String, String)>,
 }
 
 impl TestApp {
@@ -223,7 +225,11 @@ impl TestApp {
             env.insert(k.to_string(), v);
         }
         let mut settings = config::load(None, &env).expect("test configuration is valid");
-        settings.loopback_webhooks_for_tests = options.loopback_webhooks;
+        settings.loopback_webhooks_for_tests =
+            options.loopback_webhooks || options.security_webhook.is_some();
+        settings.security_webhook = options
+            .security_webhook
+            .map(|(url, secret)| (url, secrecy::SecretString::from(secret)));
         let settings = Arc::new(settings);
         let (db, kv) = server::app::connect(&settings)
             .await

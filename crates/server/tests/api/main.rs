@@ -18,6 +18,7 @@ mod headers;
 mod market;
 mod market_data;
 mod monitoring;
+mod monitoring_rules;
 mod notifications;
 mod ops;
 mod problems;
