@@ -59,6 +59,27 @@ pub enum StartupError {
     },
 }
 
+impl StartupError {
+    /// What to do about a TLS failure to a data store, which the TLS library words for experts.
+    pub fn hint(&self) -> Option<&'static str> {
+        let message = self.to_string();
+        let untrusted = message.contains("UnknownIssuer");
+        let wrong_name = message.contains("not valid for name");
+        match self {
+            Self::Database(_) if untrusted => Some(
+                "the database server's certificate is not signed by a trusted CA: name the CA that signed it with sslrootcert=/path/ca.pem in DATABASE_URL",
+            ),
+            Self::Redis(_) if untrusted => Some(
+                "the Redis server's certificate is not signed by a trusted CA: set TRADESIGNAL_REDIS_CA_FILE to the PEM file of the CA that signed it",
+            ),
+            Self::Database(_) | Self::Redis(_) if wrong_name => Some(
+                "the server's certificate does not name the host in the URL: connect with a host name the certificate names",
+            ),
+            _ => None,
+        }
+    }
+}
+
 /// The configured mailer: SMTP when `TRADESIGNAL_SMTP_URL` is set, else `.eml` files in the outbox.
 pub fn mailer(settings: &Settings) -> Result<Arc<dyn store::mail::Mailer>, StartupError> {
     Ok(match &settings.smtp_url {
@@ -86,7 +107,14 @@ pub async fn connect(settings: &Settings) -> Result<(Database, Arc<dyn KvStore>)
         );
     }
     let kv: Arc<dyn KvStore> = match &settings.redis_url {
-        Some(url) => Arc::new(RedisKv::connect(url.expose_secret(), &settings.redis_prefix).await?),
+        Some(url) => Arc::new(
+            RedisKv::connect_with_ca(
+                url.expose_secret(),
+                &settings.redis_prefix,
+                settings.redis_ca.as_deref(),
+            )
+            .await?,
+        ),
         None => Arc::new(MemoryKv::new()),
     };
     Ok((db, kv))

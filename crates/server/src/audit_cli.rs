@@ -228,7 +228,12 @@ async fn report_broken(
 ) -> anyhow::Result<()> {
     let kv: std::sync::Arc<dyn security::KvStore> = match &settings.redis_url {
         Some(url) => std::sync::Arc::new(
-            store::RedisKv::connect(url.expose_secret(), &settings.redis_prefix).await?,
+            store::RedisKv::connect_with_ca(
+                url.expose_secret(),
+                &settings.redis_prefix,
+                settings.redis_ca.as_deref(),
+            )
+            .await?,
         ),
         None => std::sync::Arc::new(store::MemoryKv::new()),
     };

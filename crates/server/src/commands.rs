@@ -184,6 +184,9 @@ pub fn serve(settings: Settings) -> ExitCode {
             Ok(connected) => connected,
             Err(e) => {
                 eprintln!("tradesignal: cannot start: {e}");
+                if let Some(hint) = e.hint() {
+                    eprintln!("tradesignal: hint: {hint}");
+                }
                 return ExitCode::from(1);
             }
         };

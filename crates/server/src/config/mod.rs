@@ -79,6 +79,8 @@ pub struct Settings {
     /// Whether `DATABASE_URL` was set (otherwise SQLite in the data directory).
     pub database_configured: bool,
     pub redis_url: Option<SecretString>,
+    /// PEM certificates a `rediss://` server must chain to, instead of the public roots.
+    pub redis_ca: Option<Vec<u8>>,
     pub redis_prefix: String,
     pub jwt_keys: Option<std::sync::Arc<KeyRing>>,
     pub data_keys: Option<std::sync::Arc<KeyRing>>,

@@ -74,13 +74,19 @@ pub const VARIABLES: &[Variable] = &[
         "DATABASE_URL",
         "sqlite://<data dir>/tradesignal.db",
         true,
-        "postgres://… (production, with sslmode=require off loopback) or sqlite://…",
+        "postgres://… (production, with sslmode=require off loopback; a private CA with sslrootcert=/path/ca.pem and sslmode=verify-full) or sqlite://…",
     ),
     var(
         "REDIS_URL",
         "(in-process store)",
         true,
         "redis:// or rediss:// (TLS, required off loopback in production); shared state for rate limits, lockouts and revocation",
+    ),
+    var(
+        "TRADESIGNAL_REDIS_CA_FILE",
+        "(public roots)",
+        false,
+        "PEM file of the CA a rediss:// server's certificate must chain to (a private CA) instead of the public roots",
     ),
     var(
         "TRADESIGNAL_REDIS_PREFIX",
@@ -377,6 +383,25 @@ impl RawSettings {
             None => store::db::sqlite_url_for(&data_dir.join("tradesignal.db")),
         };
 
+        let redis_ca =
+            self.get("TRADESIGNAL_REDIS_CA_FILE")
+                .and_then(|path| match std::fs::read(path) {
+                    Ok(pem) if pem_has_certificate(&pem) => Some(pem),
+                    Ok(_) => {
+                        problem(
+                            "TRADESIGNAL_REDIS_CA_FILE",
+                            format!("{path} holds no PEM certificate"),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        problem(
+                            "TRADESIGNAL_REDIS_CA_FILE",
+                            format!("{path} cannot be read: {e}"),
+                        );
+                        None
+                    }
+                });
         let redis_url = self.get("REDIS_URL").map(|url| {
             if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
                 problem("REDIS_URL", "must start with redis:// or rediss://".into());
@@ -625,6 +650,7 @@ impl RawSettings {
             database_url: SecretString::from(database_url),
             database_configured,
             redis_url,
+            redis_ca,
             redis_prefix,
             jwt_keys,
             data_keys,
@@ -653,6 +679,11 @@ impl RawSettings {
             secret_problems,
         })
     }
+}
+
+/// Whether PEM text holds at least one certificate block (the TLS library checks the rest).
+fn pem_has_certificate(pem: &[u8]) -> bool {
+    std::str::from_utf8(pem).is_ok_and(|text| text.contains("-----BEGIN CERTIFICATE-----"))
 }
 
 fn fallback_url() -> url::Url {

@@ -35,6 +35,11 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                     .map(|u| redact_url(u.expose_secret()))
                     .unwrap_or_else(|| "(in-process store)".to_string()),
                 "TRADESIGNAL_REDIS_PREFIX" => settings.redis_prefix.clone(),
+                "TRADESIGNAL_REDIS_CA_FILE" => settings
+                    .redis_ca
+                    .as_ref()
+                    .map(|pem| format!("(set: {} bytes of PEM)", pem.len()))
+                    .unwrap_or_else(|| "(public roots)".to_string()),
                 "TRADESIGNAL_JWT_KEYS" => ring_summary(settings.jwt_keys.as_deref()),
                 "TRADESIGNAL_DATA_KEYS" => ring_summary(settings.data_keys.as_deref()),
                 "TRADESIGNAL_TRUSTED_PROXIES" => join(settings.trusted_proxies.iter()),

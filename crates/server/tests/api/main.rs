@@ -24,6 +24,7 @@ mod ops;
 mod problems;
 mod proxy;
 mod sessions;
+mod tls;
 mod tokens;
 mod twofactor;
 mod watchlists;

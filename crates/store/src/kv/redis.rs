@@ -87,10 +87,32 @@ fn millis(d: Duration) -> u64 {
 
 impl RedisKv {
     /// Connects (with a bounded timeout) and checks the server answers. `prefix` namespaces every key.
+    /// A `rediss://` URL is checked against the compiled-in public roots.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, KvError> {
-        let client = redis::Client::open(url).map_err(|e| {
+        Self::connect_with_ca(url, prefix, None).await
+    }
+
+    /// [`Self::connect`], where a `rediss://` server's certificate must chain to `ca_pem` (PEM
+    /// certificates) instead of the public roots: a private CA, as managed Redis services use.
+    pub async fn connect_with_ca(
+        url: &str,
+        prefix: &str,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, KvError> {
+        let invalid = |e: redis::RedisError| {
             KvError::Unavailable(format!("invalid Redis URL {}: {e}", redact_url(url)))
-        })?;
+        };
+        let client = match ca_pem {
+            Some(ca) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.to_vec()),
+                },
+            )
+            .map_err(invalid)?,
+            None => redis::Client::open(url).map_err(invalid)?,
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(3)))
             .set_response_timeout(Some(Duration::from_secs(2)))
