@@ -4,6 +4,10 @@
 //! the key. A single head (the last record's position and seal, itself sealed) makes removing the
 //! newest records visible too. Records written before sealing existed carry an unkeyed SHA-256 link;
 //! they verify as such, and once a sealed record has appeared an unkeyed one is a forgery.
+//!
+//! Retention retires the oldest records into a signed export and leaves a sealed tail (the last
+//! retired record's position and seal): the remaining chain verifies from the tail as it did from the
+//! start, and the export verifies on its own (its lines are the chain, its last line a seal over them).
 
 use sha2::{Digest, Sha256};
 
@@ -28,6 +32,55 @@ fn message(prev: &str, canonical: &[u8]) -> Vec<u8> {
 
 fn head_message(seq: i64, hash: &str) -> Vec<u8> {
     format!("audit chain head\n{seq}\n{hash}").into_bytes()
+}
+
+fn tail_message(seq: i64, hash: &str) -> Vec<u8> {
+    format!("audit chain tail\n{seq}\n{hash}").into_bytes()
+}
+
+fn export_message(summary: &ExportSummary) -> Vec<u8> {
+    format!(
+        "audit export v1\n{}\n{}\n{}\n{}\n{}\n{}",
+        summary.records,
+        summary.first_seq,
+        summary.last_seq,
+        summary.anchor,
+        summary.last_hash,
+        summary.lines_sha256
+    )
+    .into_bytes()
+}
+
+/// What a retention export covers: its records (`first_seq..=last_seq`), the seal the first one
+/// follows, the last one's seal (the new tail) and the SHA-256 of the export's record lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportSummary {
+    pub records: u64,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub anchor: String,
+    pub last_hash: String,
+    pub lines_sha256: String,
+}
+
+/// The seal over an export's summary (its last line).
+pub fn seal_export(hasher: &KeyedHasher, summary: &ExportSummary) -> String {
+    hasher.hash(&export_message(summary))
+}
+
+/// Whether `seal` is the seal of `summary`.
+pub fn export_is_sealed(hasher: &KeyedHasher, summary: &ExportSummary, seal: &str) -> bool {
+    hasher.verify(&export_message(summary), seal)
+}
+
+/// The seal of the chain tail: the last retired record's position and seal.
+pub fn seal_tail(hasher: &KeyedHasher, seq: i64, hash: &str) -> String {
+    hasher.hash(&tail_message(seq, hash))
+}
+
+/// Whether `seal` is the seal of the tail (`seq`, `hash`).
+pub fn tail_is_sealed(hasher: &KeyedHasher, seq: i64, hash: &str, seal: &str) -> bool {
+    hasher.verify(&tail_message(seq, hash), seal)
 }
 
 /// The seal of a record that follows `prev`.
@@ -398,5 +451,46 @@ mod tests {
             walk(&dropped, &records, Some(head_of(&dropped, &records))),
             Err("3: UnknownKey".into())
         );
+    }
+
+    #[test]
+    fn tails_and_exports_are_sealed_apart_from_heads_and_records() {
+        let h = hasher(&[&generate_ring_entry("k1", 32)]);
+        let tail = seal_tail(&h, 5, "k1:ab");
+        assert!(tail_is_sealed(&h, 5, "k1:ab", &tail));
+        assert!(!tail_is_sealed(&h, 6, "k1:ab", &tail), "moved tail");
+        assert!(!tail_is_sealed(&h, 5, "k1:ac", &tail), "other record");
+        // A head seal over the same position and record is not a tail seal.
+        assert!(!tail_is_sealed(&h, 5, "k1:ab", &seal_head(&h, 5, "k1:ab")));
+        let other = hasher(&[&generate_ring_entry("k1", 32)]);
+        assert!(!tail_is_sealed(&other, 5, "k1:ab", &tail), "another key");
+
+        let summary = ExportSummary {
+            records: 3,
+            first_seq: 1,
+            last_seq: 3,
+            anchor: GENESIS.to_string(),
+            last_hash: "k1:cd".into(),
+            lines_sha256: "00ff".into(),
+        };
+        let sealed = seal_export(&h, &summary);
+        assert!(export_is_sealed(&h, &summary, &sealed));
+        for changed in [
+            ExportSummary {
+                records: 2,
+                ..summary.clone()
+            },
+            ExportSummary {
+                lines_sha256: "00fe".into(),
+                ..summary.clone()
+            },
+            ExportSummary {
+                anchor: "k1:00".into(),
+                ..summary.clone()
+            },
+        ] {
+            assert!(!export_is_sealed(&h, &changed, &sealed), "{changed:?}");
+        }
+        assert!(!export_is_sealed(&other, &summary, &sealed));
     }
 }

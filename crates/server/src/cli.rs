@@ -88,6 +88,18 @@ pub enum AuditAction {
         #[arg(long, value_name = "DATE")]
         until: Option<String>,
     },
+    /// Retire records older than a day into a signed JSON-lines export, then delete them; the
+    /// remaining chain verifies from a sealed tail. The trail must verify first.
+    Retain {
+        /// Retire records before this day (YYYY-MM-DD); the newest record always stays.
+        #[arg(long, value_name = "DATE")]
+        before: String,
+        /// The export to write (must not exist yet; written and synced before anything is deleted).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Check a retention export on its own: its records' chain and its seal.
+    VerifyExport { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

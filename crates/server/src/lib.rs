@@ -5,6 +5,7 @@ pub mod admin_cli;
 pub mod api;
 pub mod app;
 pub mod audit_cli;
+pub mod audit_retain;
 pub mod cli;
 pub mod commands;
 pub mod config;

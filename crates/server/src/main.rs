@@ -46,6 +46,12 @@ fn main() -> ExitCode {
                 AuditAction::Export { since, until } => {
                     server::audit_cli::export(settings, since.as_deref(), until.as_deref())
                 }
+                AuditAction::Retain { before, out } => {
+                    server::audit_retain::retain(settings, &before, &out)
+                }
+                AuditAction::VerifyExport { file } => {
+                    server::audit_retain::verify_export(settings, &file)
+                }
             },
             Err(code) => code,
         },

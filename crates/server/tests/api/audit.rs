@@ -10,7 +10,7 @@ use server::audit_cli::{Broken, verify_chain};
 use store::Backend as StoreBackend;
 
 /// Some audit events: registrations, a failed and a good sign-in each.
-async fn some_events(app: &TestApp, users: usize) {
+pub async fn some_events(app: &TestApp, users: usize) {
     for n in 0..users {
         let email = format!("audited{n}@example.com");
         app.create_user(&email, "user").await;
@@ -26,7 +26,7 @@ async fn some_events(app: &TestApp, users: usize) {
     }
 }
 
-async fn verify(app: &TestApp) -> (u64, Option<Broken>) {
+pub async fn verify(app: &TestApp) -> (u64, Option<Broken>) {
     app.state.identity.flush_audit().await;
     let report = verify_chain(&app.state.db, &app.state.identity.audit_sealer, None)
         .await
@@ -53,7 +53,7 @@ pub async fn lift_append_only(app: &TestApp) {
     }
 }
 
-async fn seqs(app: &TestApp) -> Vec<i64> {
+pub async fn seqs(app: &TestApp) -> Vec<i64> {
     app.state.identity.flush_audit().await;
     sqlx::query_as::<sqlx::Any, (i64,)>("SELECT seq FROM audit_events ORDER BY seq")
         .fetch_all(app.state.db.pool())
@@ -64,7 +64,7 @@ async fn seqs(app: &TestApp) -> Vec<i64> {
         .collect()
 }
 
-async fn exec(app: &TestApp, sql: &'static str, binds: &[i64]) {
+pub async fn exec(app: &TestApp, sql: &'static str, binds: &[i64]) {
     let mut query = sqlx::query::<sqlx::Any>(sql);
     for bind in binds {
         query = query.bind(*bind);

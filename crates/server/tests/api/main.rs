@@ -9,6 +9,7 @@ mod abuse;
 mod admin;
 mod apikeys;
 mod audit;
+mod audit_retention;
 mod auth;
 mod bad_input;
 mod cli;

@@ -12,7 +12,7 @@ use sqlx::{Any, Row};
 
 use crate::db::{Backend, Database, StoreError};
 /// Arbitrary, fixed key of the PostgreSQL advisory lock guarding the chain.
-const CHAIN_LOCK: i64 = 0x7472_6164_6573_6967;
+pub(crate) const CHAIN_LOCK: i64 = 0x7472_6164_6573_6967;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -3,12 +3,14 @@
 
 pub mod apikeys;
 pub mod audit;
+pub mod audit_retention;
 pub mod mfa;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
 
 pub use audit::{Appended, AuditEvent, AuditFilter, AuditOutcome, StoredAudit};
+pub use audit_retention::{AuditTail, RetireError};
 pub use sessions::{NewSession, SessionRecord};
 pub use tokens::{OneTimePurpose, RefreshRecord};
 pub use users::{NewUser, UserRecord};
