@@ -93,6 +93,11 @@ pub fn seal_head(hasher: &KeyedHasher, seq: i64, hash: &str) -> String {
     hasher.hash(&head_message(seq, hash))
 }
 
+/// Whether `seal` is the seal of the head (`seq`, `hash`).
+pub fn head_is_sealed(hasher: &KeyedHasher, seq: i64, hash: &str, seal: &str) -> bool {
+    hasher.verify(&head_message(seq, hash), seal)
+}
+
 /// The unkeyed link of records written before sealing existed (the first release's encoding).
 pub fn legacy_link(prev: &str, canonical: &[u8]) -> String {
     let mut hasher = Sha256::new();

@@ -112,6 +112,13 @@ pub enum ConfigAction {
 pub enum SecretsAction {
     /// Print fresh values for every secret variable as NAME=value lines.
     Generate,
+    /// Re-encrypt every sealed value under the data ring's first key and report what older keys
+    /// still protect (run after prepending a new key to TRADESIGNAL_DATA_KEYS on every instance).
+    Rotate {
+        /// Rows read and rewritten per batch.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,5 +15,6 @@ pub mod ingest_cli;
 pub mod market;
 pub mod openapi;
 pub mod ops;
+pub mod secrets_cli;
 pub mod state;
 pub mod web;

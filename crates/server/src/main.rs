@@ -16,6 +16,12 @@ fn main() -> ExitCode {
         Command::Secrets {
             action: SecretsAction::Generate,
         } => commands::secrets_generate(),
+        Command::Secrets {
+            action: SecretsAction::Rotate { batch },
+        } => match commands::load_valid(config_path, &env) {
+            Ok(settings) => server::secrets_cli::rotate(settings, batch),
+            Err(code) => code,
+        },
         Command::Config {
             action: ConfigAction::Check,
         } => commands::config_check(config_path, &env),

@@ -8,6 +8,7 @@ pub mod kv;
 pub mod mail;
 pub mod market;
 pub mod ops;
+pub mod rotation;
 mod sql;
 pub mod transport;
 pub mod url_redact;

@@ -86,7 +86,7 @@ fn unix_now() -> u64 {
 
 /// Associated data of a sealed TOTP secret: the row it belongs to.
 fn totp_aad(user_id: &str) -> Vec<u8> {
-    format!("mfa_totp.secret_sealed:{user_id}").into_bytes()
+    store::rotation::SealedColumn::TotpSecret.aad(user_id)
 }
 
 impl Identity {

@@ -12,7 +12,7 @@ use super::{MarketError, MarketService, tiers};
 
 /// Associated data binding an encrypted webhook secret to its alert.
 pub fn secret_aad(alert_id: &str) -> Vec<u8> {
-    format!("alerts.webhook_secret:{alert_id}").into_bytes()
+    store::rotation::SealedColumn::WebhookSecret.aad(alert_id)
 }
 
 /// Requested values; on update `None` leaves a field unchanged and `Some(None)` clears it.

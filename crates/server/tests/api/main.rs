@@ -24,6 +24,7 @@ mod notifications;
 mod ops;
 mod problems;
 mod proxy;
+mod secrets_rotation;
 mod sessions;
 mod tls;
 mod tokens;
