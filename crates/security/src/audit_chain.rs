@@ -34,8 +34,8 @@ fn head_message(seq: i64, hash: &str) -> Vec<u8> {
     format!("audit chain head\n{seq}\n{hash}").into_bytes()
 }
 
-fn tail_message(seq: i64, hash: &str) -> Vec<u8> {
-    format!("audit chain tail\n{seq}\n{hash}").into_bytes()
+fn tail_message(seq: i64, hash: &str, retired: i64) -> Vec<u8> {
+    format!("audit chain tail\n{seq}\n{hash}\n{retired}").into_bytes()
 }
 
 fn export_message(summary: &ExportSummary) -> Vec<u8> {
@@ -73,14 +73,21 @@ pub fn export_is_sealed(hasher: &KeyedHasher, summary: &ExportSummary, seal: &st
     hasher.verify(&export_message(summary), seal)
 }
 
-/// The seal of the chain tail: the last retired record's position and seal.
-pub fn seal_tail(hasher: &KeyedHasher, seq: i64, hash: &str) -> String {
-    hasher.hash(&tail_message(seq, hash))
+/// The seal of the chain tail: the last retired record's position and seal, and how many records
+/// were retired in all.
+pub fn seal_tail(hasher: &KeyedHasher, seq: i64, hash: &str, retired: i64) -> String {
+    hasher.hash(&tail_message(seq, hash, retired))
 }
 
-/// Whether `seal` is the seal of the tail (`seq`, `hash`).
-pub fn tail_is_sealed(hasher: &KeyedHasher, seq: i64, hash: &str, seal: &str) -> bool {
-    hasher.verify(&tail_message(seq, hash), seal)
+/// Whether `seal` is the seal of the tail (`seq`, `hash`, `retired`).
+pub fn tail_is_sealed(
+    hasher: &KeyedHasher,
+    seq: i64,
+    hash: &str,
+    retired: i64,
+    seal: &str,
+) -> bool {
+    hasher.verify(&tail_message(seq, hash, retired), seal)
 }
 
 /// The seal of a record that follows `prev`.
@@ -461,14 +468,21 @@ mod tests {
     #[test]
     fn tails_and_exports_are_sealed_apart_from_heads_and_records() {
         let h = hasher(&[&generate_ring_entry("k1", 32)]);
-        let tail = seal_tail(&h, 5, "k1:ab");
-        assert!(tail_is_sealed(&h, 5, "k1:ab", &tail));
-        assert!(!tail_is_sealed(&h, 6, "k1:ab", &tail), "moved tail");
-        assert!(!tail_is_sealed(&h, 5, "k1:ac", &tail), "other record");
+        let tail = seal_tail(&h, 5, "k1:ab", 5);
+        assert!(tail_is_sealed(&h, 5, "k1:ab", 5, &tail));
+        assert!(!tail_is_sealed(&h, 6, "k1:ab", 5, &tail), "moved tail");
+        assert!(!tail_is_sealed(&h, 5, "k1:ac", 5, &tail), "other record");
+        assert!(!tail_is_sealed(&h, 5, "k1:ab", 4, &tail), "another count");
         // A head seal over the same position and record is not a tail seal.
-        assert!(!tail_is_sealed(&h, 5, "k1:ab", &seal_head(&h, 5, "k1:ab")));
+        assert!(!tail_is_sealed(
+            &h,
+            5,
+            "k1:ab",
+            5,
+            &seal_head(&h, 5, "k1:ab")
+        ));
         let other = hasher(&[&generate_ring_entry("k1", 32)]);
-        assert!(!tail_is_sealed(&other, 5, "k1:ab", &tail), "another key");
+        assert!(!tail_is_sealed(&other, 5, "k1:ab", 5, &tail), "another key");
 
         let summary = ExportSummary {
             records: 3,

@@ -37,6 +37,10 @@ pub const RULES: &[(&str, &str, u64, u64)] = &[
 pub const AUDIT_CHAIN_TAMPERED: &str = "audit_chain_tampered";
 pub const AUDIT_CHAIN_VERIFICATION_FAILED: &str = "audit_chain_verification_failed";
 
+/// Rules counting events any client can cause in volume (refused requests, new client networks): a
+/// threshold of 1 would turn every such event into an alert, so they need at least 2.
+pub const VOLUME_RULES: &[&str] = &["ratelimit_spike", "credential_many_ips"];
+
 /// Thresholds, from the defaults and `TRADESIGNAL_ALERT_RULES` (`rule=count/seconds,…`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rules(BTreeMap<&'static str, (&'static str, Threshold)>);
@@ -78,6 +82,9 @@ impl Rules {
                 ))
             });
             match parsed {
+                Some((name, 1, _)) if VOLUME_RULES.contains(&name) => problems.push(format!(
+                    "{name} counts what any client can cause in volume: its count must be at least 2"
+                )),
                 Some((name, count, secs))
                     if (1..=1_000_000).contains(&count) && (1..=86_400 * 7).contains(&secs) =>
                 {
@@ -141,6 +148,11 @@ mod tests {
         assert_eq!(Rules::parse("").expect("empty"), Rules::default());
         let problems = Rules::parse("nope=1/1,lockout_wave=0/60,lockout_wave=x").expect_err("bad");
         assert_eq!(problems.len(), 3, "{problems:?}");
+        for rule in VOLUME_RULES {
+            let problems = Rules::parse(&format!("{rule}=1/60")).expect_err("volume rule at 1");
+            assert!(problems[0].contains("at least 2"), "{problems:?}");
+            assert!(Rules::parse(&format!("{rule}=2/60")).is_ok());
+        }
         assert!(problems[0].contains("unknown rule"));
         assert!(
             Rules::default()

@@ -65,11 +65,38 @@ pub async fn verify_chain(
     since: Option<i64>,
 ) -> anyhow::Result<Report> {
     let started = Instant::now();
+    let mut attempts = 0;
+    loop {
+        let tail_before = db.audit_tail().await?.map(|t| t.seq);
+        let mut report = walk_chain(db, sealer, since).await?;
+        attempts += 1;
+        // A retirement that committed during the walk removes the records it was about to read: the
+        // walk is taken again from the new tail rather than reported as a break.
+        let retired_meanwhile = db.audit_tail().await?.map(|t| t.seq) != tail_before;
+        if report.broken.is_none() || !retired_meanwhile || attempts == 3 {
+            report.elapsed = started.elapsed();
+            return Ok(report);
+        }
+    }
+}
+
+async fn walk_chain(
+    db: &Database,
+    sealer: &KeyedHasher,
+    since: Option<i64>,
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
     let mut head = db.audit_head().await?;
     let mut end = head.as_ref().map_or(0, |(seq, _, _)| *seq);
     let tail = db.audit_tail().await?;
     if let Some(tail) = &tail
-        && !security::audit_chain::tail_is_sealed(sealer, tail.seq, &tail.hash, &tail.seal)
+        && !security::audit_chain::tail_is_sealed(
+            sealer,
+            tail.seq,
+            &tail.hash,
+            tail.retired,
+            &tail.seal,
+        )
     {
         return Ok(Report {
             checked: 0,
@@ -257,27 +284,46 @@ pub fn verify(settings: Settings, since: Option<&str>) -> ExitCode {
     })
 }
 
-/// Raises `audit_chain_verification_failed` through the identity service, as the running service
-/// would, and waits for its delivery.
+/// Stores `audit_chain_verification_failed` first (nothing else needed), then audits, mails and posts
+/// it through the identity service, as the running service would, and waits for the delivery. Redis
+/// out of reach only costs the shared mail limit (an in-process store stands in).
 async fn report_broken(
     settings: &std::sync::Arc<Settings>,
     db: Database,
     broken: &str,
 ) -> anyhow::Result<()> {
+    let details = serde_json::json!({"broken": broken});
+    let id = db
+        .insert_security_alert(
+            security::monitoring::AUDIT_CHAIN_VERIFICATION_FAILED,
+            "critical",
+            None,
+            &details,
+            crate::identity::now(),
+        )
+        .await?;
     let kv: std::sync::Arc<dyn security::KvStore> = match &settings.redis_url {
-        Some(url) => std::sync::Arc::new(
-            store::RedisKv::connect_with_ca(
-                url.expose_secret(),
-                &settings.redis_prefix,
-                settings.redis_ca.as_deref(),
-            )
-            .await?,
-        ),
+        Some(url) => match store::RedisKv::connect_with_ca(
+            url.expose_secret(),
+            &settings.redis_prefix,
+            settings.redis_ca.as_deref(),
+        )
+        .await
+        {
+            Ok(kv) => std::sync::Arc::new(kv),
+            Err(e) => {
+                eprintln!("tradesignal: Redis unavailable ({e}); delivering the alert without it");
+                std::sync::Arc::new(store::MemoryKv::new())
+            }
+        },
         None => std::sync::Arc::new(store::MemoryKv::new()),
     };
     let mailer = crate::app::mailer(settings)?;
     let state = crate::state::AppState::new(settings.clone(), db, kv, mailer)?;
-    state.identity.alert_audit_verification_failed(broken).await;
+    state
+        .identity
+        .announce_audit_verification_failed(id, broken)
+        .await;
     Ok(())
 }
 

@@ -79,24 +79,19 @@ async fn run_retain(
         .map_err(|e| e.to_string())?
         .map_or(0, |tail| tail.seq);
     let summary = write_export(db, sealer, start, cut, out).await?;
-    let retired = match db.retire_audit(cut, &summary.last_hash, sealer).await {
+    let retired = match db
+        .retire_audit(start, cut, &summary.last_hash, summary.records, sealer)
+        .await
+    {
         Ok(retired) => retired,
-        Err(RetireError::Changed(seq)) => {
+        Err(RetireError::Changed(what)) => {
             return Err(format!(
-                "record {seq} changed while it was exported; nothing was retired (the export {} is kept for inspection)",
+                "{what}; nothing was retired (the export {} is kept for inspection)",
                 out.display()
             ));
         }
         Err(RetireError::Store(e)) => return Err(format!("nothing was retired: {e}")),
     };
-    if retired != summary.records {
-        // Cannot happen under the chain lock; said loudly if it ever does.
-        return Err(format!(
-            "retired {retired} records but exported {}: compare {} with the trail",
-            summary.records,
-            out.display()
-        ));
-    }
     Ok(format!(
         "retired {retired} records (positions {} to {}) into {}; the chain now verifies from a sealed tail at record {}",
         summary.first_seq,
@@ -125,6 +120,7 @@ async fn write_export(
         last_hash: String::new(),
         lines_sha256: String::new(),
     };
+    let mut verifier: Option<Verifier<'_>> = None;
     let mut after = start;
     'pages: while after < cut {
         let page = db
@@ -142,6 +138,22 @@ async fn write_export(
                 summary.first_seq = record.seq;
                 summary.anchor = record.prev_hash.clone();
             }
+            // Checked again as written: nothing changes between the walk above and the export.
+            let verifier = verifier
+                .get_or_insert_with(|| Verifier::from_anchor(sealer, record.prev_hash.clone()));
+            verifier
+                .check(
+                    record.seq,
+                    &record.prev_hash,
+                    &record.hash,
+                    &record.canonical(),
+                )
+                .map_err(|fault| {
+                    format!(
+                        "record {} changed while it was exported ({fault}); nothing was retired",
+                        record.seq
+                    )
+                })?;
             let mut line = export_line(&record).to_string();
             line.push('\n');
             digest.update(line.as_bytes());
@@ -171,6 +183,12 @@ async fn write_export(
         .map_err(|e| format!("{}: {e}", out.display()))?;
     file.sync_all()
         .map_err(|e| format!("{} not synced to disk: {e}", out.display()))?;
+    // The file's name too, before anything is deleted.
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("{} not synced to disk: {e}", dir.display()))?;
+    }
     Ok(summary)
 }
 
@@ -203,9 +221,15 @@ pub fn verify_export(settings: Settings, file: &Path) -> ExitCode {
     };
     match check_export(&sealer, reader) {
         Ok(summary) => {
+            // The ends, so a series of exports can be checked to follow on from each other (and the
+            // newest to end where the database's tail starts).
             println!(
-                "audit export intact: {} records (positions {} to {}), sealed",
-                summary.records, summary.first_seq, summary.last_seq
+                "audit export intact: {} records (positions {} to {}), sealed; follows {}, ends with {}",
+                summary.records,
+                summary.first_seq,
+                summary.last_seq,
+                summary.anchor,
+                summary.last_hash
             );
             ExitCode::SUCCESS
         }
@@ -268,6 +292,13 @@ pub fn check_export(sealer: &KeyedHasher, reader: impl BufRead) -> Result<Export
         lines_sha256: seal_line["lines_sha256"].as_str().unwrap_or("").to_string(),
     };
     let seal = seal_line["seal"].as_str().unwrap_or("");
+    if let Some((key_id, _)) = seal.split_once(':')
+        && !sealer.has_key(key_id)
+    {
+        return Err(format!(
+            "sealed with data key {key_id:?}, which is not in this ring: check it with a ring that holds that key"
+        ));
+    }
     if !audit_chain::export_is_sealed(sealer, &claimed, seal) {
         return Err("the seal line is not sealed by this key ring (changed, or forged)".into());
     }

@@ -86,6 +86,23 @@ pub fn rotate(settings: Settings, batch: i64) -> ExitCode {
                 return ExitCode::from(1);
             }
         }
+        let mut sealed_left = std::collections::BTreeMap::<String, u64>::new();
+        for column in SealedColumn::ALL {
+            match left_under_older_keys(&db, &cipher, column, batch).await {
+                Ok(found) => {
+                    for (id, n) in found {
+                        *sealed_left.entry(id).or_default() += n;
+                    }
+                }
+                Err(e) => {
+                    eprintln!(
+                        "tradesignal: {}: {e} (run the command again)",
+                        column.name()
+                    );
+                    return ExitCode::from(1);
+                }
+            }
+        }
         let uses = match db.key_use().await {
             Ok(uses) => uses,
             Err(e) => {
@@ -96,6 +113,11 @@ pub fn rotate(settings: Settings, batch: i64) -> ExitCode {
         for id in ids.iter().filter(|id| **id != active) {
             let found = uses.get(id).cloned().unwrap_or_default();
             let mut needs = Vec::new();
+            if let Some(n) = sealed_left.get(id).filter(|n| **n > 0) {
+                needs.push(format!(
+                    "{n} sealed values (written since by an instance without the new key first in its ring: give every instance the new ring, then run this again)"
+                ));
+            }
             if found.api_keys > 0 {
                 needs.push(format!(
                     "{} API keys (moved to the active key at their next use)",
@@ -125,6 +147,9 @@ pub fn rotate(settings: Settings, batch: i64) -> ExitCode {
                 );
             }
         }
+        println!(
+            "retention exports are sealed with the key that was first when they were written (named in their seal line): keep each retired key with its exports to check them later"
+        );
         if failed {
             ExitCode::from(1)
         } else {
@@ -174,4 +199,34 @@ async fn reencrypt(
         }
     }
     Ok(report)
+}
+
+/// Per older key id, the values of `column` still sealed under it (after the pass above).
+async fn left_under_older_keys(
+    db: &Database,
+    cipher: &FieldCipher,
+    column: SealedColumn,
+    batch: i64,
+) -> Result<std::collections::BTreeMap<String, u64>, String> {
+    let mut left = std::collections::BTreeMap::new();
+    let mut after = String::new();
+    loop {
+        let page = db
+            .sealed_values_page(column, &after, batch.max(100))
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some((last, _)) = page.last() else { break };
+        after = last.clone();
+        for (_, sealed) in page {
+            if cipher.needs_reencrypt(&sealed)
+                && let Some(key_id) = sealed
+                    .strip_prefix("v1.")
+                    .and_then(|rest| rest.rsplit_once('.'))
+                    .map(|(id, _)| id.to_string())
+            {
+                *left.entry(key_id).or_default() += 1;
+            }
+        }
+    }
+    Ok(left)
 }

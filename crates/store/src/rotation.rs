@@ -165,17 +165,18 @@ impl Database {
                 .await?;
             resealed += 1;
         }
-        let tail: Option<(i64, String, String)> = sqlx::query_as::<Any, (i64, String, String)>(
-            "SELECT seq, hash, tail_seal FROM audit_chain_tail WHERE id = 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((seq, hash, seal)) = tail
+        let tail: Option<(i64, String, String, i64)> =
+            sqlx::query_as::<Any, (i64, String, String, i64)>(
+                "SELECT seq, hash, tail_seal, retired FROM audit_chain_tail WHERE id = 1",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some((seq, hash, seal, retired)) = tail
             && sealer.is_outdated(&seal)
-            && audit_chain::tail_is_sealed(sealer, seq, &hash, &seal)
+            && audit_chain::tail_is_sealed(sealer, seq, &hash, retired, &seal)
         {
             sqlx::query::<Any>("UPDATE audit_chain_tail SET tail_seal = $1 WHERE id = 1")
-                .bind(audit_chain::seal_tail(sealer, seq, &hash))
+                .bind(audit_chain::seal_tail(sealer, seq, &hash, retired))
                 .execute(&mut *tx)
                 .await?;
             resealed += 1;

@@ -103,7 +103,7 @@ pub struct Settings {
     /// Monitoring thresholds.
     pub alert_rules: security::monitoring::Rules,
     /// Where every security alert is also posted (URL, signing secret).
-    pub security_webhook: Option<(String, SecretString)>,
+    pub security_webhook: Option<(SecretString, SecretString)>,
     /// False only for measuring the limiter's cost (refused in production).
     pub rate_limiting: bool,
     /// The first account lock; later locks double up to a day.

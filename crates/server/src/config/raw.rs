@@ -494,7 +494,7 @@ impl RawSettings {
         ) {
             (None, None) => None,
             (Some(url), Some(secret)) => match market::webhook::check_webhook_url(url) {
-                Ok(_) => Some((url.to_string(), secret)),
+                Ok(_) => Some((SecretString::from(url.to_string()), secret)),
                 Err(e) => {
                     problem("TRADESIGNAL_SECURITY_WEBHOOK_URL", e.message().to_string());
                     None

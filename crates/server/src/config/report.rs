@@ -76,7 +76,7 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                     .security_webhook
                     .as_ref()
                     // Hook URLs often carry a token in their path: only the origin is shown.
-                    .and_then(|(url, _)| url::Url::parse(url).ok())
+                    .and_then(|(url, _)| url::Url::parse(url.expose_secret()).ok())
                     .map(|url| format!("{}/… [path redacted]", url.origin().ascii_serialization()))
                     .unwrap_or_else(|| "(not set)".to_string()),
                 "TRADESIGNAL_SECURITY_WEBHOOK_SECRET" => settings

@@ -112,8 +112,8 @@ pub async fn note_refusal(
             meta,
         )
         .await;
-    // A rule set to fire at every refusal counts nothing, so every refusal is audited then.
-    if matches!(observed, Observed::Counted(1) | Observed::Uncounted) {
+    // The first refusal of the window is audited (the rule cannot be set to fire at every refusal).
+    if observed == Observed::Counted(1) {
         let mut event =
             Event::failure("ratelimit.exceeded").details(serde_json::json!({"policy": policy}));
         if let Some(user_id) = key.strip_prefix("rl:user:") {

@@ -37,6 +37,9 @@ use crate::config::Settings;
 pub use passwords::PasswordService;
 pub use principal::{Caller, CallerCredential, Principal};
 
+/// Credential and network pairs one instance remembers for `credential_many_ips` (bounded memory).
+const SEEN_PAIRS: usize = 100_000;
+
 /// Access tokens live this long.
 pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
 /// A recent login (for step-up) is at most this old.
@@ -203,7 +206,7 @@ impl Identity {
         let identity = Self {
             audit_tampered: audit_tampered.clone(),
             alert_webhook: monitoring::AlertWebhook::new(&settings)?,
-            seen_locally: Arc::new(store::MemoryKv::new()),
+            seen_locally: Arc::new(store::MemoryKv::with_capacity(SEEN_PAIRS)),
             pending: Arc::default(),
             watch: Arc::default(),
             cipher: Arc::new(FieldCipher::new(data_ring)?),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use security::KvStore;
+use security::gcra::Quota;
 use security::monitoring::{AUDIT_CHAIN_TAMPERED, AUDIT_CHAIN_VERIFICATION_FAILED};
 use store::ops::AlertStep;
 
@@ -17,6 +18,11 @@ use crate::market::outbound::{Destinations, WebhookClient};
 
 /// Seconds between two mails to the super_admins about one rule.
 const ALERT_MAIL_EVERY_SECS: u64 = 600;
+/// Security-webhook posts per rule, across instances: a botnet that raises thousands of alerts must
+/// not turn the service into a flood aimed at the receiver (the admin view still lists them all).
+const WEBHOOK_POSTS_PER_RULE: Quota = Quota::per_minute(20);
+/// Deliveries in flight on one instance; beyond it a post is dropped and counted.
+const WEBHOOK_IN_FLIGHT: usize = 16;
 /// Waits before a failed security-webhook delivery is tried again; then it is given up (logged and
 /// counted; the alert itself stays in the admin view).
 const WEBHOOK_RETRY_AFTER: [Duration; 3] = [
@@ -30,17 +36,20 @@ const WEBHOOK_RETRY_AFTER: [Duration; 3] = [
 pub enum Observed {
     /// The n-th occurrence of its key in the current window.
     Counted(u64),
-    /// A rule that fires on every occurrence (or an unknown rule, or an unreachable store): the
-    /// occurrence was not counted.
+    /// A rule that fires on every occurrence (or an unknown rule): the occurrence was not counted.
     Uncounted,
+    /// The shared store did not answer: not counted (logged).
+    Unavailable,
 }
 
 /// The optional signed webhook that receives every security alert
 /// (`TRADESIGNAL_SECURITY_WEBHOOK_URL` and `…_SECRET`), through the SSRF-safe webhook client.
 pub struct AlertWebhook {
     client: WebhookClient,
-    url: String,
+    /// A secret too: hook URLs often carry a token in their path.
+    url: secrecy::SecretString,
     secret: secrecy::SecretString,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl AlertWebhook {
@@ -57,12 +66,21 @@ impl AlertWebhook {
             client: WebhookClient::new(destinations)?,
             url: url.clone(),
             secret: secret.clone(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(WEBHOOK_IN_FLIGHT)),
         })))
     }
 
     /// Posts one alert, retrying a few times; gives up with a log line and a metric.
     async fn deliver(&self, body: Vec<u8>) {
         use secrecy::ExposeSecret;
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            metrics::counter!("tradesignal_security_webhook_total", "status" => "dropped")
+                .increment(1);
+            tracing::warn!(
+                "security webhook busy: an alert was not posted (it is in the admin view)"
+            );
+            return;
+        };
         let mut waits = WEBHOOK_RETRY_AFTER.iter();
         loop {
             // Signed afresh on every attempt: receivers reject stale timestamps.
@@ -70,7 +88,7 @@ impl AlertWebhook {
                 market::webhook::sign(self.secret.expose_secret().as_bytes(), now(), &body);
             let attempt = self
                 .client
-                .deliver(&self.url, &signature, body.clone())
+                .deliver(self.url.expose_secret(), &signature, body.clone())
                 .await;
             if attempt.succeeded() {
                 metrics::counter!("tradesignal_security_webhook_total", "status" => "delivered")
@@ -133,7 +151,7 @@ impl Identity {
             }
             Err(e) => {
                 tracing::error!(rule, error = %e, "monitoring count unavailable");
-                Observed::Uncounted
+                Observed::Unavailable
             }
         }
     }
@@ -200,20 +218,6 @@ impl Identity {
         tokio::spawn(delivery);
     }
 
-    /// [`Self::raise_alert`] that returns only once the mail and the webhook have been tried: for the
-    /// command line, which exits right after.
-    pub async fn raise_alert_and_deliver(
-        &self,
-        rule: &'static str,
-        severity: &'static str,
-        details: serde_json::Value,
-    ) {
-        self.record_alert(rule, severity, None, details, &RequestMeta::default())
-            .await
-            .await;
-        self.flush_audit().await;
-    }
-
     /// The audit trail's end did not match its sealed head when records were appended: someone
     /// with database access removed or added rows, or replaced the head.
     pub async fn alert_audit_tampered(&self) {
@@ -230,11 +234,23 @@ impl Identity {
         .await;
     }
 
-    /// `tradesignal audit verify` found the chain broken at `broken`.
-    pub async fn alert_audit_verification_failed(&self, broken: &str) {
+    /// `tradesignal audit verify` found the chain broken at `broken`, and stored the alert as `id`
+    /// itself (before anything that can fail): audited, mailed and posted, waiting for the delivery
+    /// (the command exits right after).
+    pub async fn announce_audit_verification_failed(&self, id: String, broken: &str) {
         let details = serde_json::json!({"broken": broken});
-        self.raise_alert_and_deliver(AUDIT_CHAIN_VERIFICATION_FAILED, "critical", details)
-            .await;
+        self.announce_alert(
+            Some(id),
+            AUDIT_CHAIN_VERIFICATION_FAILED,
+            "critical",
+            None,
+            details,
+            &RequestMeta::default(),
+            now(),
+        )
+        .await
+        .await;
+        self.flush_audit().await;
     }
 
     /// Stores, audits, logs and counts an alert; returns its delivery (mail and webhook) to run.
@@ -265,6 +281,22 @@ impl Identity {
                 None
             }
         };
+        self.announce_alert(id, rule, severity, subject, details, meta, raised_at)
+            .await
+    }
+
+    /// Audits a stored alert (`id`) and returns its delivery (mail and webhook) to run.
+    #[allow(clippy::too_many_arguments)]
+    async fn announce_alert(
+        &self,
+        id: Option<String>,
+        rule: &'static str,
+        severity: &'static str,
+        subject: Option<&str>,
+        details: serde_json::Value,
+        meta: &RequestMeta,
+        raised_at: i64,
+    ) -> impl Future<Output = ()> + Send + 'static {
         let mut event = Event::failure("security.alert").details(serde_json::json!({
             "rule": rule,
             "severity": severity,
@@ -286,8 +318,20 @@ impl Identity {
         });
         async move {
             let webhook = async {
-                if let Some(webhook) = &this.alert_webhook {
+                let Some(webhook) = &this.alert_webhook else {
+                    return;
+                };
+                let allowed = this
+                    .limiter
+                    .gcra(&format!("alerthook:{rule}"), WEBHOOK_POSTS_PER_RULE, 1)
+                    .await
+                    // A store that cannot answer does not silence a security alert.
+                    .map_or(true, |decision| decision.allowed);
+                if allowed {
                     webhook.deliver(webhook_body.to_string().into_bytes()).await;
+                } else {
+                    metrics::counter!("tradesignal_security_webhook_total", "status" => "suppressed")
+                        .increment(1);
                 }
             };
             tokio::join!(this.mail_super_admins(rule, severity), webhook);

@@ -34,15 +34,24 @@ pub async fn verify(app: &TestApp) -> (u64, Option<Broken>) {
     (report.checked, report.broken)
 }
 
-/// What an attacker with database access (but not the key ring) does first: lift the append-only rule.
+/// What an attacker with the table owner's rights (but not the key ring) does first: lift the
+/// append-only and forward-only rules.
 pub async fn lift_append_only(app: &TestApp) {
     app.state.identity.flush_audit().await;
     let statements: &[&'static str] = if app.state.db.backend() == StoreBackend::Postgres {
-        &["ALTER TABLE audit_events DISABLE TRIGGER USER"]
+        &[
+            "ALTER TABLE audit_events DISABLE TRIGGER USER",
+            "ALTER TABLE audit_chain_head DISABLE TRIGGER USER",
+            "ALTER TABLE audit_chain_tail DISABLE TRIGGER USER",
+        ]
     } else {
         &[
             "DROP TRIGGER audit_events_no_update",
             "DROP TRIGGER audit_events_no_delete",
+            "DROP TRIGGER audit_chain_head_no_delete",
+            "DROP TRIGGER audit_chain_head_forward_only",
+            "DROP TRIGGER audit_chain_tail_no_delete",
+            "DROP TRIGGER audit_chain_tail_forward_only",
         ]
     };
     for statement in statements.iter().copied() {

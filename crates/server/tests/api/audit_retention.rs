@@ -279,3 +279,48 @@ async fn an_export_names_every_change_to_it() {
     assert_eq!(code, Some(1), "another key ring: {stdout}");
     assert!(stdout.contains("BROKEN"), "{stdout}");
 }
+
+backend_test!(
+    wiping_the_trail_through_the_retention_door_is_named,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        some_events(&app, 2).await;
+        app.state.identity.flush_audit().await;
+        // An attacker with write access but no key (and no DDL): push a tail far forward, open the
+        // door, delete everything...
+        exec(
+            &app,
+            "INSERT INTO audit_chain_tail (id, seq, hash, tail_seal, retired, retaining) \
+             VALUES (1, $1, 'forged', 'forged', 0, 1) \
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, retaining = 1",
+            &[i64::MAX / 2],
+        )
+        .await;
+        exec(&app, "DELETE FROM audit_events", &[]).await;
+        // ...then try to leave no trace: neither end can be removed or moved back.
+        for statement in [
+            "DELETE FROM audit_chain_head",
+            "DELETE FROM audit_chain_tail",
+            "UPDATE audit_chain_tail SET seq = 0",
+            "UPDATE audit_chain_head SET seq = 1",
+        ] {
+            let refused = sqlx::query::<sqlx::Any>(statement)
+                .execute(app.state.db.pool())
+                .await;
+            assert!(refused.is_err(), "{statement}");
+        }
+        if backend == Backend::Postgres {
+            for statement in [
+                "TRUNCATE audit_events",
+                "TRUNCATE audit_chain_head",
+                "TRUNCATE audit_chain_tail",
+            ] {
+                let refused = sqlx::query::<sqlx::Any>(statement)
+                    .execute(app.state.db.pool())
+                    .await;
+                assert!(refused.is_err(), "{statement}");
+            }
+        }
+        assert_eq!(verify(&app).await.1, Some(Broken::Tail));
+    }
+);

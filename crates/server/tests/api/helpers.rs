@@ -227,9 +227,12 @@ impl TestApp {
         let mut settings = config::load(None, &env).expect("test configuration is valid");
         settings.loopback_webhooks_for_tests =
             options.loopback_webhooks || options.security_webhook.is_some();
-        settings.security_webhook = options
-            .security_webhook
-            .map(|(url, secret)| (url, secrecy::SecretString::from(secret)));
+        settings.security_webhook = options.security_webhook.map(|(url, secret)| {
+            (
+                secrecy::SecretString::from(url),
+                secrecy::SecretString::from(secret),
+            )
+        });
         let settings = Arc::new(settings);
         let (db, kv) = server::app::connect(&settings)
             .await

@@ -236,6 +236,8 @@ backend_test!(alerts_reach_the_signed_security_webhook, |backend| {
     while receiver.requests().is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Retries and duplicates would show up a little later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let requests = receiver.requests();
     assert_eq!(requests.len(), 1, "{requests:?}");
     let header = requests[0].signature.as_deref().expect("signed");
@@ -264,6 +266,51 @@ backend_test!(alerts_reach_the_signed_security_webhook, |backend| {
     let text = String::from_utf8_lossy(&requests[0].body);
     assert!(!text.contains(&session.refresh), "no token in the webhook");
 });
+
+backend_test!(
+    a_flood_of_alerts_does_not_become_a_flood_of_webhook_posts,
+    |backend| {
+        let receiver = Receiver::start().await;
+        let app = TestApp::spawn_with(
+            backend,
+            Options {
+                security_webhook: Some((
+                    receiver.url("/ok"),
+                    "whsec-test-0123456789abcdef0123456789abcdef".into(),
+                )),
+                ..Options::default()
+            },
+        )
+        .await;
+        // Thirty alerts of one rule at once (a botnet's worth): every one is stored, at most twenty
+        // a minute are posted.
+        let meta = server::identity::RequestMeta::default();
+        futures::future::join_all((0..30).map(|n| {
+            let (app, meta) = (&app, &meta);
+            async move {
+                let subject = format!("198.51.100.{n}");
+                app.state
+                    .identity
+                    .raise_alert(
+                        "ratelimit_spike",
+                        "medium",
+                        Some(&subject),
+                        serde_json::json!({}),
+                        meta,
+                    )
+                    .await;
+            }
+        }))
+        .await;
+        assert_eq!(alerts_of(&app, "ratelimit_spike").await.len(), 30);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while receiver.requests().len() < 20 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(receiver.requests().len(), 20);
+    }
+);
 
 backend_test!(
     tampering_found_at_append_is_mailed_and_audited_like_any_alert,

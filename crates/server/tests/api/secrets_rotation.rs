@@ -142,6 +142,24 @@ backend_test!(
             let values = sealed(&first, column).await;
             assert!(values[0].1.starts_with("v1.new."), "{}", column.name());
         }
+        // A value a running instance rewrote between the read and the write is left alone.
+        let (alert_id, current) = sealed(&first, SealedColumn::WebhookSecret).await.remove(0);
+        let replaced = first
+            .state
+            .db
+            .replace_sealed_value(
+                SealedColumn::WebhookSecret,
+                &alert_id,
+                "v1.old.what-the-rotation-read",
+                "v1.new.would-clobber",
+            )
+            .await
+            .expect("compare and swap");
+        assert!(!replaced);
+        assert_eq!(
+            sealed(&first, SealedColumn::WebhookSecret).await[0].1,
+            current
+        );
         // A second run has nothing left to do.
         let (code, stdout, _) = rotate(&url, &both);
         assert_eq!(code, Some(0), "{stdout}");

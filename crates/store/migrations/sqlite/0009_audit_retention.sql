@@ -19,3 +19,24 @@ WHEN NOT EXISTS (
 BEGIN
     SELECT RAISE(ABORT, 'audit_events is append-only');
 END;
+
+-- The chain's two ends only move forward and never go away: a head rolled back to an older sealed
+-- one or a tail pushed forward and back again would otherwise hide removed records.
+CREATE TRIGGER audit_chain_head_no_delete BEFORE DELETE ON audit_chain_head
+BEGIN
+    SELECT RAISE(ABORT, 'audit_chain_head only moves forward');
+END;
+CREATE TRIGGER audit_chain_head_forward_only BEFORE UPDATE ON audit_chain_head
+WHEN NEW.seq < OLD.seq
+BEGIN
+    SELECT RAISE(ABORT, 'audit_chain_head only moves forward');
+END;
+CREATE TRIGGER audit_chain_tail_no_delete BEFORE DELETE ON audit_chain_tail
+BEGIN
+    SELECT RAISE(ABORT, 'audit_chain_tail only moves forward');
+END;
+CREATE TRIGGER audit_chain_tail_forward_only BEFORE UPDATE ON audit_chain_tail
+WHEN NEW.seq < OLD.seq
+BEGIN
+    SELECT RAISE(ABORT, 'audit_chain_tail only moves forward');
+END;

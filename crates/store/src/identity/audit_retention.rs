@@ -24,8 +24,8 @@ pub struct AuditTail {
 /// Why a retirement did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum RetireError {
-    #[error("the trail changed since it was exported (record {0} is not the exported one)")]
-    Changed(i64),
+    #[error("the trail changed since it was exported: {0}")]
+    Changed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -60,12 +60,16 @@ impl Database {
         Ok(cut)
     }
 
-    /// Retires every record up to `through_seq`, whose seal must still be `through_hash` (what was
-    /// exported): the tail moves there, sealed, and the records go. Returns how many were retired.
+    /// Retires the exported records: those after the tail at `from_seq` (0 before any retirement)
+    /// up to `through_seq`, whose seal must still be `through_hash`, `expected` of them. Anything else
+    /// (another retirement in between, a record changed, added or removed) rolls back. The tail moves
+    /// there, sealed, and the records go. Returns how many were retired.
     pub async fn retire_audit(
         &self,
+        from_seq: i64,
         through_seq: i64,
         through_hash: &str,
+        expected: u64,
         sealer: &KeyedHasher,
     ) -> Result<u64, RetireError> {
         let _local = self.audit_lock().lock().await;
@@ -77,6 +81,18 @@ impl Database {
                 .await
                 .map_err(StoreError::from)?;
         }
+        let (tail_seq, retired_before) = sqlx::query_as::<Any, (i64, i64)>(
+            "SELECT seq, retired FROM audit_chain_tail WHERE id = 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from)?
+        .unwrap_or((0, 0));
+        if tail_seq != from_seq {
+            return Err(RetireError::Changed(format!(
+                "another retirement moved the tail to record {tail_seq}"
+            )));
+        }
         let stored: Option<(String,)> =
             sqlx::query_as::<Any, (String,)>("SELECT hash FROM audit_events WHERE seq = $1")
                 .bind(through_seq)
@@ -84,7 +100,9 @@ impl Database {
                 .await
                 .map_err(StoreError::from)?;
         if stored.as_ref().map(|(h,)| h.as_str()) != Some(through_hash) {
-            return Err(RetireError::Changed(through_seq));
+            return Err(RetireError::Changed(format!(
+                "record {through_seq} is not the exported one"
+            )));
         }
         let (count,): (i64,) =
             sqlx::query_as::<Any, (i64,)>("SELECT COUNT(*) FROM audit_events WHERE seq <= $1")
@@ -92,17 +110,28 @@ impl Database {
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(StoreError::from)?;
+        let count = u64::try_from(count).unwrap_or(0);
+        if count != expected {
+            return Err(RetireError::Changed(format!(
+                "{count} records up to record {through_seq}, {expected} exported"
+            )));
+        }
+        let retired = retired_before + i64::try_from(count).unwrap_or(i64::MAX);
         sqlx::query::<Any>(
             "INSERT INTO audit_chain_tail (id, seq, hash, tail_seal, retired, retaining) \
              VALUES (1, $1, $2, $3, $4, 1) \
              ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
-             tail_seal = excluded.tail_seal, retired = audit_chain_tail.retired + excluded.retired, \
-             retaining = 1",
+             tail_seal = excluded.tail_seal, retired = excluded.retired, retaining = 1",
         )
         .bind(through_seq)
         .bind(through_hash)
-        .bind(audit_chain::seal_tail(sealer, through_seq, through_hash))
-        .bind(count)
+        .bind(audit_chain::seal_tail(
+            sealer,
+            through_seq,
+            through_hash,
+            retired,
+        ))
+        .bind(retired)
         .execute(&mut *tx)
         .await
         .map_err(StoreError::from)?;
@@ -116,6 +145,6 @@ impl Database {
             .await
             .map_err(StoreError::from)?;
         tx.commit().await.map_err(StoreError::from)?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        Ok(count)
     }
 }
