@@ -2,7 +2,10 @@
 //! appends, the way the writer task does under load (batches of up to 256 in one transaction) and the
 //! way a request does when the queue is full (one event per transaction). Prints JSON, asserts nothing.
 //!
-//! Usage: `audit_bench [--events N] [--postgres ADMIN_URL]`
+//! With `--sqlite PATH --keys RING` it only fills the SQLite trail at PATH (sealed with that data key
+//! ring) and keeps it, so `tradesignal audit verify` can be timed over millions of records.
+//!
+//! Usage: `audit_bench [--events N] [--postgres ADMIN_URL] [--sqlite PATH --keys RING]`
 
 use std::time::Instant;
 
@@ -45,16 +48,12 @@ async fn append_rate(db: &Database, sealer: &KeyedHasher, events: usize, batch: 
     events as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn measure(url: &str, events: usize) -> Value {
+async fn measure(url: &str, events: usize, keys: &str) -> Value {
     let db = Database::connect(url, &DbOptions::default())
         .await
         .expect("connect");
     db.migrate().await.expect("migrate");
-    let ring = security::keys::parse_ring(
-        &security::keys::generate_ring_entry("bench", 32),
-        security::keys::DATA_RING,
-    )
-    .expect("ring");
+    let ring = security::keys::parse_ring(keys, security::keys::DATA_RING).expect("ring");
     let sealer = KeyedHasher::new(&ring, security::audit_chain::LABEL);
     let batched = append_rate(&db, &sealer, events, BATCH).await;
     let single = append_rate(&db, &sealer, events / 10, 1).await;
@@ -70,18 +69,27 @@ async fn measure(url: &str, events: usize) -> Value {
 async fn main() {
     let mut events = 20_000;
     let mut postgres = None;
+    let mut keep = None;
+    let mut keys = security::keys::generate_ring_entry("bench", 32);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_default();
         match flag.as_str() {
             "--events" => events = value.parse().unwrap_or(events),
             "--postgres" => postgres = Some(value),
+            "--sqlite" => keep = Some(value),
+            "--keys" => keys = value,
             other => eprintln!("audit_bench: ignoring {other}"),
         }
     }
+    if let Some(path) = keep {
+        let url = store::db::sqlite_url_for(std::path::Path::new(&path));
+        println!("{}", json!({"sqlite": measure(&url, events, &keys).await}));
+        return;
+    }
     let dir = tempfile::tempdir().expect("dir");
     let sqlite = store::db::sqlite_url_for(&dir.path().join("audit.db"));
-    let mut report = json!({"sqlite": measure(&sqlite, events).await});
+    let mut report = json!({"sqlite": measure(&sqlite, events, &keys).await});
     if let Some(admin) = postgres {
         let name = format!("ts_audit_bench_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(&admin).await.expect("admin");
@@ -91,7 +99,7 @@ async fn main() {
             .expect("create");
         let mut url = url::Url::parse(&admin).expect("url");
         url.set_path(&format!("/{name}"));
-        report["postgres"] = measure(url.as_str(), events).await;
+        report["postgres"] = measure(url.as_str(), events, &keys).await;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
         )))
