@@ -282,31 +282,28 @@ backend_test!(
             },
         )
         .await;
-        // Thirty alerts of one rule at once (a botnet's worth): every one is stored, at most twenty
-        // a minute are posted.
+        // Thirty alerts of one rule (a botnet's worth): every one is stored, twenty a minute are
+        // posted. One after the other, each post awaited, so only the per-rule cap can stop one.
         let meta = server::identity::RequestMeta::default();
-        futures::future::join_all((0..30).map(|n| {
-            let (app, meta) = (&app, &meta);
-            async move {
-                let subject = format!("198.51.100.{n}");
-                app.state
-                    .identity
-                    .raise_alert(
-                        "ratelimit_spike",
-                        "medium",
-                        Some(&subject),
-                        serde_json::json!({}),
-                        meta,
-                    )
-                    .await;
+        for n in 0..30 {
+            let subject = format!("198.51.100.{n}");
+            app.state
+                .identity
+                .raise_alert(
+                    "ratelimit_spike",
+                    "medium",
+                    Some(&subject),
+                    serde_json::json!({}),
+                    &meta,
+                )
+                .await;
+            let expected = (n + 1).min(20);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while receiver.requests().len() < expected && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-        }))
-        .await;
-        assert_eq!(alerts_of(&app, "ratelimit_spike").await.len(), 30);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while receiver.requests().len() < 20 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        assert_eq!(alerts_of(&app, "ratelimit_spike").await.len(), 30);
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(receiver.requests().len(), 20);
     }
