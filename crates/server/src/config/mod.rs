@@ -102,6 +102,8 @@ pub struct Settings {
     pub rate_limits: security::ratelimit::RateLimits,
     /// Monitoring thresholds.
     pub alert_rules: security::monitoring::Rules,
+    /// `TRADESIGNAL_SAMPLE_DATA` as set (`None`: the default, see `loads_sample_data`).
+    pub sample_data: Option<bool>,
     /// Where every security alert is also posted (URL, signing secret).
     pub security_webhook: Option<(SecretString, SecretString)>,
     /// False only for measuring the limiter's cost (refused in production).
@@ -146,6 +148,12 @@ pub fn config_file(explicit: Option<&Path>, env: &HashMap<String, String>) -> Op
 impl Settings {
     pub fn is_production(&self) -> bool {
         self.environment == Environment::Production
+    }
+
+    /// Whether `serve` loads the sample filings into an empty database: by default in development,
+    /// never in production (where asking for it is a configuration error).
+    pub fn loads_sample_data(&self) -> bool {
+        !self.is_production() && self.sample_data.unwrap_or(true)
     }
 
     /// Every problem that forbids starting in this environment.

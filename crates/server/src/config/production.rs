@@ -129,6 +129,13 @@ pub fn production_problems(settings: &Settings) -> Vec<ConfigProblem> {
         );
     }
 
+    if settings.sample_data == Some(true) {
+        problem(
+            "TRADESIGNAL_SAMPLE_DATA",
+            "is on; sample data is never loaded in production",
+        );
+    }
+
     if !settings.rate_limiting {
         problem(
             "TRADESIGNAL_RATE_LIMITING",

@@ -179,6 +179,12 @@ pub const VARIABLES: &[Variable] = &[
         "signs security-alert webhooks (X-TradeSignal-Signature, as alert webhooks; ≥32 characters); required with the URL",
     ),
     var(
+        "TRADESIGNAL_SAMPLE_DATA",
+        "on in development, never in production",
+        false,
+        "on | off: load the sample filings (sample/form4, real EDGAR filings) at start when the database holds none",
+    ),
+    var(
         "TRADESIGNAL_RATE_LIMITING",
         "on",
         false,
@@ -595,6 +601,18 @@ impl RawSettings {
                     }
                     security::monitoring::Rules::default()
                 });
+        let sample_data = match self.get("TRADESIGNAL_SAMPLE_DATA") {
+            None => None,
+            Some("on") => Some(true),
+            Some("off") => Some(false),
+            Some(other) => {
+                problem(
+                    "TRADESIGNAL_SAMPLE_DATA",
+                    format!("{other:?} is not on or off"),
+                );
+                None
+            }
+        };
         let rate_limiting = match self.get("TRADESIGNAL_RATE_LIMITING").unwrap_or("on") {
             "on" => true,
             "off" => false,
@@ -668,6 +686,7 @@ impl RawSettings {
             rate_limits,
             alert_rules,
             security_webhook,
+            sample_data,
             rate_limiting,
             lockout,
             ipv6_prefix,

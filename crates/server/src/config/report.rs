@@ -84,6 +84,12 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                     .as_ref()
                     .map(|_| "(set) [redacted]".to_string())
                     .unwrap_or_else(|| "(not set)".to_string()),
+                "TRADESIGNAL_SAMPLE_DATA" => if settings.loads_sample_data() {
+                    "on"
+                } else {
+                    "off"
+                }
+                .to_string(),
                 "TRADESIGNAL_RATE_LIMITING" => {
                     if settings.rate_limiting { "on" } else { "off" }.to_string()
                 }

@@ -89,6 +89,32 @@ fn production_problem_list_is_complete_and_independent() {
 }
 
 #[test]
+fn sample_data_loads_in_development_only() {
+    assert!(load(None, &env(&[])).expect("loads").loads_sample_data());
+    let off = load(None, &env(&[("TRADESIGNAL_SAMPLE_DATA", "off")])).expect("loads");
+    assert!(!off.loads_sample_data());
+    let production = load(None, &env(&[("TRADESIGNAL_ENV", "production")])).expect("loads");
+    assert!(!production.loads_sample_data(), "never by default");
+    let asked = load(
+        None,
+        &env(&[
+            ("TRADESIGNAL_ENV", "production"),
+            ("TRADESIGNAL_SAMPLE_DATA", "on"),
+        ]),
+    )
+    .expect("loads");
+    assert!(!asked.loads_sample_data(), "never even when asked");
+    let problems = asked.validate().expect_err("refused").0;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.variable == "TRADESIGNAL_SAMPLE_DATA"),
+        "{problems:?}"
+    );
+    assert!(load(None, &env(&[("TRADESIGNAL_SAMPLE_DATA", "yes")])).is_err());
+}
+
+#[test]
 fn loopback_services_need_no_tls() {
     let jwt = keys::generate_ring_entry("k1", 32);
     let data = keys::generate_ring_entry("v1", 32);

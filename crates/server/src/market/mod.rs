@@ -7,6 +7,7 @@ pub mod congress;
 pub mod delivery;
 pub mod ingest;
 pub mod outbound;
+pub mod sample;
 pub mod tiers;
 pub mod views;
 pub mod watchlists;

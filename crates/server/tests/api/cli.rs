@@ -444,3 +444,66 @@ fn import_users_takes_bcrypt_rows_and_reports_every_bad_line() {
     );
     assert!(stdout.contains("imported 0, skipped 2"), "{stdout}");
 }
+
+/// Starts `serve` in `dir` until it listens (it loads the sample before listening), then stops it;
+/// returns its standard error.
+fn serve_once(dir: &std::path::Path, extra: &[(&str, &str)]) -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env_clear()
+        .env("TRADESIGNAL_DATA_DIR", dir)
+        .env("TRADESIGNAL_LISTEN", &listen)
+        .envs(extra.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "serve exited early"
+        );
+        assert!(std::time::Instant::now() < deadline, "serve did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("output");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+async fn filings_in(dir: &std::path::Path) -> i64 {
+    let url = store::db::sqlite_url_for(&dir.join("tradesignal.db"));
+    let db = store::Database::connect(&url, &store::DbOptions::default())
+        .await
+        .expect("open");
+    let (n,): (i64,) = sqlx::query_as::<sqlx::Any, (i64,)>("SELECT COUNT(*) FROM filings")
+        .fetch_one(db.pool())
+        .await
+        .expect("count");
+    db.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_in_development_shows_sample_filings_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let stderr = serve_once(dir.path(), &[]);
+    assert!(stderr.contains("loaded 8 sample filings"), "{stderr}");
+    assert!(stderr.contains("TRADESIGNAL_SAMPLE_DATA=off"), "{stderr}");
+    assert_eq!(filings_in(dir.path()).await, 8);
+    // Not again: the database holds filings now.
+    let stderr = serve_once(dir.path(), &[]);
+    assert!(!stderr.contains("sample filings"), "{stderr}");
+    assert_eq!(filings_in(dir.path()).await, 8);
+    // Turned off: an empty database stays empty.
+    let empty = tempfile::tempdir().expect("dir");
+    let stderr = serve_once(empty.path(), &[("TRADESIGNAL_SAMPLE_DATA", "off")]);
+    assert!(!stderr.contains("sample filings"), "{stderr}");
+    assert_eq!(filings_in(empty.path()).await, 0);
+}

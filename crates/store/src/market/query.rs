@@ -207,6 +207,16 @@ macro_rules! stats_select {
 }
 
 impl Database {
+    /// Whether any filing is stored (the sample is loaded only into an empty database).
+    pub async fn has_filings(&self) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query_as::<Any, (i64,)>("SELECT 1 FROM filings LIMIT 1")
+                .fetch_optional(self.pool())
+                .await?
+                .is_some(),
+        )
+    }
+
     /// One page of current trades matching `filter`, and the total count.
     pub async fn list_trades(
         &self,

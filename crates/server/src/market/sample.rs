@@ -1,0 +1,61 @@
+//! The sample a newcomer sees: real public-domain Form 3/4/5 filings (`sample/form4/`, compiled in),
+//! loaded by `serve` in development when the database holds no filing yet. Production never loads
+//! them, and `TRADESIGNAL_SAMPLE_DATA=off` turns them off.
+
+use store::Database;
+
+use super::ingest::{self, DocumentOutcome, IngestSummary};
+
+/// (file name, contents) of every sample filing.
+const FILINGS: &[(&str, &[u8])] = &[
+    (
+        "snowflake-form4-20221213.xml",
+        include_bytes!("../../../../sample/form4/snowflake-form4-20221213.xml"),
+    ),
+    (
+        "snowflake-form3-20200915.xml",
+        include_bytes!("../../../../sample/form4/snowflake-form3-20200915.xml"),
+    ),
+    (
+        "snowflake-form5-20220131.xml",
+        include_bytes!("../../../../sample/form4/snowflake-form5-20220131.xml"),
+    ),
+    (
+        "vertex-form4-20201015.xml",
+        include_bytes!("../../../../sample/form4/vertex-form4-20201015.xml"),
+    ),
+    (
+        "374water-form4-20250430.xml",
+        include_bytes!("../../../../sample/form4/374water-form4-20250430.xml"),
+    ),
+    (
+        "aar-form4-20250110.txt",
+        include_bytes!("../../../../sample/form4/aar-form4-20250110.txt"),
+    ),
+    (
+        "1800flowers-form4-20250424.xml",
+        include_bytes!("../../../../sample/form4/1800flowers-form4-20250424.xml"),
+    ),
+    (
+        "turtlebeach-form4-20230511.xml",
+        include_bytes!("../../../../sample/form4/turtlebeach-form4-20230511.xml"),
+    ),
+];
+
+/// Loads the sample when the database holds no filing; `None` when it already held some.
+pub async fn load_if_empty(db: &Database, now: i64) -> Result<Option<IngestSummary>, String> {
+    if db.has_filings().await.map_err(|e| e.to_string())? {
+        return Ok(None);
+    }
+    let mut summary = IngestSummary::default();
+    for (name, bytes) in FILINGS {
+        let outcome = match ingest::parse(bytes, Some(name)) {
+            Ok(filing) => ingest::store(db, &filing, bytes, now)
+                .await
+                .map_err(|e| format!("{name}: {e}"))?,
+            Err(reason) => DocumentOutcome::Failed { reason },
+        };
+        summary.record(name, &outcome);
+    }
+    Ok(Some(summary))
+}
