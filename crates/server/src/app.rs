@@ -218,9 +218,11 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .nest("/api/v1", api)
-        .merge(extra)
-        .fallback(ops::not_found)
-        .with_state(state.clone());
+        .merge(extra);
+    if web::outbox::enabled(&settings) {
+        router = router.route("/dev/outbox", get(web::outbox::outbox));
+    }
+    let mut router = router.fallback(ops::not_found).with_state(state.clone());
     if let Some(cors) = cors(&settings) {
         router = router.layer(cors);
     }

@@ -231,6 +231,24 @@ pub fn serve(settings: Settings) -> ExitCode {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        if settings.loads_sample_data() {
+            match crate::market::sample::load_if_empty(&db, crate::identity::now()).await {
+                Ok(Some(summary)) => {
+                    tracing::info!(
+                        filings = summary.filings,
+                        trades = summary.trades,
+                        "sample filings loaded into an empty database"
+                    );
+                    eprintln!(
+                        "The database held no filings: loaded {} sample filings ({} trades) from sample/form4 \
+                         (real SEC EDGAR filings). TRADESIGNAL_SAMPLE_DATA=off starts empty; production never loads them.",
+                        summary.filings, summary.trades
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "sample filings not loaded"),
+            }
+        }
         if db.count_users().await.is_ok_and(|n| n == 0) {
             eprintln!(
                 "No accounts yet. Create the first administrator with:\n  \
@@ -249,6 +267,12 @@ pub fn serve(settings: Settings) -> ExitCode {
             settings.environment.name(),
             settings.public_url
         );
+        if crate::web::outbox::enabled(&settings) {
+            eprintln!(
+                "Mail is not sent in development: read it (verification links included) at {} from this machine",
+                settings.public_link("/dev/outbox")
+            );
+        }
         // The alert delivery worker stops when the server does (dropping `stop` wakes it).
         let (stop, stopped) = tokio::sync::watch::channel(());
         let worker = tokio::spawn(crate::market::delivery::run(state.market.clone(), {

@@ -1,6 +1,8 @@
 //! Server-rendered pages. Every template gets the response's CSP nonce; inline `<script>` and `<style>`
 //! run only with it.
 
+pub mod outbox;
+
 use askama::Template;
 use askama_web::WebTemplate;
 

@@ -13,6 +13,7 @@ mod audit_retention;
 mod auth;
 mod bad_input;
 mod cli;
+mod dev_pages;
 mod faults;
 mod hardening;
 mod headers;
