@@ -269,8 +269,8 @@ pub fn serve(settings: Settings) -> ExitCode {
         );
         if crate::web::outbox::enabled(&settings) {
             eprintln!(
-                "Mail is not sent in development: read it (verification links included) at {} from this machine",
-                settings.public_link("/dev/outbox")
+                "Mail is not sent in development: read it (verification links included) on this machine at {}",
+                settings.public_link(&format!("/dev/outbox?key={}", state.dev_outbox_key))
             );
         }
         // The alert delivery worker stops when the server does (dropping `stop` wakes it).

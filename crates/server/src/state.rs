@@ -31,6 +31,8 @@ pub struct Inner {
     pub readiness: tokio::sync::Mutex<Option<(std::time::Instant, Option<&'static str>)>>,
     /// Flood detection for CSP reports (see `ops::csp`).
     pub csp_sampler: crate::ops::csp::CspSampler,
+    /// The key `/dev/outbox` asks for, fresh at every start (see `web::outbox`); printed by `serve`.
+    pub dev_outbox_key: String,
 }
 
 /// Cheap to clone; handlers take it with `State<AppState>`.
@@ -71,6 +73,7 @@ impl AppState {
             limiter,
             readiness: tokio::sync::Mutex::new(None),
             csp_sampler: Default::default(),
+            dev_outbox_key: uuid::Uuid::new_v4().simple().to_string(),
             settings,
             db,
             kv,

@@ -86,13 +86,26 @@ impl Mailer for FileOutbox {
             path: dir.display().to_string(),
             source,
         };
-        tokio::fs::create_dir_all(&self.dir).await.map_err(error)?;
-        tokio::fs::write(&path, text)
-            .await
-            .map_err(|source| MailError::Outbox {
-                path: path.display().to_string(),
-                source,
-            })
+        // Messages carry one-time tokens: the folder and files are the owner's alone.
+        let mut folder = tokio::fs::DirBuilder::new();
+        folder.recursive(true);
+        #[cfg(unix)]
+        folder.mode(0o700);
+        folder.create(&self.dir).await.map_err(error)?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let write = async {
+            use tokio::io::AsyncWriteExt;
+            let mut file = options.open(&path).await?;
+            file.write_all(text.as_bytes()).await?;
+            file.flush().await
+        };
+        write.await.map_err(|source| MailError::Outbox {
+            path: path.display().to_string(),
+            source,
+        })
     }
 }
 

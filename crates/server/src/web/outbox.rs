@@ -1,25 +1,51 @@
-//! `GET /dev/outbox`: the development outbox as a page, so a newcomer can click the verification link
-//! of the account they just registered. Mounted only in development with the file outbox (no SMTP),
-//! and answered only to loopback clients (anyone else gets the usual 404): the messages carry
-//! one-time tokens.
+//! `GET /dev/outbox?key=…`: the development outbox as a page, so a newcomer can click the verification
+//! link of the account they just registered. The messages carry one-time tokens (reset, unlock), so
+//! the page exists only in development with the file outbox (no SMTP), with this instance listening
+//! on loopback and its public URL on loopback; and it answers (anyone else gets the usual 404) only a
+//! request made on this machine straight to the instance — a loopback peer that is not a trusted
+//! proxy, no forwarding headers, a loopback `Host` — that carries the key `serve` printed at start
+//! (tunnels and port forwards add no headers; the key stops them, and other local users).
 
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
 
-use crate::http::{ClientIp, CspNonce, NoStore};
+use crate::http::{CspNonce, NoStore};
 use crate::state::AppState;
 
 /// Newest messages shown.
 const SHOWN: usize = 50;
 /// Larger files are not outbox messages (ours are a few hundred bytes); skipped.
 const MAX_MESSAGE_BYTES: u64 = 64 * 1024;
+/// Headers a proxy or load balancer adds: a request carrying one did not come straight from here.
+const FORWARDING_HEADERS: [&str; 6] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "via",
+];
+/// The paths of the links the service's own mails carry; nothing else in a mail becomes a link.
+const LINK_PATHS: [&str; 7] = [
+    "/verify-email",
+    "/reset-password",
+    "/confirm-email",
+    "/unlock",
+    "/forgot-password",
+    "/account/security",
+    "/api/v1/admin/security/alerts",
+];
 
-/// A piece of a message body: text, or a link into this service.
-pub struct Piece {
+/// A line of a message body: text, or (when the whole line is one) a link into this service.
+pub struct Line {
     pub text: String,
     pub link: bool,
 }
@@ -28,7 +54,7 @@ pub struct Message {
     pub to: String,
     pub subject: String,
     pub date: String,
-    pub lines: Vec<Vec<Piece>>,
+    pub lines: Vec<Line>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -39,17 +65,62 @@ pub struct OutboxPage {
     pub messages: Vec<Message>,
 }
 
+#[derive(serde::Deserialize)]
+pub struct KeyQuery {
+    key: Option<String>,
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "::1" | "[::1]")
+}
+
 /// Whether the outbox page exists in this configuration.
 pub fn enabled(settings: &crate::config::Settings) -> bool {
-    !settings.is_production() && settings.smtp_url.is_none()
+    !settings.is_production()
+        && settings.smtp_url.is_none()
+        && settings.listen.ip().is_loopback()
+        && settings.public_url.host_str().is_some_and(is_loopback_host)
+}
+
+/// Whether this request was made on this machine straight to this instance, with the page's key.
+fn admitted(
+    state: &AppState,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    key: Option<&str>,
+) -> bool {
+    let from_here = peer.is_some_and(|ip| {
+        ip.is_loopback()
+            && !state
+                .settings
+                .trusted_proxies
+                .iter()
+                .any(|net| net.contains(&ip))
+    });
+    let forwarded = FORWARDING_HEADERS
+        .iter()
+        .any(|name| headers.contains_key(*name));
+    let host_here = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| url::Url::parse(&format!("http://{h}/")).ok())
+        .is_some_and(|u| u.host_str().is_some_and(is_loopback_host));
+    let key_ok = key
+        .is_some_and(|given| bool::from(given.as_bytes().ct_eq(state.dev_outbox_key.as_bytes())));
+    from_here && !forwarded && host_here && key_ok
 }
 
 pub async fn outbox(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    Query(query): Query<KeyQuery>,
     CspNonce(nonce): CspNonce,
 ) -> Response {
-    if !ip.is_loopback() {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if !admitted(&state, peer, &headers, query.key.as_deref()) {
         return crate::ops::not_found().await.into_response();
     }
     let folder = state.settings.data_dir.join("outbox");
@@ -71,28 +142,54 @@ pub async fn outbox(
     response
 }
 
-/// The newest messages of the folder (file names are time-ordered UUIDs).
+/// The newest messages of the folder (file names are time-ordered UUIDs). The folder itself must not
+/// be a symbolic link, and neither may a message.
 fn read_messages(folder: &Path, origin: &str) -> Vec<Message> {
+    if std::fs::symlink_metadata(folder).map_or(true, |m| !m.is_dir()) {
+        return Vec::new();
+    }
     let Ok(entries) = std::fs::read_dir(folder) else {
         return Vec::new();
     };
     let mut files: Vec<_> = entries
         .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-        .filter(|e| {
-            e.metadata()
-                .is_ok_and(|m| m.is_file() && m.len() <= MAX_MESSAGE_BYTES)
-        })
         .map(|e| e.path())
+        .filter(|path| path.extension().is_some_and(|x| x == "eml"))
         .collect();
     files.sort();
     files
         .iter()
         .rev()
+        .filter_map(|path| read_message_file(path))
         .take(SHOWN)
-        .filter_map(|path| std::fs::read_to_string(path).ok())
         .map(|text| parse_message(&text, origin))
         .collect()
+}
+
+/// A regular file's text, at most `MAX_MESSAGE_BYTES`: checked without following links, then opened
+/// and checked again to be the same file (a file swapped for a link in between is refused).
+fn read_message_file(path: &Path) -> Option<String> {
+    let before = std::fs::symlink_metadata(path).ok()?;
+    if !before.is_file() || before.len() > MAX_MESSAGE_BYTES {
+        return None;
+    }
+    let file = std::fs::File::open(path).ok()?;
+    let opened = file.metadata().ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if (before.dev(), before.ino()) != (opened.dev(), opened.ino()) {
+            return None;
+        }
+    }
+    if !opened.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(MAX_MESSAGE_BYTES)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 /// Headers and body of an outbox `.eml` (plain text, 8bit, as `store::mail::FileOutbox` writes it).
@@ -114,40 +211,32 @@ pub fn parse_message(text: &str, origin: &str) -> Message {
         to: header("To"),
         subject: header("Subject"),
         date: header("Date"),
-        lines: body.lines().map(|line| pieces(line, origin)).collect(),
+        lines: body
+            .lines()
+            .map(|line| Line {
+                link: is_service_link(line.trim(), origin),
+                text: line.to_string(),
+            })
+            .collect(),
     }
 }
 
-/// Splits a line into text and links; only links into this service's own origin are links (a
-/// message never sends the reader elsewhere, and no `javascript:` URL can become one).
-fn pieces(line: &str, origin: &str) -> Vec<Piece> {
-    let mut out = Vec::new();
-    let mut text = String::new();
-    for (i, word) in line.split(' ').enumerate() {
-        if i > 0 {
-            text.push(' ');
-        }
-        let own = word.starts_with(&format!("{origin}/"))
-            && (word.starts_with("http://") || word.starts_with("https://"));
-        if own {
-            if !text.is_empty() {
-                out.push(Piece {
-                    text: std::mem::take(&mut text),
-                    link: false,
-                });
-            }
-            out.push(Piece {
-                text: word.to_string(),
-                link: true,
-            });
-        } else {
-            text.push_str(word);
-        }
-    }
-    if !text.is_empty() {
-        out.push(Piece { text, link: false });
-    }
-    out
+/// Whether a whole line is a link the service's mails carry: this origin, one of their paths, and at
+/// most a `token` of URL-safe characters. Text a client chose (a user agent on a `Device:` line)
+/// never is, and no `javascript:` or other host can be.
+fn is_service_link(line: &str, origin: &str) -> bool {
+    let Some(rest) = line.strip_prefix(origin) else {
+        return false;
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    LINK_PATHS.contains(&path)
+        && (query.is_empty()
+            || query.strip_prefix("token=").is_some_and(|token| {
+                !token.is_empty()
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }))
 }
 
 #[cfg(test)]
@@ -155,10 +244,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_links_into_this_service_become_links() {
+    fn only_whole_lines_linking_into_this_service_become_links() {
         let message = parse_message(
-            "From: a\r\nTo: new@example.com\r\nSubject: Confirm\r\n\r\nOpen http://127.0.0.1:8080/verify-email?token=abc now\r\n\
-             javascript:alert(1) http://evil.example/x http://127.0.0.1:8080.evil.example/y\r\n",
+            "From: a\r\nTo: new@example.com\r\nSubject: Confirm\r\n\r\nConfirm within 24 hours:\r\n\
+             http://127.0.0.1:8080/verify-email?token=abc_-9\r\n\
+             Device: http://127.0.0.1:8080/reset-password?token=attacker\r\n\
+             javascript:alert(1)\r\nhttp://evil.example/verify-email?token=x\r\n\
+             http://127.0.0.1:8080.evil.example/verify-email?token=x\r\n\
+             http://127.0.0.1:8080/elsewhere?token=x\r\n\
+             http://127.0.0.1:8080/verify-email?token=a\"onmouseover=x\r\n",
             "http://127.0.0.1:8080",
         );
         assert_eq!(message.to, "new@example.com");
@@ -166,15 +260,32 @@ mod tests {
         let links: Vec<&str> = message
             .lines
             .iter()
-            .flatten()
-            .filter(|p| p.link)
-            .map(|p| p.text.as_str())
+            .filter(|l| l.link)
+            .map(|l| l.text.as_str())
             .collect();
-        assert_eq!(links, ["http://127.0.0.1:8080/verify-email?token=abc"]);
-        let text: String = message.lines[0].iter().map(|p| p.text.as_str()).collect();
-        assert_eq!(
-            text,
-            "Open http://127.0.0.1:8080/verify-email?token=abc now"
-        );
+        assert_eq!(links, ["http://127.0.0.1:8080/verify-email?token=abc_-9"]);
+        assert_eq!(message.lines.len(), 8);
+    }
+
+    #[test]
+    fn the_page_exists_only_on_a_loopback_development_instance_without_smtp() {
+        let load = |vars: &[(&str, &str)]| {
+            let env = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            crate::config::load(None, &env).expect("loads")
+        };
+        assert!(enabled(&load(&[])));
+        assert!(!enabled(&load(&[("TRADESIGNAL_ENV", "production")])));
+        assert!(!enabled(&load(&[(
+            "TRADESIGNAL_SMTP_URL",
+            "smtp://127.0.0.1:25"
+        )])));
+        assert!(!enabled(&load(&[("TRADESIGNAL_LISTEN", "0.0.0.0:8080")])));
+        assert!(!enabled(&load(&[(
+            "TRADESIGNAL_PUBLIC_URL",
+            "https://dev.example.com"
+        )])));
     }
 }
