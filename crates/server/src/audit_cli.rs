@@ -204,9 +204,16 @@ pub fn day_start(text: &str) -> Result<i64, String> {
     .map_err(|_| format!("expected a date as YYYY-MM-DD, got {text:?}"))
 }
 
-pub(crate) fn sealer(settings: &Settings) -> Result<KeyedHasher, String> {
-    let ring = crate::config::data_ring(settings).map_err(|e| e.to_string())?;
-    Ok(KeyedHasher::new(&ring, security::audit_chain::LABEL))
+/// The audit chain's sealer from the data key ring; a ring that cannot be read is reported here and
+/// ends the command.
+pub(crate) fn sealer(settings: &Settings) -> Result<KeyedHasher, ExitCode> {
+    match crate::config::data_ring(settings) {
+        Ok(ring) => Ok(KeyedHasher::new(&ring, security::audit_chain::LABEL)),
+        Err(e) => {
+            eprintln!("tradesignal: the data key ring: {e}");
+            Err(ExitCode::from(1))
+        }
+    }
 }
 
 pub fn verify(settings: Settings, since: Option<&str>) -> ExitCode {
@@ -219,10 +226,7 @@ pub fn verify(settings: Settings, since: Option<&str>) -> ExitCode {
     };
     let sealer = match sealer(&settings) {
         Ok(sealer) => sealer,
-        Err(message) => {
-            eprintln!("tradesignal: the data key ring: {message}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let settings = std::sync::Arc::new(settings);
     let alert_settings = settings.clone();

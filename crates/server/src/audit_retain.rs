@@ -31,10 +31,7 @@ pub fn retain(settings: Settings, before: &str, out: &Path) -> ExitCode {
     };
     let sealer = match sealer(&settings) {
         Ok(sealer) => sealer,
-        Err(message) => {
-            eprintln!("tradesignal: the data key ring: {message}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     with_database(&settings, |db| async move {
         match run_retain(&db, &sealer, before, out).await {
@@ -207,10 +204,7 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
 pub fn verify_export(settings: Settings, file: &Path) -> ExitCode {
     let sealer = match sealer(&settings) {
         Ok(sealer) => sealer,
-        Err(message) => {
-            eprintln!("tradesignal: the data key ring: {message}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let reader = match std::fs::File::open(file) {
         Ok(f) => std::io::BufReader::new(f),

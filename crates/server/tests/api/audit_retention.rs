@@ -14,24 +14,7 @@ use server::audit_cli::Broken;
 
 /// Runs the command line against the app's database with its key ring: (exit code, stdout, stderr).
 fn cli(app: &TestApp, keys: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    run_on(&app.database_url(), keys, args)
-}
-
-fn run_on(database_url: &str, keys: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let dir = tempfile::tempdir().expect("dir");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tradesignal"))
-        .args(args)
-        .env_clear()
-        .env("TRADESIGNAL_DATA_DIR", dir.path())
-        .env("DATABASE_URL", database_url)
-        .env("TRADESIGNAL_DATA_KEYS", keys)
-        .output()
-        .expect("run");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    run_cli(&app.database_url(), keys, args)
 }
 
 /// A few more events, from a new user named `tag`.
@@ -94,7 +77,7 @@ backend_test!(
             let (url, keys) = (app.database_url(), keys.clone());
             let out = first.display().to_string();
             tokio::task::spawn_blocking(move || {
-                run_on(
+                run_cli(
                     &url,
                     &keys,
                     &["audit", "retain", "--before", &tomorrow(), "--out", &out],

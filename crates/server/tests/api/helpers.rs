@@ -1066,3 +1066,22 @@ impl TestApp {
         (first, second)
     }
 }
+
+/// Runs the command line on `database_url` with the data key ring `keys` (nothing else from this
+/// environment): (exit code, stdout, stderr).
+pub fn run_cli(database_url: &str, keys: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tradesignal"))
+        .args(args)
+        .env_clear()
+        .env("TRADESIGNAL_DATA_DIR", dir.path())
+        .env("DATABASE_URL", database_url)
+        .env("TRADESIGNAL_DATA_KEYS", keys)
+        .output()
+        .expect("run");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

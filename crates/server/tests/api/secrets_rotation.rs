@@ -29,20 +29,7 @@ async fn instance(backend: Backend, keys: &str, database_url: Option<String>) ->
 }
 
 fn rotate(database_url: &str, keys: &str) -> (Option<i32>, String, String) {
-    let dir = tempfile::tempdir().expect("dir");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tradesignal"))
-        .args(["secrets", "rotate", "--batch", "1"])
-        .env_clear()
-        .env("TRADESIGNAL_DATA_DIR", dir.path())
-        .env("DATABASE_URL", database_url)
-        .env("TRADESIGNAL_DATA_KEYS", keys)
-        .output()
-        .expect("run");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    run_cli(database_url, keys, &["secrets", "rotate", "--batch", "1"])
 }
 
 async fn sealed(app: &TestApp, column: SealedColumn) -> Vec<(String, String)> {
