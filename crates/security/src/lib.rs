@@ -8,6 +8,7 @@ pub mod authz;
 pub mod backup_codes;
 pub mod bruteforce;
 pub mod clock;
+pub mod csrf;
 pub mod email;
 pub mod factor_throttle;
 pub mod fieldcrypt;

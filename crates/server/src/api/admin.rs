@@ -113,7 +113,7 @@ async fn admin_user_body(
         locked_until,
         sessions: sessions
             .iter()
-            .map(|s| SessionBody::new(s, "", state.identity.idle_secs()))
+            .map(|s| SessionBody::new(s, "", state.identity.idle_secs_of(s)))
             .collect(),
     })
 }

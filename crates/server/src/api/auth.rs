@@ -15,6 +15,7 @@ use crate::http::{ApiError, ApiJson, ratelimit};
 use crate::identity::login::LoginOutcome;
 use crate::identity::mfa::SecondFactor;
 use crate::identity::sessions::IssuedTokens;
+use crate::identity::web_sessions::SessionKind;
 use crate::state::AppState;
 
 pub fn routes(state: &AppState) -> Router<AppState> {
@@ -163,10 +164,16 @@ async fn login(
     let device = jar.get(state.cookies.device).map(|c| c.value().to_string());
     match state
         .identity
-        .login(&body.email, &body.password, device.as_deref(), &meta)
+        .login(
+            &body.email,
+            &body.password,
+            device.as_deref(),
+            SessionKind::Api,
+            &meta,
+        )
         .await?
     {
-        LoginOutcome::Tokens(tokens) => Ok(token_response(&state, jar, tokens)),
+        LoginOutcome::Opened(opened) => Ok(token_response(&state, jar, opened.into_tokens()?)),
         LoginOutcome::SecondFactorRequired { mfa_token } => Ok(Json(MfaRequiredBody {
             mfa_required: true,
             mfa_token,
@@ -212,8 +219,15 @@ async fn login_mfa(
     let device = jar.get(state.cookies.device).map(|c| c.value().to_string());
     let tokens = state
         .identity
-        .login_mfa(&body.mfa_token, factor, device.as_deref(), &meta)
-        .await?;
+        .login_mfa(
+            &body.mfa_token,
+            factor,
+            device.as_deref(),
+            SessionKind::Api,
+            &meta,
+        )
+        .await?
+        .into_tokens()?;
     Ok(token_response(&state, jar, tokens))
 }
 
@@ -538,7 +552,7 @@ async fn sessions(
     Ok(Json(
         sessions
             .iter()
-            .map(|s| SessionBody::new(s, &principal.session_id, state.identity.idle_secs()))
+            .map(|s| SessionBody::new(s, &principal.session_id, state.identity.idle_secs_of(s)))
             .collect(),
     ))
 }

@@ -97,6 +97,10 @@ pub struct Settings {
     pub session_idle: Duration,
     /// API sessions end this long after their login, whatever their activity.
     pub api_session_lifetime: Duration,
+    /// Browser (`web`) sessions end after this long without a request.
+    pub web_session_idle: Duration,
+    /// Browser sessions end this long after their login, whatever their activity.
+    pub web_session_lifetime: Duration,
     /// A rotated refresh token presented again within this window gets the new token, not a revocation.
     pub refresh_grace: Duration,
     pub rate_limits: security::ratelimit::RateLimits,

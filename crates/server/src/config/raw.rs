@@ -149,6 +149,18 @@ pub const VARIABLES: &[Variable] = &[
         "an API session ends this long after its login, whatever its activity (1 hour to 90 days)",
     ),
     var(
+        "TRADESIGNAL_WEB_SESSION_IDLE_SECS",
+        "1800",
+        false,
+        "a browser session without a request for this long ends (60 seconds to 1 day)",
+    ),
+    var(
+        "TRADESIGNAL_WEB_SESSION_LIFETIME_SECS",
+        "43200",
+        false,
+        "a browser session ends this long after its login, whatever its activity (5 minutes to 7 days)",
+    ),
+    var(
         "TRADESIGNAL_REFRESH_GRACE_SECS",
         "10",
         false,
@@ -576,6 +588,18 @@ impl RawSettings {
             3600,
             90 * 86_400,
         ));
+        let web_session_idle = Duration::from_secs(number(
+            "TRADESIGNAL_WEB_SESSION_IDLE_SECS",
+            1800,
+            60,
+            86_400,
+        ));
+        let web_session_lifetime = Duration::from_secs(number(
+            "TRADESIGNAL_WEB_SESSION_LIFETIME_SECS",
+            43_200,
+            300,
+            7 * 86_400,
+        ));
         let body_limit = usize::try_from(number(
             "TRADESIGNAL_BODY_LIMIT_BYTES",
             1 << 20,
@@ -691,6 +715,8 @@ impl RawSettings {
             lockout,
             ipv6_prefix,
             api_session_lifetime,
+            web_session_idle,
+            web_session_lifetime,
             password_queue,
             audit_queue,
             mail_from,

@@ -99,6 +99,12 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                 "TRADESIGNAL_API_SESSION_LIFETIME_SECS" => {
                     settings.api_session_lifetime.as_secs().to_string()
                 }
+                "TRADESIGNAL_WEB_SESSION_IDLE_SECS" => {
+                    settings.web_session_idle.as_secs().to_string()
+                }
+                "TRADESIGNAL_WEB_SESSION_LIFETIME_SECS" => {
+                    settings.web_session_lifetime.as_secs().to_string()
+                }
                 "TRADESIGNAL_PASSWORD_QUEUE" => settings
                     .password_queue
                     .map_or_else(|| "64 per hashing thread".to_string(), |n| n.to_string()),

@@ -20,6 +20,7 @@ use super::abuse::account_of;
 use super::audit::Event;
 use super::mfa::{FactorCheck, SecondFactor, WrongCode};
 use super::sessions::IssuedTokens;
+use super::web_sessions::{Opened, SessionKind, WebSignIn};
 use super::{Identity, IdentityError, Principal, RequestMeta, now};
 
 /// The longest password we spend a hash on at login (longer ones cannot be valid under any policy).
@@ -42,11 +43,10 @@ pub enum Credentials {
 
 /// What the password step leads to. No `Debug`: it carries tokens.
 pub enum LoginOutcome {
-    Tokens(IssuedTokens),
+    /// A session is open: tokens for an API client, a cookie for a browser.
+    Opened(Opened),
     /// 2FA is on: the client must send a code with this token to `/login/mfa`.
-    SecondFactorRequired {
-        mfa_token: String,
-    },
+    SecondFactorRequired { mfa_token: String },
 }
 
 /// Hex SHA-256 of what identifies the client between the two login steps.
@@ -122,6 +122,7 @@ impl Identity {
         email: &str,
         password: &str,
         device_cookie: Option<&str>,
+        kind: SessionKind,
         meta: &RequestMeta,
     ) -> Result<LoginOutcome, IdentityError> {
         let account = account_of(email);
@@ -202,11 +203,19 @@ impl Identity {
                 mfa_token: token.token,
             });
         }
-        let tokens = self
-            .open_session(&user, &user.security_stamp, "pwd", &account, device, meta)
+        let opened = self
+            .open_session(
+                kind,
+                &user,
+                &user.security_stamp,
+                "pwd",
+                &account,
+                device,
+                meta,
+            )
             .await?;
         self.note_success(&slot, meta).await;
-        Ok(LoginOutcome::Tokens(tokens))
+        Ok(LoginOutcome::Opened(opened))
     }
 
     /// `POST /auth/login/mfa`: the second step. The attempt is reserved on the challenge before the
@@ -216,8 +225,9 @@ impl Identity {
         mfa_token: &str,
         factor: SecondFactor<'_>,
         device_cookie: Option<&str>,
+        kind: SessionKind,
         meta: &RequestMeta,
-    ) -> Result<IssuedTokens, IdentityError> {
+    ) -> Result<Opened, IdentityError> {
         if !security::tokens::opaque::looks_like_token(mfa_token) {
             return Err(IdentityError::InvalidToken);
         }
@@ -281,8 +291,9 @@ impl Identity {
                     self.note_backup_code_used(&user, remaining, None, meta)
                         .await;
                 }
-                let tokens = self
+                let opened = self
                     .open_session(
+                        kind,
                         &user,
                         &challenge.user_stamp,
                         "pwd otp",
@@ -292,7 +303,7 @@ impl Identity {
                     )
                     .await?;
                 self.note_success(&slot, meta).await;
-                Ok(tokens)
+                Ok(opened)
             }
             FactorCheck::Invalid => {
                 self.note_wrong_code(
@@ -311,38 +322,50 @@ impl Identity {
         }
     }
 
-    /// Creates the session of a completed login and its first tokens. The insert is conditioned on
-    /// `stamp`, the security stamp the password step saw: a reset or logout-all in between wins.
+    /// Creates the session of a completed login and its first tokens (or, for a browser, its cookie).
+    /// The insert is conditioned on `stamp`, the security stamp the password step saw: a reset or
+    /// logout-all in between wins. A browser's session always gets a new id and cookie here, so a
+    /// value planted before sign-in is never promoted (no session fixation).
+    #[allow(clippy::too_many_arguments)]
     async fn open_session(
         &self,
+        kind: SessionKind,
         user: &UserRecord,
         stamp: &str,
         amr: &str,
         account: &str,
         device: Option<String>,
         meta: &RequestMeta,
-    ) -> Result<IssuedTokens, IdentityError> {
+    ) -> Result<Opened, IdentityError> {
         let issued = now();
+        let web_cookie = matches!(kind, SessionKind::Web).then(OpaqueToken::generate);
         let session = NewSession {
             id: uuid::Uuid::now_v7().to_string(),
             user_id: user.id.clone(),
-            kind: "api".into(),
+            kind: kind.as_str().into(),
             now: issued,
             expires_at: issued
-                + i64::try_from(self.settings.api_session_lifetime.as_secs()).unwrap_or(i64::MAX),
+                + i64::try_from(self.session_lifetime(kind).as_secs()).unwrap_or(i64::MAX),
             ip: meta.ip.clone(),
             user_agent: meta.user_agent.clone(),
             amr: amr.into(),
             user_stamp: stamp.to_string(),
+            web_token_hash: web_cookie.as_ref().map(|c| c.hash.clone()),
         };
         if !self.db.insert_session(&session).await? {
             // The password was reset, or every session ended, while this login was being checked.
             return Err(IdentityError::InvalidCredentials);
         }
-        let refresh = OpaqueToken::generate();
-        self.db
-            .insert_refresh_token(&session.id, &refresh.hash, 1, issued, session.expires_at)
-            .await?;
+        let refresh = match web_cookie {
+            None => {
+                let refresh = OpaqueToken::generate();
+                self.db
+                    .insert_refresh_token(&session.id, &refresh.hash, 1, issued, session.expires_at)
+                    .await?;
+                Some(refresh.token)
+            }
+            Some(_) => None,
+        };
         let record = self
             .db
             .session_by_id(&session.id)
@@ -353,13 +376,13 @@ impl Identity {
                 .actor(&user.id)
                 .subject(&user.id)
                 .session(&session.id)
-                .details(serde_json::json!({"amr": amr, "known_device": device.is_some()})),
+                .details(serde_json::json!({"amr": amr, "known_device": device.is_some(), "kind": kind.as_str()})),
             meta,
         )
         .await;
-        let mut tokens = self.tokens(user, &record, Some(refresh.token), None)?;
+        let mut device_cookie = None;
         if device.is_none() {
-            tokens.device_cookie = Some(self.devices.issue(account));
+            device_cookie = Some(self.devices.issue(account));
             self.note_new_device(user, meta).await;
             if user
                 .role
@@ -376,7 +399,18 @@ impl Identity {
                 .await;
             }
         }
-        Ok(tokens)
+        Ok(match web_cookie {
+            Some(cookie) => Opened::Web(WebSignIn {
+                cookie: cookie.token,
+                session_id: session.id,
+                device_cookie,
+            }),
+            None => {
+                let mut tokens = self.tokens(user, &record, refresh, None)?;
+                tokens.device_cookie = device_cookie;
+                Opened::Api(tokens)
+            }
+        })
     }
 
     /// Tells the owner about a sign-in from a browser without a device cookie, unless this is the
@@ -401,6 +435,19 @@ impl Identity {
         fingerprint: Option<String>,
         meta: &RequestMeta,
     ) -> Result<IssuedTokens, IdentityError> {
+        let (user, session) = self.confirm_reauth(principal, password, code, meta).await?;
+        self.tokens(&user, &session, None, fingerprint)
+    }
+
+    /// The checks of step-up re-authentication and the session's fresh `auth_time` (and `amr`), for
+    /// `/auth/reauth` and the web UI's confirmation form.
+    pub(super) async fn confirm_reauth(
+        &self,
+        principal: &Principal,
+        password: &str,
+        code: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<(UserRecord, store::identity::SessionRecord), IdentityError> {
         let user = self
             .db
             .user_by_id(&principal.user_id)
@@ -505,7 +552,7 @@ impl Identity {
             meta,
         )
         .await;
-        self.tokens(&user, &session, None, fingerprint)
+        Ok((user, session))
     }
 }
 

@@ -17,6 +17,7 @@ pub mod principal;
 pub mod revocation;
 pub mod sessions;
 pub mod usage;
+pub mod web_sessions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -160,6 +161,8 @@ pub struct Identity {
     pub audit_sealer: Arc<KeyedHasher>,
     /// Keys for counting secrets in monitoring (a sprayed password) without keeping them.
     pub monitor_hasher: Arc<KeyedHasher>,
+    /// Synchronizer tokens of the web UI's forms (data key ring, their own derived key).
+    pub csrf: Arc<security::csrf::CsrfTokens>,
     /// Audit writes off the request path (`None` outside a runtime: written inline).
     pub audit_queue: Option<Arc<audit_queue::AuditQueue>>,
     /// API-key usage counted in memory and flushed to the database in batches.
@@ -213,6 +216,7 @@ impl Identity {
             api_key_hasher: Arc::new(KeyedHasher::new(data_ring, "tradesignal api key hash v1")),
             audit_sealer: audit_sealer.clone(),
             monitor_hasher: Arc::new(KeyedHasher::new(data_ring, "tradesignal monitoring v1")),
+            csrf: Arc::new(security::csrf::CsrfTokens::new(data_ring)),
             audit_queue: audit_queue::AuditQueue::start(
                 db.clone(),
                 audit_sealer,

@@ -270,13 +270,12 @@ impl Identity {
     /// The user's usable sessions.
     pub async fn sessions(&self, user_id: &str) -> Result<Vec<SessionRecord>, IdentityError> {
         let at = now();
-        let idle = self.idle_secs();
         Ok(self
             .db
             .active_sessions(user_id, at)
             .await?
             .into_iter()
-            .filter(|s| s.is_active(at, idle))
+            .filter(|s| s.is_active(at, self.idle_secs_of(s)))
             .collect())
     }
 

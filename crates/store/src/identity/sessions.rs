@@ -43,6 +43,8 @@ pub struct NewSession {
     /// The user's security stamp when the credentials were checked: the session is only created if it
     /// is still current (a password reset or logout-all in between wins over a racing login).
     pub user_stamp: String,
+    /// For a web session: the SHA-256 of its cookie's value (`None` for API sessions).
+    pub web_token_hash: Option<String>,
 }
 
 macro_rules! session_columns {
@@ -58,8 +60,8 @@ impl Database {
     pub async fn insert_session(&self, s: &NewSession) -> Result<bool, StoreError> {
         let result = sqlx::query::<Any>(
             "INSERT INTO sessions (id, user_id, kind, created_at, last_seen_at, expires_at, ip, user_agent, \
-             amr, auth_time, token_version) \
-             SELECT $1, $2, $3, $4, $4, $5, $6, $7, $8, $4, 1 \
+             amr, auth_time, token_version, web_token_hash) \
+             SELECT $1, $2, $3, $4, $4, $5, $6, $7, $8, $4, 1, $10 \
              WHERE EXISTS (SELECT 1 FROM users WHERE id = $2 AND security_stamp = $9 AND disabled_at IS NULL)",
         )
         .bind(&s.id)
@@ -71,6 +73,7 @@ impl Database {
         .bind(&s.user_agent)
         .bind(&s.amr)
         .bind(&s.user_stamp)
+        .bind(&s.web_token_hash)
         .execute(self.pool())
         .await?;
         Ok(result.rows_affected() == 1)
@@ -85,6 +88,33 @@ impl Database {
         .bind(id)
         .fetch_optional(self.pool())
         .await?)
+    }
+
+    /// The web session whose cookie hashes to `hash`.
+    pub async fn session_by_web_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(sqlx::query_as::<Any, SessionRecord>(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE web_token_hash = $1 AND kind = 'web'"
+        ))
+        .bind(hash)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Gives an open web session a new cookie hash; false if there is none.
+    pub async fn set_web_token_hash(&self, id: &str, hash: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query::<Any>(
+            "UPDATE sessions SET web_token_hash = $1 WHERE id = $2 AND kind = 'web' AND revoked_at IS NULL",
+        )
+        .bind(hash)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Records activity (refresh) and, when given, the client's current address.

@@ -1,0 +1,207 @@
+//! Cross-site request forgery defences for cookie-authenticated requests (OWASP CSRF cheat sheet):
+//!
+//! - Synchronizer tokens: `HMAC(server key, binding)` where the binding is the web session's id or,
+//!   before sign-in, a random pre-session cookie. The token is derived, not stored, so it needs no
+//!   table; a token of one session is worthless in another; it names its ring key, so the data key
+//!   ring rotates without breaking open forms.
+//! - Fetch Metadata and `Origin`: a browser that says a request is cross-site (or comes from another
+//!   origin) is refused before any token is looked at.
+
+use crate::keyed_hash::KeyedHasher;
+use crate::keys::KeyRing;
+
+/// The label the token key is derived under (distinct from every other use of the data key ring).
+pub const LABEL: &str = "tradesignal csrf token v1";
+
+/// Tokens longer than this are refused unread.
+const MAX_TOKEN_CHARS: usize = 200;
+
+/// Issues and checks synchronizer tokens.
+pub struct CsrfTokens {
+    hasher: KeyedHasher,
+}
+
+impl std::fmt::Debug for CsrfTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsrfTokens").finish_non_exhaustive()
+    }
+}
+
+/// What a token is bound to.
+#[derive(Debug, Clone, Copy)]
+pub enum Binding<'a> {
+    /// A signed-in web session (its id).
+    Session(&'a str),
+    /// A visitor before sign-in (the value of the pre-session cookie).
+    Visitor(&'a str),
+}
+
+impl Binding<'_> {
+    fn bytes(&self) -> Vec<u8> {
+        // Prefixed and separated, so a session id can never pass as a visitor value or the reverse.
+        let (kind, value) = match self {
+            Binding::Session(id) => ("session", *id),
+            Binding::Visitor(value) => ("visitor", *value),
+        };
+        let mut bytes = Vec::with_capacity(kind.len() + 1 + value.len());
+        bytes.extend_from_slice(kind.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(value.as_bytes());
+        bytes
+    }
+}
+
+impl CsrfTokens {
+    pub fn new(ring: &KeyRing) -> Self {
+        Self {
+            hasher: KeyedHasher::new(ring, LABEL),
+        }
+    }
+
+    /// The token for `binding` (stable for the binding's life, so every open tab's form stays valid).
+    pub fn issue(&self, binding: Binding<'_>) -> String {
+        self.hasher.hash(&binding.bytes())
+    }
+
+    /// Whether `token` was issued for `binding`; constant time in where they differ. An empty binding
+    /// never verifies.
+    pub fn verify(&self, token: &str, binding: Binding<'_>) -> bool {
+        let empty = match binding {
+            Binding::Session(v) | Binding::Visitor(v) => v.is_empty(),
+        };
+        !empty && token.len() <= MAX_TOKEN_CHARS && self.hasher.verify(&binding.bytes(), token)
+    }
+}
+
+/// Why a request was refused as cross-site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiteRefusal {
+    /// `Sec-Fetch-Site` says the request came from another site (or a same-site sibling).
+    CrossSite,
+    /// `Origin` names another origin (or the opaque `null`).
+    ForeignOrigin,
+}
+
+impl SiteRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CrossSite => "cross_site",
+            Self::ForeignOrigin => "foreign_origin",
+        }
+    }
+}
+
+/// Fetch Metadata and `Origin` checks of a state-changing request to `own_origin`
+/// (`scheme://host[:port]`). Browsers that send neither header (old ones, or programs) pass here and
+/// are left to the synchronizer token.
+pub fn check_site(
+    sec_fetch_site: Option<&str>,
+    origin: Option<&str>,
+    own_origin: &str,
+) -> Result<(), SiteRefusal> {
+    if let Some(site) = sec_fetch_site {
+        // `same-site` is refused too: a sibling subdomain is another application.
+        match site.trim().to_ascii_lowercase().as_str() {
+            "same-origin" | "none" => {}
+            _ => return Err(SiteRefusal::CrossSite),
+        }
+    }
+    if let Some(origin) = origin
+        && !origin.trim().eq_ignore_ascii_case(own_origin)
+    {
+        return Err(SiteRefusal::ForeignOrigin);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{DATA_RING, generate_ring_entry, parse_ring};
+    use proptest::prelude::*;
+
+    fn tokens(entries: &[&str]) -> CsrfTokens {
+        CsrfTokens::new(&parse_ring(&entries.join(","), DATA_RING).expect("ring"))
+    }
+
+    #[test]
+    fn a_token_verifies_only_for_its_binding() {
+        let t = tokens(&[&generate_ring_entry("k1", 32)]);
+        let token = t.issue(Binding::Session("s1"));
+        assert!(t.verify(&token, Binding::Session("s1")));
+        assert!(!t.verify(&token, Binding::Session("s2")));
+        assert!(!t.verify(&token, Binding::Visitor("s1")));
+        assert!(!t.verify("", Binding::Session("s1")));
+        assert!(!t.verify(&token[..token.len() - 1], Binding::Session("s1")));
+        let visitor = t.issue(Binding::Visitor("cookie"));
+        assert!(t.verify(&visitor, Binding::Visitor("cookie")));
+        assert!(!t.verify(&visitor, Binding::Session("cookie")));
+    }
+
+    #[test]
+    fn empty_bindings_never_verify() {
+        let t = tokens(&[&generate_ring_entry("k1", 32)]);
+        let token = t.issue(Binding::Visitor(""));
+        assert!(!t.verify(&token, Binding::Visitor("")));
+        assert!(!t.verify(&t.issue(Binding::Session("")), Binding::Session("")));
+    }
+
+    #[test]
+    fn another_deployment_and_rotation() {
+        let old = generate_ring_entry("old", 32);
+        let new = generate_ring_entry("new", 32);
+        let before = tokens(&[&old]);
+        let token = before.issue(Binding::Session("s"));
+        assert!(tokens(&[&new, &old]).verify(&token, Binding::Session("s")));
+        assert!(!tokens(&[&new]).verify(&token, Binding::Session("s")));
+        assert!(!tokens(&[&generate_ring_entry("old", 32)]).verify(&token, Binding::Session("s")));
+    }
+
+    #[test]
+    fn site_checks() {
+        let own = "https://tradesignal.example";
+        assert_eq!(check_site(None, None, own), Ok(()));
+        assert_eq!(check_site(Some("same-origin"), Some(own), own), Ok(()));
+        assert_eq!(check_site(Some("none"), None, own), Ok(()));
+        assert_eq!(
+            check_site(Some("cross-site"), Some(own), own),
+            Err(SiteRefusal::CrossSite)
+        );
+        assert_eq!(
+            check_site(Some("same-site"), None, own),
+            Err(SiteRefusal::CrossSite)
+        );
+        assert_eq!(
+            check_site(Some("same-origin"), Some("https://evil.example"), own),
+            Err(SiteRefusal::ForeignOrigin)
+        );
+        assert_eq!(
+            check_site(None, Some("null"), own),
+            Err(SiteRefusal::ForeignOrigin)
+        );
+        assert_eq!(
+            check_site(None, Some("https://tradesignal.example:8443"), own),
+            Err(SiteRefusal::ForeignOrigin)
+        );
+        assert_eq!(
+            check_site(None, Some("HTTPS://TRADESIGNAL.EXAMPLE"), own),
+            Ok(())
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn forged_tokens_fail(session in "[a-z0-9-]{1,40}", forged in "\\PC{0,120}") {
+            let t = tokens(&[&generate_ring_entry("k1", 32)]);
+            let real = t.issue(Binding::Session(&session));
+            prop_assume!(forged != real);
+            prop_assert!(!t.verify(&forged, Binding::Session(&session)));
+        }
+
+        #[test]
+        fn foreign_fetch_sites_are_refused(site in "[a-z-]{1,20}") {
+            let verdict = check_site(Some(&site), None, "https://a.example");
+            prop_assert_eq!(verdict.is_ok(), site == "same-origin" || site == "none");
+        }
+    }
+}
