@@ -213,7 +213,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .nest("/api-keys", api::apikeys::routes().layer(no_store))
         .merge(csp_reports);
     let mut router = Router::new()
-        .route("/", get(web::home))
+        .merge(web::routes(&state))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -29,7 +29,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Alert changes are audited: a webhook is data leaving the system.
-async fn audit_alert(
+pub(crate) async fn audit_alert(
     state: &AppState,
     meta: &crate::identity::RequestMeta,
     event: Event<'_>,

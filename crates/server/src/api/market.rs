@@ -36,7 +36,7 @@ pub fn routes() -> Router<AppState> {
 /// Values of `acquired_disposed` (any case).
 pub const ACQUIRED_DISPOSED: &[&str] = &["A", "D"];
 /// Values of `chamber` (any case).
-pub const CHAMBERS: &[&str] = &["house", "senate"];
+pub(crate) const CHAMBERS: &[&str] = &["house", "senate"];
 
 /// The filters of `/trades` and `/trades/stats`.
 pub const TRADE_FILTERS: &[&str] = &[
@@ -51,7 +51,8 @@ pub const TRADE_FILTERS: &[&str] = &[
     "derivative",
 ];
 
-fn read_trade_filter(params: &mut Params) -> TradeFilter {
+/// The trade filters of a query (shared with the web UI's `/trades` form, which uses the same names).
+pub(crate) fn read_trade_filter(params: &mut Params) -> TradeFilter {
     let filter = TradeFilter {
         ticker: params.ticker("ticker"),
         insider_cik: params.cik("insider_cik"),
@@ -84,7 +85,7 @@ fn read_trade_filter(params: &mut Params) -> TradeFilter {
 
 /// The free tier's window, applied to a date range: `since` defaults to the window's start and
 /// asking for anything before it is a 403 that says why.
-fn apply_history_window(
+pub(crate) fn apply_history_window(
     principal: &Caller,
     since: &mut Option<Date>,
     until: Option<Date>,

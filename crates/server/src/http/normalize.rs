@@ -16,6 +16,11 @@ use serde_json::{Map, Value};
 use super::problem::{PROBLEM_JSON, default_detail, default_slug, problem_json};
 use super::request_id::RequestId;
 
+/// Response marker: an error page the web UI rendered itself (HTML for a person, built from our own
+/// template and safe text), passed through instead of being replaced by a problem document.
+#[derive(Debug, Clone, Copy)]
+pub struct HtmlPage;
+
 /// Problem documents we produce are small; anything larger is not ours.
 const MAX_PROBLEM_BYTES: usize = 64 * 1024;
 
@@ -61,7 +66,9 @@ pub async fn problems(
         .unwrap_or_default();
     let response = next.run(request).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<HtmlPage>().is_some()
+    {
         return response;
     }
     let ours = is_problem(&response);

@@ -181,6 +181,26 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.0.status
     }
+
+    /// The user-facing detail (never the logged source).
+    pub fn detail(&self) -> &str {
+        &self.0.detail
+    }
+
+    pub fn field_errors(&self) -> &[FieldError] {
+        &self.0.errors
+    }
+
+    /// Logs the source, as the JSON response would, for callers that render the error themselves.
+    pub fn log(&self) {
+        if let Some(source) = &self.0.source {
+            if self.0.status.is_server_error() {
+                tracing::error!(status = self.0.status.as_u16(), error = %format!("{source:#}"), "request failed");
+            } else {
+                tracing::info!(status = self.0.status.as_u16(), error = %format!("{source:#}"), "request refused");
+            }
+        }
+    }
 }
 
 impl std::fmt::Display for ApiError {

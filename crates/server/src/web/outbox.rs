@@ -60,7 +60,7 @@ pub struct Message {
 #[derive(Template, WebTemplate)]
 #[template(path = "outbox.html")]
 pub struct OutboxPage {
-    pub nonce: String,
+    pub layout: super::context::Layout,
     pub folder: String,
     pub messages: Vec<Message>,
 }
@@ -132,7 +132,7 @@ pub async fn outbox(
     .await
     .unwrap_or_default();
     let page = OutboxPage {
-        nonce: nonce.to_string(),
+        layout: super::context::Layout::bare(nonce.to_string()),
         folder: folder.display().to_string(),
         messages,
     };

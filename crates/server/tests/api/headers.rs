@@ -118,9 +118,16 @@ backend_test!(html_gets_a_fresh_nonce_csp_that_the_page_uses, |backend| {
                 .contains("/api/v1/security/csp-report")
         );
         let body = response.text().await.expect("body");
+        // The only script and stylesheet are static files loaded with the nonce; nothing inline.
         assert!(
-            body.contains(&format!("<script nonce=\"{nonce}\">")),
-            "template uses the nonce"
+            body.contains(&format!("nonce=\"{nonce}\" defer></script>"))
+                && body.contains("<script src=\"/static/app."),
+            "template loads its script with the nonce"
+        );
+        assert!(body.contains(&format!("<link rel=\"stylesheet\" href=\"/static/app.")));
+        assert!(
+            !body.contains("<script>") && !body.contains("<style"),
+            "no inline script or style"
         );
         nonces.push(nonce);
     }

@@ -31,3 +31,5 @@ mod tls;
 mod tokens;
 mod twofactor;
 mod watchlists;
+mod web;
+mod web_client;

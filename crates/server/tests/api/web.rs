@@ -1,0 +1,563 @@
+//! The web UI over HTTP: cookie sessions (attributes, revocation, idle timeout, fixation), the CSRF
+//! gate (missing, forged, other session's, cross-site, foreign origin), escaping of hostile values,
+//! the open-redirect guard and the static assets. The real browser walks are in `browser`.
+
+use std::collections::HashMap;
+
+use crate::backend_test;
+use crate::helpers::*;
+use crate::web_client::Web;
+
+backend_test!(
+    web_login_sets_an_httponly_session_cookie_and_no_token,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        app.create_user("ann@example.com", "user").await;
+        let web = Web::new(&app);
+        let response = web.login("ann@example.com", PASSWORD, "/trades").await;
+        assert_eq!(response.status(), 303);
+        assert_eq!(response.headers()["location"], "/trades");
+        let cookies: Vec<String> = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_string())
+            .collect();
+        let session = cookies
+            .iter()
+            .find(|c| c.starts_with("ts_session="))
+            .expect("session cookie");
+        // Development over http on loopback: no `__Host-` prefix or Secure (browsers refuse them there).
+        for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(session.contains(attribute), "{attribute} in {session}");
+        }
+        assert!(!session.contains("Domain") && !session.contains("Max-Age"));
+        let (status, page) = web.page("/trades").await;
+        assert_eq!(status, 200);
+        assert!(page.contains("ann@example.com"));
+        // No bearer or refresh token is ever handed to the page.
+        assert!(!page.contains("eyJ"), "a JWT in the page");
+        let kinds: Vec<String> = app
+            .state
+            .identity
+            .sessions(
+                &app.state
+                    .db
+                    .user_by_email("ann@example.com")
+                    .await
+                    .expect("db")
+                    .expect("user")
+                    .id,
+            )
+            .await
+            .expect("sessions")
+            .into_iter()
+            .map(|s| s.kind)
+            .collect();
+        assert_eq!(kinds, ["web"]);
+    }
+);
+
+backend_test!(production_cookies_are_host_prefixed_and_secure, |backend| {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![("TRADESIGNAL_PUBLIC_URL", "https://trades.example".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    app.create_user("ann@example.com", "user").await;
+    // An https public URL gives `__Host-` cookies with Secure; an HTTP client will not send those
+    // back over plain http, so this test carries the pre-session cookie itself.
+    let response = app.get("/login").await;
+    let visitor = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_string())
+        .find(|c| c.starts_with("__Host-ts_csrf="))
+        .expect("__Host- pre-session cookie");
+    assert!(visitor.contains("Secure") && visitor.contains("HttpOnly"));
+    let pair = visitor.split(';').next().expect("pair").to_string();
+    let token = crate::web_client::csrf_in(&response.text().await.expect("page"));
+    let response = app
+        .client
+        .post(app.url("/login"))
+        .header("cookie", pair)
+        .header("origin", "https://trades.example")
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", "ann@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), 303);
+    let session = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_string())
+        .find(|c| c.starts_with("__Host-ts_session="))
+        .expect("__Host- session cookie");
+    for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(session.contains(attribute), "{attribute} in {session}");
+    }
+    assert!(!session.contains("Domain"));
+});
+
+backend_test!(
+    state_changes_need_a_token_bound_to_this_session,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let user_id = app.create_user("ann@example.com", "user").await;
+        app.create_user("bob@example.com", "user").await;
+        let ann = Web::new(&app);
+        ann.login("ann@example.com", PASSWORD, "/").await;
+        let bob = Web::new(&app);
+        bob.login("bob@example.com", PASSWORD, "/").await;
+        let bobs_token = bob.token("/watchlists").await;
+        let create = |token: Option<String>| {
+            let mut form = vec![("name".to_string(), "Forged".to_string())];
+            if let Some(token) = token {
+                form.push(("csrf_token".into(), token));
+            }
+            form
+        };
+        for (label, form) in [
+            ("no token", create(None)),
+            ("empty token", create(Some(String::new()))),
+            ("another session's token", create(Some(bobs_token.clone()))),
+            ("garbage", create(Some("k1:00".into()))),
+        ] {
+            let response = ann.post_form("/watchlists", &form, &[]).await;
+            assert_eq!(response.status(), 403, "{label}");
+            let body = response.text().await.expect("body");
+            assert!(
+                body.contains("This request was refused"),
+                "{label}: an HTML page"
+            );
+        }
+        let own = ann.token("/watchlists").await;
+        // The right token from a cross-site context is still refused (Fetch Metadata, then Origin).
+        for headers in [
+            vec![("sec-fetch-site", "cross-site")],
+            vec![("sec-fetch-site", "same-site")],
+            vec![("origin", "http://evil.example")],
+            vec![("origin", "null")],
+        ] {
+            let response = ann
+                .post_form("/watchlists", &create(Some(own.clone())), &headers)
+                .await;
+            assert_eq!(response.status(), 403, "{headers:?}");
+        }
+        let lists = app
+            .state
+            .db
+            .list_watchlists(&user_id, 10, 0)
+            .await
+            .expect("lists");
+        assert!(lists.is_empty(), "nothing was created by a refused request");
+        // The header form works for scripts; a same-origin form works.
+        let response = ann
+            .post_form(
+                "/watchlists",
+                &create(None),
+                &[
+                    ("x-csrf-token", own.as_str()),
+                    ("sec-fetch-site", "same-origin"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), 303);
+        let trail = app.audit_trail(Some(&user_id)).await.expect("trail");
+        assert!(
+            trail.iter().filter(|e| *e == "csrf.rejected").count() >= 8,
+            "each refusal is audited: {trail:?}"
+        );
+    }
+);
+
+backend_test!(
+    login_and_register_forms_need_a_pre_session_token,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        app.create_user("ann@example.com", "user").await;
+        let visitor = Web::new(&app);
+        let response = visitor
+            .post_form(
+                "/login",
+                &[
+                    ("email".into(), "ann@example.com".into()),
+                    ("password".into(), PASSWORD.into()),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 403, "login CSRF: no token");
+        // A token from another visitor's cookie does not fit this visitor's.
+        let other = Web::new(&app);
+        let foreign = other.token("/login").await;
+        visitor.token("/login").await;
+        let response = visitor
+            .post_form(
+                "/register",
+                &[
+                    ("csrf_token".into(), foreign),
+                    ("email".into(), "new@example.com".into()),
+                    ("password".into(), PASSWORD.into()),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 403, "another visitor's token");
+        assert!(
+            app.state
+                .db
+                .user_by_email("new@example.com")
+                .await
+                .expect("db")
+                .is_none()
+        );
+    }
+);
+
+backend_test!(
+    web_sessions_end_with_logout_everywhere_disable_and_password_change,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let id = app.create_user("ann@example.com", "user").await;
+        let laptop = Web::new(&app);
+        laptop.login("ann@example.com", PASSWORD, "/").await;
+        let phone = Web::new(&app);
+        phone.login("ann@example.com", PASSWORD, "/").await;
+        assert_eq!(phone.page("/account").await.0, 200);
+
+        // A password change through the API ends every other session, web ones included.
+        let api = app.login("ann@example.com").await;
+        let response = app
+        .post_as(
+            &api,
+            "/api/v1/auth/change-password",
+            serde_json::json!({"current_password": PASSWORD, "new_password": "Another-Strong-Phrase-71"}),
+        )
+        .await;
+        assert_eq!(response.status(), 204);
+        for web in [&laptop, &phone] {
+            let response = web.get("/account").await;
+            assert_eq!(response.status(), 303);
+            assert_eq!(response.headers()["location"], "/login?next=%2Faccount");
+        }
+
+        // Sign out everywhere from the browser ends the browser's own session and the API's.
+        let web = Web::new(&app);
+        web.login("ann@example.com", "Another-Strong-Phrase-71", "/")
+            .await;
+        let api = app
+            .login_as("ann@example.com", "Another-Strong-Phrase-71")
+            .await;
+        let token = web.token("/account/security").await;
+        let response = web
+            .post_form(
+                "/account/sessions/revoke-all",
+                &[("csrf_token".into(), token)],
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 303);
+        assert_eq!(web.get("/account").await.status(), 303);
+        assert_eq!(app.get_as(&api, "/api/v1/auth/me").await.status(), 401);
+
+        // An administrator disabling the account ends its web session on the next request.
+        let web = Web::new(&app);
+        web.login("ann@example.com", "Another-Strong-Phrase-71", "/")
+            .await;
+        let change = store::identity::users::AdminChange {
+            disabled: Some(true),
+            ..Default::default()
+        };
+        app.state
+            .db
+            .admin_update_user(
+                &id,
+                &change,
+                "stamp-x",
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+            )
+            .await
+            .expect("disable");
+        assert_eq!(web.get("/account").await.status(), 303);
+    }
+);
+
+backend_test!(
+    a_web_session_ends_when_idle_and_logout_revokes_it,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let id = app.create_user("ann@example.com", "user").await;
+        let web = Web::new(&app);
+        web.login("ann@example.com", PASSWORD, "/").await;
+        let session = app.state.identity.sessions(&id).await.expect("sessions")[0].clone();
+        let idle = i64::try_from(app.state.settings.web_session_idle.as_secs()).expect("secs");
+        assert_eq!(idle, 1800, "30 minutes by default");
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        app.state
+            .db
+            .touch_session(&session.id, now - idle - 5, None)
+            .await
+            .expect("age the session");
+        assert_eq!(web.get("/account").await.status(), 303, "idle too long");
+
+        let web = Web::new(&app);
+        web.login("ann@example.com", PASSWORD, "/").await;
+        let cookie = web.cookie("ts_session").expect("cookie");
+        let token = web.token("/").await;
+        let response = web
+            .post_form("/logout", &[("csrf_token".into(), token)], &[])
+            .await;
+        assert_eq!(response.status(), 303);
+        // The old cookie, replayed, signs nobody in.
+        let replay = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let response = replay
+            .get(app.url("/account"))
+            .header("cookie", format!("ts_session={cookie}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 303);
+        let trail = app.audit_trail(Some(&id)).await.expect("trail");
+        assert!(trail.contains(&"auth.logout".to_string()));
+    }
+);
+
+backend_test!(
+    a_planted_session_cookie_is_never_promoted_by_login,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        app.create_user("ann@example.com", "user").await;
+        let web = Web::new(&app);
+        web.set_cookie(
+            "ts_session",
+            "planted-by-an-attacker-0000000000000000000000",
+        );
+        web.login("ann@example.com", PASSWORD, "/").await;
+        let issued = web.cookie("ts_session").expect("session cookie");
+        assert_ne!(issued, "planted-by-an-attacker-0000000000000000000000");
+        assert_eq!(web.page("/account").await.0, 200);
+
+        // Logging in again (a second account, or the same) gives a new session and ends the old one.
+        let old = issued.clone();
+        let token = web.token("/account").await;
+        let response = web
+            .post_raw(
+                "/login",
+                &[
+                    ("csrf_token", &token),
+                    ("email", "ann@example.com"),
+                    ("password", PASSWORD),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 303);
+        let new = web.cookie("ts_session").expect("cookie");
+        assert_ne!(old, new);
+        let stale = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let response = stale
+            .get(app.url("/account"))
+            .header("cookie", format!("ts_session={old}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 303, "the replaced session ended");
+    }
+);
+
+backend_test!(login_redirects_only_to_local_paths, |backend| {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("ann@example.com", "user").await;
+    for (next, expected) in [
+        ("//evil.example/x", "/"),
+        ("https://evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("/alerts?x=1", "/alerts?x=1"),
+    ] {
+        let web = Web::new(&app);
+        let response = web.login("ann@example.com", PASSWORD, next).await;
+        assert_eq!(response.status(), 303);
+        assert_eq!(response.headers()["location"], expected, "{next}");
+    }
+});
+
+backend_test!(hostile_values_are_rendered_inert, |backend| {
+    let app = TestApp::spawn(backend).await;
+    app.create_user("ann@example.com", "user").await;
+    let web = Web::new(&app);
+    web.login("ann@example.com", PASSWORD, "/").await;
+    let hostile = [
+        "<script>alert(1)</script>",
+        "\"><img src=x onerror=alert(1)>",
+        "javascript:alert(1)",
+        "evil\u{202E}gnp.exe",
+    ];
+    for name in hostile {
+        let token = web.token("/watchlists").await;
+        let response = web
+            .post_form(
+                "/watchlists",
+                &[
+                    ("csrf_token".into(), token),
+                    ("name".into(), name.into()),
+                    ("notes".into(), name.into()),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 303, "{name} stored");
+    }
+    let token = web.token("/alerts").await;
+    let response = web
+        .post_form(
+            "/alerts",
+            &[
+                ("csrf_token".into(), token),
+                ("name".into(), "<script>alert(2)</script>".into()),
+                ("ticker".into(), "AAPL".into()),
+                ("channel".into(), "email".into()),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    for path in ["/watchlists", "/alerts", "/"] {
+        let (status, page) = web.page(path).await;
+        assert_eq!(status, 200);
+        // Escaped text stays text: no tag or attribute can open.
+        for raw in [
+            "<script>alert",
+            "<img src=x",
+            "\"><img",
+            "href=\"javascript:",
+        ] {
+            assert!(!page.contains(raw), "{raw} raw in {path}");
+        }
+        for script in page.match_indices("<script").map(|(i, _)| &page[i..]) {
+            assert!(
+                script.starts_with("<script src=\"/static/app."),
+                "only the static script: {}",
+                &script[..60.min(script.len())]
+            );
+        }
+    }
+    let (_, page) = web.page("/watchlists").await;
+    assert!(page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+    assert!(page.contains("&#34;&#62;&#60;img src=x onerror=alert(1)&#62;"));
+});
+
+backend_test!(static_assets_are_hashed_cached_and_typed, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let page = app.get("/login").await.text().await.expect("page");
+    let script = page
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("script path")
+        .to_string();
+    let response = app.get(&script).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/javascript")
+    );
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let body = response.text().await.expect("script");
+    for forbidden in ["eval(", "innerHTML", "document.write", "javascript:"] {
+        assert!(!body.contains(forbidden), "{forbidden} in the script");
+    }
+    for missing in [
+        "/static/app.0000000000000000.js",
+        "/static/../Cargo.toml",
+        "/static/app.js",
+    ] {
+        assert_eq!(app.get(missing).await.status(), 404, "{missing}");
+    }
+});
+
+backend_test!(
+    one_verification_link_used_at_once_verifies_once,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let web = Web::new(&app);
+        let token = web.token("/register").await;
+        let response = web
+            .post_form(
+                "/register",
+                &[
+                    ("csrf_token".into(), token),
+                    ("email".into(), "eve@example.com".into()),
+                    ("password".into(), PASSWORD.into()),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let link = token_in(
+            &app.mail_to("eve@example.com").await,
+            "/verify-email?token=",
+        );
+        // Many browsers (or a scanner and a person) submit the same link at once: one verifies.
+        let mut tasks = vec![];
+        for _ in 0..12 {
+            let web = Web::new(&app);
+            let link = link.clone();
+            tasks.push(tokio::spawn(async move {
+                let token = web.token(&format!("/verify-email?token={link}")).await;
+                web.post_form(
+                    "/verify-email",
+                    &[("csrf_token".into(), token), ("token".into(), link)],
+                    &[],
+                )
+                .await
+                .status()
+                .as_u16()
+            }));
+        }
+        let mut statuses: HashMap<u16, usize> = HashMap::new();
+        for task in tasks {
+            *statuses.entry(task.await.expect("task")).or_default() += 1;
+        }
+        assert_eq!(statuses.get(&200), Some(&1), "{statuses:?}");
+        assert_eq!(statuses.values().sum::<usize>(), 12);
+    }
+);
+
+backend_test!(staff_pages_need_staff_with_a_second_factor, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let user_id = app.create_user("user@example.com", "user").await;
+    app.create_user("ops@example.com", "support").await;
+    let user = Web::new(&app);
+    user.login("user@example.com", PASSWORD, "/").await;
+    assert_eq!(user.page("/admin/users").await.0, 403);
+    // Staff signed in with the password alone are told to use 2FA.
+    let staff = Web::new(&app);
+    staff.login("ops@example.com", PASSWORD, "/").await;
+    let (status, page) = staff.page("/admin/users").await;
+    assert_eq!(status, 403);
+    assert!(page.contains("two-factor"));
+    let trail = app.audit_trail(Some(&user_id)).await.expect("trail");
+    assert!(trail.contains(&"authz.denied".to_string()), "{trail:?}");
+});
