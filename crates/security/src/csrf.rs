@@ -92,26 +92,28 @@ impl SiteRefusal {
 }
 
 /// Fetch Metadata and `Origin` checks of a state-changing request to `own_origin`
-/// (`scheme://host[:port]`). Browsers that send neither header (old ones, or programs) pass here and
-/// are left to the synchronizer token.
+/// (`scheme://host[:port]`). `Sec-Fetch-Site` decides when present: browsers set it and pages cannot
+/// forge it, and it is right where `Origin` is not (a page sent with `Referrer-Policy: no-referrer`
+/// posts with `Origin: null`). Without it, `Origin` decides. Clients that send neither (old browsers,
+/// programs) pass here and are left to the synchronizer token.
 pub fn check_site(
     sec_fetch_site: Option<&str>,
     origin: Option<&str>,
     own_origin: &str,
 ) -> Result<(), SiteRefusal> {
     if let Some(site) = sec_fetch_site {
-        // `same-site` is refused too: a sibling subdomain is another application.
-        match site.trim().to_ascii_lowercase().as_str() {
-            "same-origin" | "none" => {}
-            _ => return Err(SiteRefusal::CrossSite),
+        // `same-site` is refused too: a sibling subdomain (or another port) is another application.
+        return match site.trim().to_ascii_lowercase().as_str() {
+            "same-origin" | "none" => Ok(()),
+            _ => Err(SiteRefusal::CrossSite),
+        };
+    }
+    match origin {
+        Some(origin) if !origin.trim().eq_ignore_ascii_case(own_origin) => {
+            Err(SiteRefusal::ForeignOrigin)
         }
+        _ => Ok(()),
     }
-    if let Some(origin) = origin
-        && !origin.trim().eq_ignore_ascii_case(own_origin)
-    {
-        return Err(SiteRefusal::ForeignOrigin);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -171,8 +173,14 @@ mod tests {
             check_site(Some("same-site"), None, own),
             Err(SiteRefusal::CrossSite)
         );
+        // Fetch Metadata outranks Origin (a no-referrer page posts with `Origin: null`).
+        assert_eq!(check_site(Some("same-origin"), Some("null"), own), Ok(()));
         assert_eq!(
-            check_site(Some("same-origin"), Some("https://evil.example"), own),
+            check_site(Some("cross-site"), Some(own), own),
+            Err(SiteRefusal::CrossSite)
+        );
+        assert_eq!(
+            check_site(None, Some("https://evil.example"), own),
             Err(SiteRefusal::ForeignOrigin)
         );
         assert_eq!(

@@ -69,14 +69,23 @@ const PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), camera=(), disp
 /// The CSP for JSON and every other non-HTML response.
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
+fn reports_over_https(policy: &HeaderPolicy) -> bool {
+    policy.report_uri.starts_with("https://")
+}
+
 /// The CSP for HTML with this nonce.
 pub fn html_csp(policy: &HeaderPolicy, nonce: &str) -> String {
     let mut csp = format!(
         "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic'; style-src 'self' 'nonce-{nonce}'; \
          img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-         frame-ancestors 'none'; form-action 'self'; report-uri {}; report-to csp",
+         frame-ancestors 'none'; form-action 'self'; report-uri {}",
         policy.report_uri
     );
+    // Chromium sends Reporting API reports only to https endpoints, and ignores `report-uri` when
+    // `report-to` is present: over plain http (development) only `report-uri` gets reports through.
+    if reports_over_https(policy) {
+        csp.push_str("; report-to csp");
+    }
     if policy.strict_transport {
         csp.push_str("; upgrade-insecure-requests");
     }
@@ -120,8 +129,9 @@ impl Prepared {
                 HeaderValue::from_static("max-age=63072000; includeSubDomains"),
             ));
         }
-        let reporting_endpoints =
-            HeaderValue::from_str(&format!("csp=\"{}\"", policy.report_uri)).ok();
+        let reporting_endpoints = reports_over_https(&policy)
+            .then(|| HeaderValue::from_str(&format!("csp=\"{}\"", policy.report_uri)).ok())
+            .flatten();
         Self {
             policy,
             fixed,

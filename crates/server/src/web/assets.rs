@@ -21,6 +21,7 @@ struct Asset {
 pub struct Assets {
     pub script: String,
     pub style: String,
+    pub icon: String,
     files: Vec<Asset>,
 }
 
@@ -32,6 +33,7 @@ fn hashed(stem: &str, ext: &str, body: &[u8]) -> String {
 static ASSETS: LazyLock<Assets> = LazyLock::new(|| {
     let script: &'static [u8] = include_bytes!("../../static/app.js");
     let style: &'static [u8] = include_bytes!("../../static/app.css");
+    let icon: &'static [u8] = include_bytes!("../../static/favicon.svg");
     let files = vec![
         Asset {
             name: hashed("app", "js", script),
@@ -43,10 +45,16 @@ static ASSETS: LazyLock<Assets> = LazyLock::new(|| {
             content_type: "text/css; charset=utf-8",
             body: style,
         },
+        Asset {
+            name: hashed("favicon", "svg", icon),
+            content_type: "image/svg+xml",
+            body: icon,
+        },
     ];
     Assets {
         script: format!("/static/{}", files[0].name),
         style: format!("/static/{}", files[1].name),
+        icon: format!("/static/{}", files[2].name),
         files,
     }
 });

@@ -48,6 +48,7 @@ pub struct Layout {
     pub staff: bool,
     pub script: &'static str,
     pub style: &'static str,
+    pub icon: &'static str,
 }
 
 impl Layout {
@@ -61,6 +62,7 @@ impl Layout {
             staff: false,
             script: &assets.script,
             style: &assets.style,
+            icon: &assets.icon,
         }
     }
 
@@ -157,6 +159,7 @@ pub fn layout(visitor: &Visitor, nonce: String) -> Layout {
             .is_some_and(|p| p.role.is_staff()),
         script: &assets.script,
         style: &assets.style,
+        icon: &assets.icon,
     }
 }
 

@@ -161,6 +161,9 @@ pub struct Options {
     pub loopback_webhooks: bool,
     /// Post security alerts to this (loopback) URL with this signing secret.
     pub security_webhook: Option<(String, String)>,
+    /// Make `TRADESIGNAL_PUBLIC_URL` this instance's own address (so mailed links and the CSP report
+    /// endpoint point at it, as a browser needs).
+    pub public_url_is_self: bool,
 }
 
 impl TestApp {
@@ -218,6 +221,9 @@ impl TestApp {
              mail.address=1000/86400,change_email=1000/86400"
                 .into(),
         );
+        if options.public_url_is_self {
+            env.insert("TRADESIGNAL_PUBLIC_URL".into(), format!("http://{addr}"));
+        }
         if let Some(prefix) = &options.redis_prefix {
             env.insert("TRADESIGNAL_REDIS_PREFIX".into(), prefix.clone());
         }

@@ -12,6 +12,7 @@ mod audit;
 mod audit_retention;
 mod auth;
 mod bad_input;
+mod browser;
 mod cli;
 mod dev_pages;
 mod faults;
