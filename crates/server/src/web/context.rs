@@ -249,10 +249,45 @@ pub async fn attach(State(state): State<AppState>, request: Request, next: Next)
     } else {
         body
     };
-    parts.extensions.insert(visitor);
+    let CspNonce(nonce) = CspNonce::from_request_parts(&mut parts, &state)
+        .await
+        .unwrap_or_else(|never| match never {});
+    parts.extensions.insert(visitor.clone());
     let mut response = next.run(Request::from_parts(parts, body)).await;
+    if response.status().is_client_error() || response.status().is_server_error() {
+        response = as_page(response, layout(&visitor, nonce.to_string()));
+    }
     response.extensions_mut().insert(NoStore);
     (jar_out, response).into_response()
+}
+
+/// An error a layer answered for a web route (a rate limit's 429, a body limit's 413) as a page for
+/// a person rather than a problem document; `Retry-After` is kept.
+fn as_page(response: Response, layout: Layout) -> Response {
+    if response
+        .extensions()
+        .get::<crate::http::normalize::HtmlPage>()
+        .is_some()
+    {
+        return response;
+    }
+    let status = response.status();
+    let (title, detail) = match status {
+        StatusCode::TOO_MANY_REQUESTS => (
+            "Too many attempts",
+            "Wait a moment before trying again.".to_string(),
+        ),
+        _ => (
+            "That did not work",
+            crate::http::problem::default_detail(status).to_string(),
+        ),
+    };
+    let retry = response.headers().get(header::RETRY_AFTER).cloned();
+    let mut page = ErrorPage::new(status, title, detail).render(layout);
+    if let Some(retry) = retry {
+        page.headers_mut().insert(header::RETRY_AFTER, retry);
+    }
+    page
 }
 
 /// Any visitor of a page: the layout and, when signed in, who.

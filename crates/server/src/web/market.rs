@@ -332,8 +332,8 @@ pub struct ChartBar {
 }
 
 const CHART_HEIGHT: u32 = 120;
-const BAR_WIDTH: u32 = 14;
-const BAR_GAP: u32 = 10;
+const BAR_WIDTH: u32 = 20;
+const BAR_GAP: u32 = 40;
 
 /// Monthly buy (P) and sell (S) values as bars, buys above sells (inline SVG, no script).
 fn chart(lines: &[TradeLine]) -> (Vec<ChartBar>, u32) {
@@ -376,7 +376,7 @@ fn chart(lines: &[TradeLine]) -> (Vec<ChartBar>, u32) {
         })
         .collect();
     let width = 40 + u32::try_from(bars.len()).unwrap_or(0) * (BAR_WIDTH + BAR_GAP);
-    (bars, width.max(200))
+    (bars, width.max(400))
 }
 
 #[derive(Template)]
@@ -391,6 +391,7 @@ struct EntityTemplate {
     bars: Vec<ChartBar>,
     chart_width: u32,
     chart_height: u32,
+    bar_width: u32,
 }
 
 /// Rows the entity pages show (and chart).
@@ -447,6 +448,7 @@ async fn company(
             bars,
             chart_width,
             chart_height: CHART_HEIGHT,
+            bar_width: BAR_WIDTH,
         },
     )
 }
@@ -515,6 +517,7 @@ async fn insider(
             bars,
             chart_width,
             chart_height: CHART_HEIGHT,
+            bar_width: BAR_WIDTH,
         },
     )
 }

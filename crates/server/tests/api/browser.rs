@@ -593,3 +593,111 @@ backend_test!(
         client.close().await.expect("close");
     }
 );
+
+/// Pages `scripts/screenshots` captures, signed out and then as a super administrator with data.
+const SIGNED_OUT_PAGES: [(&str, &str); 3] = [
+    ("login", "/login"),
+    ("register", "/register"),
+    ("forgot-password", "/forgot-password"),
+];
+
+/// Writes a PNG of every page at desktop and phone width into `TRADESIGNAL_SCREENSHOTS_DIR` (run by
+/// `scripts/screenshots`; ignored in the normal suite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes screenshots; run by scripts/screenshots"]
+async fn screenshots() {
+    let dir = std::path::PathBuf::from(
+        std::env::var("TRADESIGNAL_SCREENSHOTS_DIR").expect("TRADESIGNAL_SCREENSHOTS_DIR"),
+    );
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    let Some((_driver, client)) = start_browser(1280, 900).await else {
+        panic!("set TRADESIGNAL_TEST_CHROMEDRIVER to take screenshots");
+    };
+    let app = TestApp::spawn_with(Backend::Embedded, in_browser()).await;
+    crate::market_data::ingest_real(&app).await;
+    ingest_recent_trades(&app).await;
+    for file in ["house.json", "senate.json"] {
+        server::market::congress::ingest_file(
+            &app.state.db,
+            &crate::market_data::congress_file(file),
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+            |_, _| {},
+        )
+        .await
+        .expect("congress");
+    }
+    let shoot = |name: String| {
+        let client = &client;
+        let dir = dir.clone();
+        async move {
+            for (label, width, height) in [("desktop", 1280, 900), ("phone", 390, 844)] {
+                client.set_window_size(width, height).await.expect("size");
+                client.refresh().await.expect("reload at this width");
+                let png = client.screenshot().await.expect("screenshot");
+                std::fs::write(dir.join(format!("{name}-{label}.png")), png).expect("write png");
+            }
+        }
+    };
+    for (name, path) in SIGNED_OUT_PAGES {
+        visit(&client, &app, path).await;
+        shoot(name.to_string()).await;
+    }
+    // A super administrator on the Pro plan, so every page has something to show.
+    let (admin_id, _, mut authenticator) = app
+        .create_user_with_2fa("admin@example.com", "super_admin")
+        .await;
+    let change = store::identity::users::AdminChange {
+        tier: Some("pro".into()),
+        ..Default::default()
+    };
+    app.state
+        .db
+        .admin_update_user(
+            &admin_id,
+            &change,
+            "stamp-pro",
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )
+        .await
+        .expect("pro");
+    client.set_window_size(1280, 900).await.expect("size");
+    sign_in(&client, &app, "admin@example.com", PASSWORD).await;
+    expect_heading(&client, "Enter your code").await;
+    shoot("login-mfa".into()).await;
+    fill(&client, "#code", &authenticator.code().await).await;
+    click(&client, "form[action='/login/mfa'] button[type=submit]").await;
+    expect_heading(&client, "Dashboard").await;
+    client.set_window_size(1280, 900).await.expect("size");
+    visit(&client, &app, "/watchlists").await;
+    fill(&client, "#wl-name", "Cloud software").await;
+    fill(&client, "#wl-tickers", "SNOW, TSTX").await;
+    click(&client, "#create-watchlist").await;
+    expect_heading(&client, "Watchlists").await;
+    visit(&client, &app, "/alerts").await;
+    fill(&client, "#al-name", "Large SNOW sales").await;
+    fill(&client, "#al-ticker", "SNOW").await;
+    fill(&client, "#al-codes", "S").await;
+    click(&client, "#create-alert").await;
+    expect_heading(&client, "Alerts").await;
+    for (name, path) in [
+        ("dashboard", "/".to_string()),
+        ("trades", "/trades?sort=-value".to_string()),
+        ("company", "/companies/SNOW".to_string()),
+        ("insider", "/insiders/0000880001".to_string()),
+        ("congressional-trades", "/congressional-trades".to_string()),
+        ("watchlists", "/watchlists".to_string()),
+        ("alerts", "/alerts".to_string()),
+        ("account", "/account".to_string()),
+        ("account-security", "/account/security".to_string()),
+        ("admin", "/admin".to_string()),
+        ("admin-users", "/admin/users".to_string()),
+        ("admin-user", format!("/admin/users/{admin_id}")),
+        ("admin-audit", "/admin/audit".to_string()),
+        ("admin-alerts", "/admin/alerts".to_string()),
+    ] {
+        client.set_window_size(1280, 900).await.expect("size");
+        visit(&client, &app, &path).await;
+        shoot(name.to_string()).await;
+    }
+    client.close().await.expect("close");
+}

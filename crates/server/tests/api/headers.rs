@@ -123,7 +123,7 @@ backend_test!(html_gets_a_fresh_nonce_csp_that_the_page_uses, |backend| {
                 && body.contains("<script src=\"/static/app."),
             "template loads its script with the nonce"
         );
-        assert!(body.contains(&format!("<link rel=\"stylesheet\" href=\"/static/app.")));
+        assert!(body.contains("<link rel=\"stylesheet\" href=\"/static/app."));
         assert!(
             !body.contains("<script>") && !body.contains("<style"),
             "no inline script or style"

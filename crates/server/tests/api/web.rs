@@ -561,3 +561,39 @@ backend_test!(staff_pages_need_staff_with_a_second_factor, |backend| {
     let trail = app.audit_trail(Some(&user_id)).await.expect("trail");
     assert!(trail.contains(&"authz.denied".to_string()), "{trail:?}");
 });
+
+backend_test!(a_rate_limited_form_answers_with_a_page, |backend| {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![(
+                "TRADESIGNAL_RATE_LIMITS",
+                "anonymous=100000/3600,login=2/60".into(),
+            )],
+            ..Options::default()
+        },
+    )
+    .await;
+    app.create_user("ann@example.com", "user").await;
+    let web = Web::new(&app);
+    let mut last = None;
+    for _ in 0..3 {
+        last = Some(web.login("ann@example.com", "Wrong-Password-1!", "/").await);
+    }
+    let response = last.expect("response");
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/html")
+    );
+    assert!(
+        response
+            .text()
+            .await
+            .expect("page")
+            .contains("Too many attempts")
+    );
+});
