@@ -4,8 +4,14 @@
 //!   before sign-in, a random pre-session cookie. The token is derived, not stored, so it needs no
 //!   table; a token of one session is worthless in another; it names its ring key, so the data key
 //!   ring rotates without breaking open forms.
+//! - Masking: each rendering of a token XORs it with a fresh random pad (`m1.<pad>.<masked>`), so a
+//!   page never repeats the same secret bytes beside reflected input and a compression side channel
+//!   (BREACH) has nothing stable to recover.
 //! - Fetch Metadata and `Origin`: a browser that says a request is cross-site (or comes from another
 //!   origin) is refused before any token is looked at.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::keyed_hash::KeyedHasher;
 use crate::keys::KeyRing;
@@ -14,7 +20,7 @@ use crate::keys::KeyRing;
 pub const LABEL: &str = "tradesignal csrf token v1";
 
 /// Tokens longer than this are refused unread.
-const MAX_TOKEN_CHARS: usize = 200;
+const MAX_TOKEN_CHARS: usize = 512;
 
 /// Issues and checks synchronizer tokens.
 pub struct CsrfTokens {
@@ -58,9 +64,10 @@ impl CsrfTokens {
         }
     }
 
-    /// The token for `binding` (stable for the binding's life, so every open tab's form stays valid).
+    /// A token for `binding`, masked afresh: every call gives another string, all valid for the
+    /// binding's life (so every open tab's form stays valid).
     pub fn issue(&self, binding: Binding<'_>) -> String {
-        self.hasher.hash(&binding.bytes())
+        mask(&self.hasher.hash(&binding.bytes()))
     }
 
     /// Whether `token` was issued for `binding`; constant time in where they differ. An empty binding
@@ -69,8 +76,37 @@ impl CsrfTokens {
         let empty = match binding {
             Binding::Session(v) | Binding::Visitor(v) => v.is_empty(),
         };
-        !empty && token.len() <= MAX_TOKEN_CHARS && self.hasher.verify(&binding.bytes(), token)
+        if empty || token.len() > MAX_TOKEN_CHARS {
+            return false;
+        }
+        unmask(token).is_some_and(|raw| self.hasher.verify(&binding.bytes(), &raw))
     }
+}
+
+const MASK_PREFIX: &str = "m1.";
+
+fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.iter().zip(b).map(|(x, y)| x ^ y).collect()
+}
+
+/// `m1.<pad>.<token XOR pad>`, both base64url.
+fn mask(token: &str) -> String {
+    let pad = crate::random::bytes(token.len());
+    format!(
+        "{MASK_PREFIX}{}.{}",
+        URL_SAFE_NO_PAD.encode(&pad),
+        URL_SAFE_NO_PAD.encode(xor(token.as_bytes(), &pad))
+    )
+}
+
+fn unmask(masked: &str) -> Option<String> {
+    let (pad, body) = masked.strip_prefix(MASK_PREFIX)?.split_once('.')?;
+    let pad = URL_SAFE_NO_PAD.decode(pad).ok()?;
+    let body = URL_SAFE_NO_PAD.decode(body).ok()?;
+    if pad.len() != body.len() {
+        return None;
+    }
+    String::from_utf8(xor(&body, &pad)).ok()
 }
 
 /// Why a request was refused as cross-site.
@@ -135,9 +171,33 @@ mod tests {
         assert!(!t.verify(&token, Binding::Visitor("s1")));
         assert!(!t.verify("", Binding::Session("s1")));
         assert!(!t.verify(&token[..token.len() - 1], Binding::Session("s1")));
+        assert!(!t.verify("k1:00", Binding::Session("s1")));
         let visitor = t.issue(Binding::Visitor("cookie"));
         assert!(t.verify(&visitor, Binding::Visitor("cookie")));
         assert!(!t.verify(&visitor, Binding::Session("cookie")));
+    }
+
+    #[test]
+    fn every_rendering_is_masked_differently() {
+        let t = tokens(&[&generate_ring_entry("k1", 32)]);
+        let first = t.issue(Binding::Session("s1"));
+        let second = t.issue(Binding::Session("s1"));
+        assert_ne!(first, second);
+        assert!(first.starts_with("m1."));
+        assert!(
+            t.verify(&first, Binding::Session("s1")) && t.verify(&second, Binding::Session("s1"))
+        );
+        // The unmasked token itself, or a mangled mask, is refused.
+        let raw = unmask(&first).expect("unmask");
+        assert!(!t.verify(&raw, Binding::Session("s1")));
+        for broken in [
+            first.replacen("m1.", "m2.", 1),
+            first.replacen('.', "", 2),
+            format!("{first}A"),
+            "m1..".to_string(),
+        ] {
+            assert!(!t.verify(&broken, Binding::Session("s1")), "{broken}");
+        }
     }
 
     #[test]

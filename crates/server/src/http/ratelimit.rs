@@ -17,6 +17,7 @@ use super::problem::ApiError;
 use crate::api::extract::{CredentialRefused, Meta, authenticate};
 use crate::identity::audit::Event;
 use crate::identity::monitoring::Observed;
+use crate::identity::web_sessions::ResolvedWebSession;
 use crate::state::AppState;
 
 const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -152,12 +153,24 @@ pub async fn quota(State(state): State<AppState>, request: Request, next: Next) 
             None
         }
     };
-    let (key, policy, limit, decided) = match authenticated {
-        Some((caller, Some((quota, decision)))) => {
+    // Without a token or key, a browser's session cookie spends its user's tier quota too.
+    let web = match &authenticated {
+        None => web_session(&mut parts, &state).await,
+        Some(_) => None,
+    };
+    let (key, policy, limit, decided) = match (authenticated, web) {
+        (Some((caller, Some((quota, decision)))), _) => {
             let key = format!("rl:user:{}", caller.user_id);
             let policy = format!("tier.{}", caller.tier.as_str());
             parts.extensions.insert(caller);
             (key, policy, quota, Some(decision))
+        }
+        (None, Some(web)) => {
+            let key = format!("rl:user:{}", web.principal.user_id);
+            let policy = format!("tier.{}", web.principal.tier.as_str());
+            let quota = state.limits.get(&policy);
+            parts.extensions.insert(web);
+            (key, policy, quota, None)
         }
         _ => (
             format!("rl:anon:{ip}"),
@@ -180,6 +193,29 @@ pub async fn quota(State(state): State<AppState>, request: Request, next: Next) 
         apply_headers(response.headers_mut(), limit, &decision);
     }
     response
+}
+
+/// The signed-in user of a web session cookie, if the request carries a valid one (noted for
+/// `credential_many_ips` like any other credential).
+async fn web_session(
+    parts: &mut axum::http::request::Parts,
+    state: &AppState,
+) -> Option<ResolvedWebSession> {
+    let jar = axum_extra::extract::cookie::CookieJar::from_headers(&parts.headers);
+    let cookie = crate::api::cookies::CookieNames::value_in(&jar, state.cookies.session)?;
+    let meta = meta_of(parts, state).await;
+    let (principal, email) = state.identity.authenticate_web(&cookie, &meta).await.ok()?;
+    if let Some(ClientBucket(bucket)) = parts.extensions.get::<ClientBucket>() {
+        state
+            .identity
+            .note_credential_use(
+                &format!("session:{}", principal.session_id),
+                &principal.user_id,
+                bucket,
+            )
+            .await;
+    }
+    Some(ResolvedWebSession { principal, email })
 }
 
 async fn meta_of(

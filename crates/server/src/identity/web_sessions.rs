@@ -72,6 +72,14 @@ impl Opened {
     }
 }
 
+/// A session cookie already resolved for this request (by the rate limiter, which charges the
+/// user's tier quota), so the web context does not read the database a second time.
+#[derive(Debug, Clone)]
+pub struct ResolvedWebSession {
+    pub principal: Principal,
+    pub email: String,
+}
+
 /// Why a session cookie does not sign anyone in (kept apart for logs; the browser is simply sent to
 /// the login page).
 #[derive(Debug, thiserror::Error)]
@@ -213,5 +221,28 @@ impl Identity {
             )));
         }
         Ok(fresh.token)
+    }
+
+    /// Ends the session a browser held when it signed in again (a new login never reuses it).
+    pub async fn end_replaced_web_session(
+        &self,
+        previous: &Principal,
+        meta: &RequestMeta,
+    ) -> Result<(), IdentityError> {
+        if self
+            .revoke_session(&previous.session_id, "replaced_by_login")
+            .await?
+        {
+            self.audit(
+                Event::success("session.revoked")
+                    .actor(&previous.user_id)
+                    .subject(&previous.user_id)
+                    .session(&previous.session_id)
+                    .details(serde_json::json!({"reason": "replaced_by_login"})),
+                meta,
+            )
+            .await;
+        }
+        Ok(())
     }
 }

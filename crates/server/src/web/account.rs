@@ -139,6 +139,7 @@ struct PasswordForm {
 async fn change_password(
     State(state): State<AppState>,
     Meta(meta): Meta,
+    jar: CookieJar,
     user: AnySignedIn,
     axum::Form(form): axum::Form<PasswordForm>,
 ) -> Response {
@@ -151,13 +152,23 @@ async fn change_password(
             &meta,
         )
         .await;
-    account_after(
+    if outcome.is_err() {
+        return account_after(&state, user, outcome, "").await;
+    }
+    // Whoever holds a copy of this browser's cookie is out too: the session continues under a new
+    // cookie value.
+    let jar = match state.identity.rotate_web_cookie(&user.principal).await {
+        Ok(cookie) => state.cookies.set_web_session(jar, cookie),
+        Err(e) => return failure(user.layout, e),
+    };
+    let page = account_after(
         &state,
         user,
-        outcome,
+        Ok(()),
         "Your password was changed. Every other session was signed out.",
     )
-    .await
+    .await;
+    (jar, page).into_response()
 }
 
 #[derive(Deserialize)]
@@ -554,24 +565,33 @@ async fn backup_codes(
     security_page(&state, user.layout, &user.principal, shown).await
 }
 
-/// API keys act for a verified user; staff need a session that used a second factor (as the API's
+/// API keys act for a verified user; staff need 2FA on and a session that used it (as the API's
 /// `CurrentUser` guard requires).
-fn key_holder(principal: &Principal) -> Result<(), ApiError> {
+async fn key_holder(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
     if !principal.email_verified {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "email-unverified",
-            "Verify your email address before creating API keys.",
+            "Verify your email address before managing API keys.",
         ));
     }
-    if principal.role.is_staff() && !principal.used_second_factor() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "mfa-step-up-required",
-            "Staff need a session that used a second factor: confirm with your code first.",
-        ));
+    if principal.role.is_staff() {
+        let enrolled = state.identity.profile(&principal.user_id).await?.has_mfa();
+        if !(enrolled && principal.used_second_factor()) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "mfa-step-up-required",
+                "Staff manage API keys only in a session that used a second factor: turn two-factor authentication on and sign in with a code.",
+            ));
+        }
     }
     Ok(())
+}
+
+/// `key_holder` and a recent login: what creating or rotating a key needs.
+async fn key_step_up(state: &AppState, principal: &Principal) -> Result<(), ApiError> {
+    key_holder(state, principal).await?;
+    Ok(state.identity.require_recent_login(principal)?)
 }
 
 async fn create_key(
@@ -605,12 +625,7 @@ async fn create_key(
             }
         },
     };
-    let result = match key_holder(&user.principal).and_then(|()| {
-        state
-            .identity
-            .require_recent_login(&user.principal)
-            .map_err(ApiError::from)
-    }) {
+    let result = match key_step_up(&state, &user.principal).await {
         Err(e) => Err(e),
         Ok(()) => state
             .identity
@@ -646,12 +661,7 @@ async fn rotate_key(
     axum::Form(form): axum::Form<RotateForm>,
 ) -> Response {
     let grace = form.grace_hours.trim().parse::<u32>().ok();
-    let result = match key_holder(&user.principal).and_then(|()| {
-        state
-            .identity
-            .require_recent_login(&user.principal)
-            .map_err(ApiError::from)
-    }) {
+    let result = match key_step_up(&state, &user.principal).await {
         Err(e) => Err(e),
         Ok(()) => state
             .identity
@@ -681,11 +691,15 @@ async fn revoke_key(
     user: AnySignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let shown = match state
-        .identity
-        .revoke_api_key(&user.principal, &id, &meta)
-        .await
-    {
+    let result = match key_holder(&state, &user.principal).await {
+        Err(e) => Err(e),
+        Ok(()) => state
+            .identity
+            .revoke_api_key(&user.principal, &id, &meta)
+            .await
+            .map_err(ApiError::from),
+    };
+    let shown = match result {
         Ok(()) => Shown::message("The key was revoked; it stops working at once."),
         Err(e) => Shown::error(e),
     };

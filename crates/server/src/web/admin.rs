@@ -13,7 +13,7 @@ use security::authz::{Role, Tier};
 use serde::Deserialize;
 use store::identity::audit::AuditFilter;
 
-use super::context::{Layout, StaffUser};
+use super::context::{Layout, StaffUser, SuperAdminUser};
 use super::pages::{failure, render};
 use crate::api::extract::Meta;
 use crate::api::responses::rfc3339;
@@ -36,6 +36,8 @@ pub fn routes() -> Router<AppState> {
 
 /// Rows per admin list page.
 const ROWS: i64 = 50;
+/// As in the admin API.
+const MAX_SEARCH_CHARS: usize = 100;
 
 #[derive(Template)]
 #[template(path = "admin_overview.html")]
@@ -100,6 +102,16 @@ async fn users(
 ) -> Response {
     let q = query.q.unwrap_or_default();
     let page = query.page.unwrap_or(1).clamp(1, 10_000);
+    if q.chars().count() > MAX_SEARCH_CHARS {
+        return failure(
+            staff.layout,
+            ApiError::validation(vec![crate::http::FieldError::new(
+                "q",
+                "too_long",
+                format!("Search for at most {MAX_SEARCH_CHARS} characters."),
+            )]),
+        );
+    }
     let search = Some(q.trim()).filter(|q| !q.is_empty());
     match state
         .identity
@@ -131,19 +143,20 @@ struct UserTemplate {
     mfa: bool,
     super_admin: bool,
     roles: [&'static str; 3],
-    tiers: [&'static str; 2],
+    tiers: [&'static str; 3],
     message: Option<String>,
 }
 
 async fn user_page(
     state: &AppState,
-    staff: StaffUser,
+    layout: Layout,
+    viewer: crate::identity::Principal,
     id: &str,
     message: Option<String>,
 ) -> Response {
     let record = match state.identity.admin_user(id).await {
         Ok(record) => record,
-        Err(e) => return failure(staff.layout, e),
+        Err(e) => return failure(layout, e),
     };
     let locked_until = state
         .identity
@@ -152,26 +165,26 @@ async fn user_page(
         .map(|wait| rfc3339(crate::identity::now() + i64::try_from(wait.as_secs()).unwrap_or(0)));
     let sessions = match state.identity.sessions(&record.id).await {
         Ok(list) => list.len(),
-        Err(e) => return failure(staff.layout, e),
+        Err(e) => return failure(layout, e),
     };
     render(
         StatusCode::OK,
         &UserTemplate {
-            super_admin: staff.principal.role == Role::SuperAdmin,
-            layout: staff.layout,
+            super_admin: viewer.role == Role::SuperAdmin,
+            layout,
             mfa: record.has_mfa(),
             user: record.into(),
             locked_until,
             sessions,
-            roles: ["user", "support", "super_admin"],
-            tiers: ["free", "pro"],
+            roles: [Role::User, Role::Support, Role::SuperAdmin].map(Role::as_str),
+            tiers: [Tier::Free, Tier::Pro, Tier::Enterprise].map(Tier::as_str),
             message,
         },
     )
 }
 
 async fn user(State(state): State<AppState>, staff: StaffUser, Path(id): Path<String>) -> Response {
-    user_page(&state, staff, &id, None).await
+    user_page(&state, staff.layout, staff.principal, &id, None).await
 }
 
 #[derive(Deserialize)]
@@ -185,23 +198,13 @@ struct UserForm {
 async fn update_user(
     State(state): State<AppState>,
     Meta(meta): Meta,
-    staff: StaffUser,
+    admin: SuperAdminUser,
     Path(id): Path<String>,
     axum::Form(form): axum::Form<UserForm>,
 ) -> Response {
-    if staff.principal.role != Role::SuperAdmin {
-        return failure(
-            staff.layout,
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "Only super administrators change roles, plans and the disabled flag.",
-            ),
-        );
-    }
     let (Ok(role), Ok(tier)) = (form.role.parse::<Role>(), form.tier.parse::<Tier>()) else {
         return failure(
-            staff.layout,
+            admin.layout,
             ApiError::validation(vec![crate::http::FieldError::new(
                 "role",
                 "invalid",
@@ -209,18 +212,43 @@ async fn update_user(
             )]),
         );
     };
-    let change = UserChange {
-        role: Some(role),
-        tier: Some(tier),
-        disabled: Some(form.disabled.is_some()),
+    let current = match state.identity.admin_user(&id).await {
+        Ok(user) => user,
+        Err(e) => return failure(admin.layout, e),
     };
+    // Only what the form changed is sent: saving one field never rewrites another.
+    let disabled = form.disabled.is_some();
+    let change = UserChange {
+        role: (role.as_str() != current.role).then_some(role),
+        tier: (tier.as_str() != current.tier).then_some(tier),
+        disabled: (disabled != current.is_disabled()).then_some(disabled),
+    };
+    if change.role.is_none() && change.tier.is_none() && change.disabled.is_none() {
+        return user_page(
+            &state,
+            admin.layout,
+            admin.principal,
+            &id,
+            Some("Nothing changed.".into()),
+        )
+        .await;
+    }
     match state
         .identity
-        .admin_update_user(&staff.principal, &id, change, &meta)
+        .admin_update_user(&admin.principal, &id, change, &meta)
         .await
     {
-        Ok(_) => user_page(&state, staff, &id, Some("Saved.".into())).await,
-        Err(e) => failure(staff.layout, e),
+        Ok(_) => {
+            user_page(
+                &state,
+                admin.layout,
+                admin.principal,
+                &id,
+                Some("Saved.".into()),
+            )
+            .await
+        }
+        Err(e) => failure(admin.layout, e),
     }
 }
 
@@ -235,11 +263,21 @@ async fn unlock(
         .admin_unlock(&staff.principal, &id, &meta)
         .await
     {
-        Ok(true) => user_page(&state, staff, &id, Some("Unlocked.".into())).await,
+        Ok(true) => {
+            user_page(
+                &state,
+                staff.layout,
+                staff.principal,
+                &id,
+                Some("Unlocked.".into()),
+            )
+            .await
+        }
         Ok(false) => {
             user_page(
                 &state,
-                staff,
+                staff.layout,
+                staff.principal,
                 &id,
                 Some("The account was not locked.".into()),
             )
@@ -263,7 +301,8 @@ async fn revoke_sessions(
         Ok(count) => {
             user_page(
                 &state,
-                staff,
+                staff.layout,
+                staff.principal,
                 &id,
                 Some(format!("{count} sessions signed out.")),
             )

@@ -110,12 +110,10 @@ async fn signed_in(
     previous: Option<&crate::identity::Principal>,
     web: WebSignIn,
     next: &str,
+    meta: &crate::identity::RequestMeta,
 ) -> Response {
     if let Some(old) = previous
-        && let Err(e) = state
-            .identity
-            .revoke_session(&old.session_id, "replaced_by_login")
-            .await
+        && let Err(e) = state.identity.end_replaced_web_session(old, meta).await
     {
         tracing::warn!(error = %e, "previous web session not ended at sign-in");
     }
@@ -148,7 +146,7 @@ async fn login_submit(
         .await;
     match outcome {
         Ok(LoginOutcome::Opened(opened)) => match opened.into_web() {
-            Ok(web) => signed_in(&state, jar, page.principal.as_ref(), web, &next).await,
+            Ok(web) => signed_in(&state, jar, page.principal.as_ref(), web, &next, &meta).await,
             Err(e) => failure(page.layout, e),
         },
         Ok(LoginOutcome::SecondFactorRequired { mfa_token }) => {
@@ -232,7 +230,7 @@ async fn mfa_submit(
         .await
         .and_then(|opened| opened.into_web());
     match outcome {
-        Ok(web) => signed_in(&state, jar, page.principal.as_ref(), web, &next).await,
+        Ok(web) => signed_in(&state, jar, page.principal.as_ref(), web, &next, &meta).await,
         Err(IdentityError::InvalidToken) => Notice::page(
             page.layout,
             "Sign in again",

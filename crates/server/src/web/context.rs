@@ -23,7 +23,7 @@ use crate::api::extract::Meta;
 use crate::http::{CspNonce, NoStore};
 use crate::identity::Principal;
 use crate::identity::audit::Event;
-use crate::identity::web_sessions::WebAuthFailure;
+use crate::identity::web_sessions::{ResolvedWebSession, WebAuthFailure};
 use crate::state::AppState;
 
 /// The header scripts send the token in.
@@ -170,7 +170,11 @@ pub async fn attach(State(state): State<AppState>, request: Request, next: Next)
     let mut jar_out = jar.clone();
     let mut principal = None;
     let mut email = None;
-    if let Some(cookie) = CookieNames::value_in(&jar, state.cookies.session) {
+    if let Some(resolved) = parts.extensions.remove::<ResolvedWebSession>() {
+        // The rate limiter already checked the cookie (to charge the user's quota).
+        principal = Some(resolved.principal);
+        email = Some(resolved.email);
+    } else if let Some(cookie) = CookieNames::value_in(&jar, state.cookies.session) {
         let meta = match Meta::from_request_parts(&mut parts, &state).await {
             Ok(Meta(meta)) => meta,
             Err(e) => return e.into_response(),
@@ -342,7 +346,61 @@ fn to_login(parts: &Parts) -> Response {
     Redirect::to(&format!("/login?next={next}")).into_response()
 }
 
-/// A signed-in user with a verified email; staff also need a session that used a second factor.
+/// Staff must use 2FA (as in the API): without it on now, and used by this session, a staff account
+/// reaches only its account pages. Refusals are audited as `authz.denied`.
+async fn staff_second_factor(
+    parts: &mut Parts,
+    state: &AppState,
+    principal: &Principal,
+    layout: Layout,
+) -> Result<Layout, Response> {
+    if !principal.role.is_staff() {
+        return Ok(layout);
+    }
+    let enrolled = state
+        .identity
+        .profile(&principal.user_id)
+        .await
+        .map(|u| u.has_mfa())
+        .unwrap_or(false);
+    if enrolled && principal.used_second_factor() {
+        return Ok(layout);
+    }
+    audit_denied(parts, state, principal, "second_factor").await;
+    let detail = if enrolled {
+        "Staff sessions need a second factor: sign out and sign in again with your code."
+    } else {
+        "Staff accounts must use two-factor authentication: turn it on under Account security, then sign in again with a code."
+    };
+    Err(ErrorPage::new(
+        StatusCode::FORBIDDEN,
+        "Two-factor authentication required",
+        detail,
+    )
+    .render(layout))
+}
+
+/// Records an `authz.denied` event for a refused page.
+async fn audit_denied(parts: &mut Parts, state: &AppState, principal: &Principal, required: &str) {
+    if let Ok(Meta(meta)) = Meta::from_request_parts(parts, state).await {
+        state
+            .identity
+            .audit(
+                Event::failure("authz.denied")
+                    .actor(&principal.user_id)
+                    .subject(&principal.user_id)
+                    .session(&principal.session_id)
+                    .details(serde_json::json!({
+                        "required": required,
+                        "path": parts.uri.path(),
+                    })),
+                &meta,
+            )
+            .await;
+    }
+}
+
+/// A signed-in user with a verified email; staff also need 2FA on and a session that used it.
 /// Anyone else is sent to sign in (or told what is missing).
 pub struct SignedIn {
     pub layout: Layout,
@@ -368,10 +426,8 @@ impl FromRequestParts<AppState> for SignedIn {
             )
             .render(page.layout));
         }
-        Ok(Self {
-            layout: page.layout,
-            principal,
-        })
+        let layout = staff_second_factor(parts, state, &principal, page.layout).await?;
+        Ok(Self { layout, principal })
     }
 }
 
@@ -414,42 +470,45 @@ impl FromRequestParts<AppState> for StaffUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // `SignedIn` already holds staff to their second factor.
         let SignedIn { layout, principal } = SignedIn::from_request_parts(parts, state).await?;
-        let has_mfa = if principal.role.is_staff() {
-            state
-                .identity
-                .profile(&principal.user_id)
-                .await
-                .map(|u| u.has_mfa())
-                .unwrap_or(false)
-        } else {
-            false
-        };
-        if principal.role.is_staff() && has_mfa && principal.used_second_factor() {
+        if principal.role.is_staff() {
             return Ok(Self { layout, principal });
         }
-        if let Ok(Meta(meta)) = Meta::from_request_parts(parts, state).await {
-            state
-                .identity
-                .audit(
-                    Event::failure("authz.denied")
-                        .actor(&principal.user_id)
-                        .subject(&principal.user_id)
-                        .session(&principal.session_id)
-                        .details(serde_json::json!({
-                            "required": if principal.role.is_staff() { "second_factor" } else { "support" },
-                            "path": parts.uri.path(),
-                        })),
-                    &meta,
-                )
-                .await;
+        audit_denied(parts, state, &principal, "support").await;
+        Err(ErrorPage::new(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "You are not allowed to see this page.",
+        )
+        .render(layout))
+    }
+}
+
+/// A super administrator (with a second factor); refusals are audited as `authz.denied`.
+pub struct SuperAdminUser {
+    pub layout: Layout,
+    pub principal: Principal,
+}
+
+impl FromRequestParts<AppState> for SuperAdminUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let StaffUser { layout, principal } = StaffUser::from_request_parts(parts, state).await?;
+        if principal.role == security::authz::Role::SuperAdmin {
+            return Ok(Self { layout, principal });
         }
-        let detail = if principal.role.is_staff() {
-            "Staff pages need two-factor authentication: turn it on under Account security, then sign in again with a code."
-        } else {
-            "You are not allowed to see this page."
-        };
-        Err(ErrorPage::new(StatusCode::FORBIDDEN, "Not allowed", detail).render(layout))
+        audit_denied(parts, state, &principal, "super_admin").await;
+        Err(ErrorPage::new(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            "Only super administrators change roles, plans and the disabled flag.",
+        )
+        .render(layout))
     }
 }
 

@@ -106,14 +106,27 @@ fn small_page(per_page: u32) -> PageRequest {
     PageRequest::new(1, per_page).unwrap_or_default()
 }
 
-async fn dashboard(State(state): State<AppState>, page: Page) -> Response {
-    let Some(principal) = page.principal.clone().filter(|p| p.email_verified) else {
+async fn dashboard(
+    State(state): State<AppState>,
+    page: Page,
+    signed: Result<SignedIn, Response>,
+) -> Response {
+    if !page.principal.as_ref().is_some_and(|p| p.email_verified) {
         return render(
             StatusCode::OK,
             &HomeTemplate {
                 layout: page.layout,
             },
         );
+    }
+    // A verified user: the same checks as every data page (staff need their second factor).
+    let SignedIn { layout, principal } = match signed {
+        Ok(signed) => signed,
+        Err(refusal) => return refusal,
+    };
+    let page = Page {
+        layout,
+        principal: Some(principal.clone()),
     };
     let caller = Caller::from(principal.clone());
     let newest = TradeSort::parse("-filed_at").unwrap_or_default();

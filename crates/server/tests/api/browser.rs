@@ -279,6 +279,9 @@ backend_test!(an_investor_walks_every_flow_in_chromium, |backend| {
     ingest_recent_trades(&app).await;
     let email = "walker@example.com";
 
+    for path in ["/", "/login", "/forgot-password"] {
+        visit(&client, &app, path).await;
+    }
     // Register, with the live strength meter answering.
     visit(&client, &app, "/register").await;
     fill(&client, "#email", email).await;
@@ -404,6 +407,17 @@ backend_test!(an_investor_walks_every_flow_in_chromium, |backend| {
             .contains("Big TSTX buys")
     );
     check_page(&client, &app).await;
+    click(&client, "main table a[href^='/alerts/']").await;
+    expect_heading(&client, "Big TSTX buys").await;
+    check_page(&client, &app).await;
+    for path in [
+        "/account",
+        "/insiders/0000880001",
+        "/companies/ACME",
+        "/trades?code=P&page=1",
+    ] {
+        visit(&client, &app, path).await;
+    }
 
     // Revoke another session (an API client's) from the browser.
     let api = app.login_with_totp(email, &mut authenticator).await;

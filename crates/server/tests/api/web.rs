@@ -548,18 +548,196 @@ backend_test!(
 backend_test!(staff_pages_need_staff_with_a_second_factor, |backend| {
     let app = TestApp::spawn(backend).await;
     let user_id = app.create_user("user@example.com", "user").await;
-    app.create_user("ops@example.com", "support").await;
+    let staff_id = app.create_user("ops@example.com", "support").await;
     let user = Web::new(&app);
     user.login("user@example.com", PASSWORD, "/").await;
     assert_eq!(user.page("/admin/users").await.0, 403);
-    // Staff signed in with the password alone are told to use 2FA.
+    // Staff signed in with the password alone reach only their account pages (as in the API).
     let staff = Web::new(&app);
     staff.login("ops@example.com", PASSWORD, "/").await;
-    let (status, page) = staff.page("/admin/users").await;
-    assert_eq!(status, 403);
-    assert!(page.contains("two-factor"));
+    for path in ["/admin/users", "/", "/trades", "/watchlists", "/alerts"] {
+        let (status, page) = staff.page(path).await;
+        assert_eq!(status, 403, "{path}");
+        assert!(page.contains("two-factor"), "{path}");
+    }
+    assert_eq!(staff.page("/account/security").await.0, 200);
     let trail = app.audit_trail(Some(&user_id)).await.expect("trail");
     assert!(trail.contains(&"authz.denied".to_string()), "{trail:?}");
+    let trail = app.audit_trail(Some(&staff_id)).await.expect("trail");
+    assert!(
+        trail.iter().filter(|e| *e == "authz.denied").count() >= 5,
+        "{trail:?}"
+    );
+});
+
+/// Signs a staff member in through both web login steps.
+async fn web_login_with_code(app: &TestApp, email: &str, authenticator: &mut Authenticator) -> Web {
+    let web = Web::new(app);
+    let response = web.login(email, PASSWORD, "/").await;
+    assert_eq!(response.headers()["location"], "/login/mfa?next=%2F");
+    let token = web.token("/login/mfa").await;
+    let code = authenticator.code().await;
+    let response = web
+        .post_raw(
+            "/login/mfa",
+            &[("csrf_token", &token), ("code", &code)],
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 303, "second step");
+    web
+}
+
+backend_test!(
+    admin_changes_send_only_what_changed_and_need_a_super_admin,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let target = app.create_user("customer@example.com", "user").await;
+        let enterprise = store::identity::users::AdminChange {
+            tier: Some("enterprise".into()),
+            ..Default::default()
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        app.state
+            .db
+            .admin_update_user(&target, &enterprise, "stamp-e", now)
+            .await
+            .expect("enterprise");
+        let (_, _, mut root) = app
+            .create_user_with_2fa("root@example.com", "super_admin")
+            .await;
+        let (support_id, _, mut helpdesk) = app
+            .create_user_with_2fa("helpdesk@example.com", "support")
+            .await;
+
+        // Support staff may look but not change roles or plans: refused and audited.
+        let support = web_login_with_code(&app, "helpdesk@example.com", &mut helpdesk).await;
+        let path = format!("/admin/users/{target}");
+        let token = support.token(&path).await;
+        let response = support
+            .post_raw(
+                &path,
+                &[
+                    ("csrf_token", &token),
+                    ("role", "super_admin"),
+                    ("tier", "enterprise"),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 403);
+        let trail = app.audit_trail(Some(&support_id)).await.expect("trail");
+        assert!(trail.contains(&"authz.denied".to_string()), "{trail:?}");
+
+        // The form shows the enterprise plan selected; saving a role change leaves the plan alone.
+        let admin = web_login_with_code(&app, "root@example.com", &mut root).await;
+        let (status, page) = admin.page(&path).await;
+        assert_eq!(status, 200);
+        assert!(
+            page.contains("<option value=\"enterprise\" selected>"),
+            "enterprise selected"
+        );
+        let token = admin.token(&path).await;
+        let response = admin
+            .post_raw(
+                &path,
+                &[
+                    ("csrf_token", &token),
+                    ("role", "support"),
+                    ("tier", "enterprise"),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let user = app
+            .state
+            .db
+            .user_by_id(&target)
+            .await
+            .expect("db")
+            .expect("user");
+        assert_eq!(
+            (user.role.as_str(), user.tier.as_str()),
+            ("support", "enterprise")
+        );
+        assert!(!user.is_disabled());
+    }
+);
+
+backend_test!(
+    a_password_change_in_the_browser_rotates_its_cookie,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        app.create_user("ann@example.com", "user").await;
+        let web = Web::new(&app);
+        web.login("ann@example.com", PASSWORD, "/").await;
+        let before = web.cookie("ts_session").expect("cookie");
+        let token = web.token("/account").await;
+        let response = web
+            .post_raw(
+                "/account/password",
+                &[
+                    ("csrf_token", &token),
+                    ("current_password", PASSWORD),
+                    ("new_password", "Another-Strong-Phrase-71"),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let after = web.cookie("ts_session").expect("cookie");
+        assert_ne!(before, after, "a new cookie value");
+        assert_eq!(
+            web.page("/account").await.0,
+            200,
+            "this browser stays signed in"
+        );
+        let copy = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let response = copy
+            .get(app.url("/account"))
+            .header("cookie", format!("ts_session={before}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 303, "a copy of the old cookie is out");
+    }
+);
+
+backend_test!(browsing_spends_the_users_tier_quota, |backend| {
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            env: vec![(
+                "TRADESIGNAL_RATE_LIMITS",
+                "anonymous=100000/3600,tier.free=6/3600,login=1000/60".into(),
+            )],
+            ..Options::default()
+        },
+    )
+    .await;
+    app.create_user("ann@example.com", "user").await;
+    let web = Web::new(&app);
+    web.login("ann@example.com", PASSWORD, "/").await;
+    let mut statuses = vec![];
+    for _ in 0..8 {
+        statuses.push(web.get("/trades").await.status().as_u16());
+    }
+    assert!(
+        statuses.contains(&429),
+        "the free quota ran out: {statuses:?}"
+    );
+    let response = web.get("/trades").await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    // Another user on the same address has their own quota.
+    app.create_user("bob@example.com", "user").await;
+    let bob = Web::new(&app);
+    bob.login("bob@example.com", PASSWORD, "/").await;
+    assert_eq!(bob.get("/trades").await.status(), 200);
 });
 
 backend_test!(a_rate_limited_form_answers_with_a_page, |backend| {
