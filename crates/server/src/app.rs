@@ -240,6 +240,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     };
     let error_policy = Arc::new(ErrorPolicy {
         production: settings.is_production(),
+        page: Some(web::pages::error_page),
     });
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request<_>| {

@@ -190,6 +190,25 @@ pub fn serve(settings: Settings) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        // Before listening: the first request already sees the sample data.
+        if settings.loads_sample_data() {
+            match crate::market::sample::load_if_empty(&db, crate::identity::now()).await {
+                Ok(Some(summary)) => {
+                    tracing::info!(
+                        filings = summary.filings,
+                        trades = summary.trades,
+                        "sample filings loaded into an empty database"
+                    );
+                    eprintln!(
+                        "The database held no filings: loaded {} sample filings ({} trades) from sample/form4 \
+                         (real SEC EDGAR filings). TRADESIGNAL_SAMPLE_DATA=off starts empty; production never loads them.",
+                        summary.filings, summary.trades
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "sample filings not loaded"),
+            }
+        }
         let listener = match app::bind(settings.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -231,28 +250,11 @@ pub fn serve(settings: Settings) -> ExitCode {
             .local_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
-        if settings.loads_sample_data() {
-            match crate::market::sample::load_if_empty(&db, crate::identity::now()).await {
-                Ok(Some(summary)) => {
-                    tracing::info!(
-                        filings = summary.filings,
-                        trades = summary.trades,
-                        "sample filings loaded into an empty database"
-                    );
-                    eprintln!(
-                        "The database held no filings: loaded {} sample filings ({} trades) from sample/form4 \
-                         (real SEC EDGAR filings). TRADESIGNAL_SAMPLE_DATA=off starts empty; production never loads them.",
-                        summary.filings, summary.trades
-                    );
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "sample filings not loaded"),
-            }
-        }
         if db.count_users().await.is_ok_and(|n| n == 0) {
             eprintln!(
-                "No accounts yet. Create the first administrator with:\n  \
-                 tradesignal admin create-user --email you@example.com --role super_admin --password-stdin"
+                "No accounts yet. Open {} in a browser to create one, or create the first administrator \
+                 with:\n  tradesignal admin create-user --email you@example.com --role super_admin --tier pro --password-stdin",
+                settings.public_link("/register")
             );
         }
         tracing::info!(

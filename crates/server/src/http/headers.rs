@@ -33,15 +33,19 @@ fn fresh_nonce() -> Arc<str> {
     Arc::from(random::csp_nonce())
 }
 
+/// The nonce of the response being produced (for code that renders a page without an extractor).
+pub fn current_nonce() -> Arc<str> {
+    // Outside the layer (never in the real router) a fresh nonce still keeps templates valid.
+    NONCE
+        .try_with(|cell| cell.get_or_init(fresh_nonce).clone())
+        .unwrap_or_else(|_| fresh_nonce())
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for CspNonce {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        // Outside the layer (never in the real router) a fresh nonce still keeps templates valid.
-        let nonce = NONCE
-            .try_with(|cell| cell.get_or_init(fresh_nonce).clone())
-            .unwrap_or_else(|_| fresh_nonce());
-        Ok(CspNonce(nonce))
+        Ok(CspNonce(current_nonce()))
     }
 }
 

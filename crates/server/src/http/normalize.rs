@@ -24,9 +24,23 @@ pub struct HtmlPage;
 /// Problem documents we produce are small; anything larger is not ours.
 const MAX_PROBLEM_BYTES: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy)]
+/// Renders an error page for a person: status, user-facing detail, the response's CSP nonce.
+pub type PageRenderer = fn(StatusCode, &str, &str) -> Response;
+
+#[derive(Clone, Copy)]
 pub struct ErrorPolicy {
     pub production: bool,
+    /// When set, a browser navigating outside `/api/` gets errors as pages (a 404, a quota's 429,
+    /// a timeout) instead of problem documents.
+    pub page: Option<PageRenderer>,
+}
+
+/// Whether the client asked for a page (a browser navigating) rather than data.
+pub fn accepts_html(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
 }
 
 fn is_problem(response: &Response) -> bool {
@@ -64,6 +78,9 @@ pub async fn problems(
         .get::<RequestId>()
         .map(|id| id.as_str().to_string())
         .unwrap_or_default();
+    let page = policy
+        .page
+        .filter(|_| !request.uri().path().starts_with("/api/") && accepts_html(request.headers()));
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error())
@@ -82,6 +99,21 @@ pub async fn problems(
     };
     if status.is_server_error() && policy.production {
         document.insert("detail".into(), Value::from(default_detail(status)));
+    }
+    if let Some(render) = page {
+        let detail = document
+            .get("detail")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| default_detail(status));
+        let mut html = render(status, detail, &super::headers::current_nonce());
+        // Keep what the answer said beside its body (Retry-After, rate-limit and auth headers).
+        for (name, value) in &parts.headers {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                html.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+        html.extensions_mut().insert(HtmlPage);
+        return html;
     }
     document.insert("status".into(), Value::from(status.as_u16()));
     document.insert("request_id".into(), Value::from(request_id));

@@ -34,7 +34,7 @@ pub fn routes() -> Router<AppState> {
         .route("/watchlists/{id}/tickers", post(add_ticker))
         .route("/watchlists/{id}/delete", post(delete_watchlist))
         .route("/alerts", get(alerts).post(create_alert))
-        .route("/alerts/{id}", get(alert_history))
+        .route("/alerts/{id}", get(alert_history).post(edit_alert))
         .route("/alerts/{id}/delete", post(delete_alert))
 }
 
@@ -272,6 +272,10 @@ async fn delete_watchlist(
 pub struct AlertView {
     pub id: String,
     pub name: String,
+    pub ticker: String,
+    pub insider_cik: String,
+    pub codes: String,
+    pub min_value: String,
     pub rule: String,
     pub channel: String,
     pub webhook_url: String,
@@ -297,6 +301,13 @@ impl From<AlertRecord> for AlertView {
         let webhook_url = a.webhook_url.unwrap_or_default();
         Self {
             webhook_link: is_web_link(&webhook_url),
+            ticker: a.ticker.clone().unwrap_or_default(),
+            insider_cik: a.insider_cik.clone().unwrap_or_default(),
+            codes: a.codes.clone().unwrap_or_default(),
+            min_value: a
+                .min_value_cents
+                .map(|c| market::money::from_cents(c).to_string())
+                .unwrap_or_default(),
             id: a.id,
             name: a.name,
             rule: if rule.is_empty() {
@@ -387,45 +398,23 @@ async fn create_alert(
     user: SignedIn,
     axum::Form(form): axum::Form<AlertForm>,
 ) -> Response {
-    let min_value_cents = match optional(&form.min_value) {
-        None => None,
-        Some(text) => match market::money::parse_dollars(&text) {
-            Some(cents) => Some(cents),
-            None => {
-                let error = ApiError::from(MarketError::invalid(
-                    "min_value",
-                    "invalid",
-                    "Enter a non-negative amount in dollars with at most two decimals.",
-                ));
-                return alerts_page(
-                    &state,
-                    user,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    Some(&error),
-                    None,
-                )
-                .await;
-            }
-        },
+    let change = match alert_change(form) {
+        Ok(change) => change,
+        Err(error) => {
+            return alerts_page(
+                &state,
+                user,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(&error),
+                None,
+            )
+            .await;
+        }
     };
-    let codes = optional(&form.codes).map(|c| split_tickers(&c));
     let caller = Caller::from(user.principal.clone());
     let result = state
         .market
-        .create_alert(
-            &caller.user_id,
-            caller.tier,
-            AlertChange {
-                name: Some(form.name),
-                ticker: Some(optional(&form.ticker)),
-                insider_cik: Some(optional(&form.insider_cik)),
-                codes: Some(codes),
-                min_value_cents: Some(min_value_cents),
-                channel: Some(form.channel),
-                webhook_url: Some(optional(&form.webhook_url)),
-            },
-            now(),
-        )
+        .create_alert(&caller.user_id, caller.tier, change, now())
         .await;
     match result {
         Ok(created) => {
@@ -525,6 +514,18 @@ struct HistoryTemplate {
     layout: Layout,
     alert: AlertView,
     deliveries: Vec<DeliveryView>,
+    webhooks_allowed: bool,
+    errors: FieldErrors,
+    error: Option<String>,
+    new_secret: Option<String>,
+}
+
+/// What the alert page shows beside the alert after an edit.
+#[derive(Default)]
+struct Edited {
+    status: Option<StatusCode>,
+    error: Option<ApiError>,
+    new_secret: Option<String>,
 }
 
 async fn alert_history(
@@ -532,10 +533,14 @@ async fn alert_history(
     user: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = resource_id(&id) {
+    alert_page(&state, user, &id, Edited::default()).await
+}
+
+async fn alert_page(state: &AppState, user: SignedIn, id: &str, edited: Edited) -> Response {
+    if let Err(e) = resource_id(id) {
         return failure(user.layout, e);
     }
-    let alert = match state.db.alert(&user.principal.user_id, &id).await {
+    let alert = match state.db.alert(&user.principal.user_id, id).await {
         Ok(Some(alert)) => alert,
         Ok(None) => return failure(user.layout, ApiError::not_found()),
         Err(e) => return failure(user.layout, ApiError::internal(e)),
@@ -544,22 +549,118 @@ async fn alert_history(
         .db
         .alert_history(
             &user.principal.user_id,
-            &id,
+            id,
             tiers::history_start(user.principal.tier, tiers::today()),
             SHOWN,
             0,
         )
         .await;
+    if let Some(e) = &edited.error {
+        e.log();
+    }
     match rows {
         Ok((rows, _)) => render(
-            StatusCode::OK,
+            edited.status.unwrap_or(StatusCode::OK),
             &HistoryTemplate {
                 layout: user.layout,
                 alert: alert.into(),
                 deliveries: rows.into_iter().map(DeliveryView::from).collect(),
+                webhooks_allowed: tiers::webhooks_allowed(user.principal.tier),
+                errors: edited
+                    .error
+                    .as_ref()
+                    .map(FieldErrors::from_api)
+                    .unwrap_or_default(),
+                error: edited.error.as_ref().map(|e| e.detail().to_string()),
+                new_secret: edited.new_secret,
             },
         ),
         Err(e) => failure(user.layout, ApiError::internal(e)),
+    }
+}
+
+/// The alert form's fields as a change of every field (an emptied field clears it).
+fn alert_change(form: AlertForm) -> Result<AlertChange, ApiError> {
+    let min_value_cents = match optional(&form.min_value) {
+        None => None,
+        Some(text) => Some(market::money::parse_dollars(&text).ok_or_else(|| {
+            ApiError::from(MarketError::invalid(
+                "min_value",
+                "invalid",
+                "Enter a non-negative amount in dollars with at most two decimals.",
+            ))
+        })?),
+    };
+    Ok(AlertChange {
+        name: Some(form.name),
+        ticker: Some(optional(&form.ticker)),
+        insider_cik: Some(optional(&form.insider_cik)),
+        codes: Some(optional(&form.codes).map(|c| split_tickers(&c))),
+        min_value_cents: Some(min_value_cents),
+        channel: Some(form.channel),
+        webhook_url: Some(optional(&form.webhook_url)),
+    })
+}
+
+async fn edit_alert(
+    State(state): State<AppState>,
+    Meta(meta): Meta,
+    user: SignedIn,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<AlertForm>,
+) -> Response {
+    if let Err(e) = resource_id(&id) {
+        return failure(user.layout, e);
+    }
+    let change = match alert_change(form) {
+        Ok(change) => change,
+        Err(e) => {
+            let edited = Edited {
+                status: Some(StatusCode::UNPROCESSABLE_ENTITY),
+                error: Some(e),
+                ..Edited::default()
+            };
+            return alert_page(&state, user, &id, edited).await;
+        }
+    };
+    let caller = Caller::from(user.principal.clone());
+    match state
+        .market
+        .update_alert(&caller.user_id, caller.tier, &id, change, now())
+        .await
+    {
+        Ok(updated) => {
+            audit_alert(
+                &state,
+                &meta,
+                Event::success("alert.updated"),
+                &caller,
+                Some(&updated.record.id),
+                &updated.record.channel,
+            )
+            .await;
+            match updated.webhook_secret {
+                // A switch to webhook delivery: the new signing secret is shown this once.
+                Some(secret) => {
+                    let edited = Edited {
+                        new_secret: Some(secret),
+                        ..Edited::default()
+                    };
+                    alert_page(&state, user, &id, edited).await
+                }
+                None => Redirect::to(&format!("/alerts/{id}")).into_response(),
+            }
+        }
+        Err(MarketError::NotFound) => failure(user.layout, ApiError::not_found()),
+        Err(e) => {
+            let error = ApiError::from(e);
+            let edited = Edited {
+                status: Some(error.status()),
+                error: Some(error),
+                ..Edited::default()
+            };
+            alert_page(&state, user, &id, edited).await
+        }
     }
 }
 

@@ -144,3 +144,15 @@ impl FieldErrors {
         self.0.iter().any(|(f, _)| f == field)
     }
 }
+
+/// An error page outside the web context (the error normaliser's renderer for browsers): the
+/// status's title, the user-facing detail, no signed-in header.
+pub fn error_page(status: StatusCode, detail: &str, nonce: &str) -> Response {
+    let title = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::TOO_MANY_REQUESTS => "Too many requests",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "That did not work",
+    };
+    ErrorPage::new(status, title, detail).render(Layout::bare(nonce.to_string()))
+}

@@ -734,6 +734,23 @@ backend_test!(browsing_spends_the_users_tier_quota, |backend| {
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
     // Another user on the same address has their own quota.
+    // A browser navigating gets the refusal as a page, Retry-After kept.
+    let response = web
+        .client
+        .get(app.url("/trades"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert!(
+        response
+            .text()
+            .await
+            .expect("page")
+            .contains("<h1>Too many requests</h1>")
+    );
     app.create_user("bob@example.com", "user").await;
     let bob = Web::new(&app);
     bob.login("bob@example.com", PASSWORD, "/").await;
@@ -775,3 +792,142 @@ backend_test!(a_rate_limited_form_answers_with_a_page, |backend| {
             .contains("Too many attempts")
     );
 });
+
+backend_test!(alerts_are_edited_by_their_owner_only, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let ann_id = app.create_user("ann@example.com", "user").await;
+    app.create_user("eve@example.com", "user").await;
+    let ann = Web::new(&app);
+    ann.login("ann@example.com", PASSWORD, "/").await;
+    let token = ann.token("/alerts").await;
+    let response = ann
+        .post_raw(
+            "/alerts",
+            &[
+                ("csrf_token", &token),
+                ("name", "Buys"),
+                ("ticker", "AAPL"),
+                ("channel", "email"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    let id = app
+        .state
+        .db
+        .list_alerts(&ann_id, 10, 0)
+        .await
+        .expect("alerts")[0]
+        .id
+        .clone();
+    let path = format!("/alerts/{id}");
+    let edit = |token: String, name: &'static str, min: &'static str| {
+        vec![
+            ("csrf_token".to_string(), token),
+            ("name".into(), name.into()),
+            ("ticker".into(), "MSFT".into()),
+            ("codes".into(), "P, S".into()),
+            ("min_value".into(), min.into()),
+            ("channel".into(), "email".into()),
+        ]
+    };
+    let token = ann.token(&path).await;
+    let response = ann
+        .post_form(&path, &edit(token, "Big trades", "250000"), &[])
+        .await;
+    assert_eq!(response.status(), 303);
+    let alert = app
+        .state
+        .db
+        .alert(&ann_id, &id)
+        .await
+        .expect("db")
+        .expect("alert");
+    assert_eq!(alert.name, "Big trades");
+    assert_eq!(alert.ticker.as_deref(), Some("MSFT"));
+    assert_eq!(alert.codes.as_deref(), Some("P,S"));
+    assert_eq!(alert.min_value_cents, Some(25_000_000));
+    // A bad amount is shown on the form, nothing changes.
+    let token = ann.token(&path).await;
+    let response = ann
+        .post_form(&path, &edit(token, "Broken", "12.345"), &[])
+        .await;
+    assert_eq!(response.status(), 422);
+    assert!(
+        response
+            .text()
+            .await
+            .expect("page")
+            .contains("ed-min-error")
+    );
+    let unchanged = app
+        .state
+        .db
+        .alert(&ann_id, &id)
+        .await
+        .expect("db")
+        .expect("alert");
+    assert_eq!(unchanged.name, "Big trades");
+    // Another user can neither see nor edit nor delete it.
+    let eve = Web::new(&app);
+    eve.login("eve@example.com", PASSWORD, "/").await;
+    assert_eq!(eve.page(&path).await.0, 404);
+    let token = eve.token("/alerts").await;
+    let response = eve
+        .post_form(&path, &edit(token.clone(), "Mine", ""), &[])
+        .await;
+    assert_eq!(response.status(), 404);
+    let response = eve
+        .post_raw(&format!("{path}/delete"), &[("csrf_token", &token)], &[])
+        .await;
+    assert_eq!(response.status(), 404);
+    let still = app
+        .state
+        .db
+        .alert(&ann_id, &id)
+        .await
+        .expect("db")
+        .expect("alert");
+    assert_eq!(still.name, "Big trades");
+    let trail = app.audit_trail(Some(&ann_id)).await.expect("trail");
+    assert!(trail.contains(&"alert.updated".to_string()), "{trail:?}");
+});
+
+backend_test!(
+    an_unknown_address_is_a_page_for_browsers_and_a_problem_for_programs,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let response = app
+            .client
+            .get(app.url("/no-such-page"))
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 404);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .expect("type")
+                .starts_with("text/html")
+        );
+        assert!(
+            response.headers()["content-security-policy"]
+                .to_str()
+                .expect("csp")
+                .contains("'nonce-")
+        );
+        let page = response.text().await.expect("page");
+        assert!(
+            page.contains("<h1>Not found</h1>") && page.contains("/static/app."),
+            "{page}"
+        );
+        let response = app.get("/api/v1/no-such-thing").await;
+        assert_eq!(response.status(), 404);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+);
