@@ -182,6 +182,11 @@ impl ApiError {
         self.0.status
     }
 
+    /// The problem type's slug (`step-up-required`, `not-found`, …).
+    pub fn slug(&self) -> &'static str {
+        self.0.slug
+    }
+
     /// The user-facing detail (never the logged source).
     pub fn detail(&self) -> &str {
         &self.0.detail

@@ -259,7 +259,7 @@ impl Shown {
     fn error(e: impl Into<ApiError>) -> (StatusCode, Self) {
         let e = e.into();
         e.log();
-        let step_up = e.status() == StatusCode::UNAUTHORIZED || e.detail().contains("recent login");
+        let step_up = e.slug() == "step-up-required";
         let message = if step_up {
             "Confirm your password (and code) below first: this change needs a recent sign-in."
                 .to_string()

@@ -931,3 +931,85 @@ backend_test!(
         );
     }
 );
+
+backend_test!(
+    sensitive_changes_in_the_browser_need_a_recent_sign_in,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let id = app.create_user("ann@example.com", "user").await;
+        let web = Web::new(&app);
+        web.login("ann@example.com", PASSWORD, "/").await;
+        let session = app.state.identity.sessions(&id).await.expect("sessions")[0]
+            .id
+            .clone();
+        let an_hour_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 3600;
+        app.state
+            .db
+            .set_auth_time(&session, an_hour_ago, "pwd")
+            .await
+            .expect("age the login");
+        // The login is old, the session is not idle.
+        app.state
+            .db
+            .touch_session(&session, an_hour_ago + 3590, None)
+            .await
+            .expect("recent activity");
+        let key_form = |token: String| {
+            vec![
+                ("csrf_token".to_string(), token),
+                ("name".into(), "notebook".into()),
+                ("scope".into(), "market:read".into()),
+            ]
+        };
+        for path in ["/account/api-keys", "/account/2fa/setup"] {
+            let token = web.token("/account/security").await;
+            let response = web.post_form(path, &key_form(token), &[]).await;
+            assert_eq!(response.status(), 401, "{path}");
+            let page = response.text().await.expect("page");
+            assert!(page.contains("needs a recent sign-in"), "{path}");
+            assert!(!page.contains("id=\"new-api-key\"") && !page.contains("id=\"totp-secret\""));
+        }
+        // A wrong password says so (not "sign in again"); the right one opens the window and rotates
+        // the cookie.
+        let token = web.token("/account/security").await;
+        let response = web
+            .post_raw(
+                "/account/reauth",
+                &[("csrf_token", &token), ("password", "Not-The-Password-1!")],
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 401);
+        assert!(
+            response
+                .text()
+                .await
+                .expect("page")
+                .contains("The email or password is incorrect.")
+        );
+        let before = web.cookie("ts_session").expect("cookie");
+        let token = web.token("/account/security").await;
+        let response = web
+            .post_raw(
+                "/account/reauth",
+                &[("csrf_token", &token), ("password", PASSWORD)],
+                &[],
+            )
+            .await;
+        assert_eq!(response.status(), 303);
+        assert_ne!(web.cookie("ts_session").expect("cookie"), before);
+        let token = web.token("/account/security").await;
+        let response = web
+            .post_form("/account/api-keys", &key_form(token), &[])
+            .await;
+        assert_eq!(response.status(), 200);
+        let page = response.text().await.expect("page");
+        assert!(
+            page.contains("id=\"new-api-key\">ts_"),
+            "the key, shown once"
+        );
+        // Shown once: the next view of the page lists the key but not its secret.
+        let (_, page) = web.page("/account/security").await;
+        assert!(page.contains("notebook") && !page.contains("id=\"new-api-key\""));
+    }
+);
