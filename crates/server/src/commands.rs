@@ -190,25 +190,6 @@ pub fn serve(settings: Settings) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        // Before listening: the first request already sees the sample data.
-        if settings.loads_sample_data() {
-            match crate::market::sample::load_if_empty(&db, crate::identity::now()).await {
-                Ok(Some(summary)) => {
-                    tracing::info!(
-                        filings = summary.filings,
-                        trades = summary.trades,
-                        "sample filings loaded into an empty database"
-                    );
-                    eprintln!(
-                        "The database held no filings: loaded {} sample filings ({} trades) from sample/form4 \
-                         (real SEC EDGAR filings). TRADESIGNAL_SAMPLE_DATA=off starts empty; production never loads them.",
-                        summary.filings, summary.trades
-                    );
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "sample filings not loaded"),
-            }
-        }
         let listener = match app::bind(settings.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -244,6 +225,25 @@ pub fn serve(settings: Settings) -> ExitCode {
                     eprintln!("tradesignal: cannot start: {e}");
                     return ExitCode::from(1);
                 }
+            }
+        }
+        // Before serving: the first request already sees the sample data.
+        if settings.loads_sample_data() {
+            match crate::market::sample::load_if_empty(&db, crate::identity::now()).await {
+                Ok(Some(summary)) => {
+                    tracing::info!(
+                        filings = summary.filings,
+                        trades = summary.trades,
+                        "sample filings loaded into an empty database"
+                    );
+                    eprintln!(
+                        "The database held no filings: loaded {} sample filings ({} trades) from sample/form4 \
+                         (real SEC EDGAR filings). TRADESIGNAL_SAMPLE_DATA=off starts empty; production never loads them.",
+                        summary.filings, summary.trades
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "sample filings not loaded"),
             }
         }
         let local = listener

@@ -24,8 +24,20 @@ pub struct HtmlPage;
 /// Problem documents we produce are small; anything larger is not ours.
 const MAX_PROBLEM_BYTES: usize = 64 * 1024;
 
-/// Renders an error page for a person: status, user-facing detail, the response's CSP nonce.
-pub type PageRenderer = fn(StatusCode, &str, &str) -> Response;
+/// Renders an error page for a person: status, user-facing detail, request id, the response's CSP
+/// nonce.
+pub type PageRenderer = fn(StatusCode, &str, &str, &str) -> Response;
+
+/// Headers of the original answer that describe its body (or would repeat what the page sets): not
+/// carried over to the page that replaces it.
+const BODY_HEADERS: [header::HeaderName; 6] = [
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::CONTENT_ENCODING,
+    header::CONTENT_RANGE,
+    header::ETAG,
+    header::CONTENT_SECURITY_POLICY,
+];
 
 #[derive(Clone, Copy)]
 pub struct ErrorPolicy {
@@ -105,14 +117,28 @@ pub async fn problems(
             .get("detail")
             .and_then(Value::as_str)
             .unwrap_or_else(|| default_detail(status));
-        let mut html = render(status, detail, &super::headers::current_nonce());
-        // Keep what the answer said beside its body (Retry-After, rate-limit and auth headers).
+        let mut html = render(
+            status,
+            detail,
+            &request_id,
+            &super::headers::current_nonce(),
+        );
+        // Keep what the answer said beside its body (Retry-After, rate-limit and auth headers),
+        // every value of a repeated header.
+        let mut copied = std::collections::HashSet::new();
         for (name, value) in &parts.headers {
-            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-                html.headers_mut().insert(name.clone(), value.clone());
+            if BODY_HEADERS.contains(name) {
+                continue;
             }
+            if copied.insert(name.clone()) {
+                html.headers_mut().remove(name);
+            }
+            html.headers_mut().append(name.clone(), value.clone());
         }
+        // An error page is never cached, and a token in its URL never leaves as a referrer.
         html.extensions_mut().insert(HtmlPage);
+        html.extensions_mut().insert(super::NoStore);
+        html.extensions_mut().insert(super::NoReferrer);
         return html;
     }
     document.insert("status".into(), Value::from(status.as_u16()));

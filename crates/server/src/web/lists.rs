@@ -384,8 +384,8 @@ struct AlertForm {
     #[serde(default)]
     min_value: String,
     channel: String,
-    #[serde(default)]
-    webhook_url: String,
+    /// Absent when the form has no URL field (email-only plans): the stored URL is left alone.
+    webhook_url: Option<String>,
 }
 
 fn optional(text: &str) -> Option<String> {
@@ -398,7 +398,7 @@ async fn create_alert(
     user: SignedIn,
     axum::Form(form): axum::Form<AlertForm>,
 ) -> Response {
-    let change = match alert_change(form) {
+    let change = match alert_change(form, None) {
         Ok(change) => change,
         Err(error) => {
             return alerts_page(
@@ -579,8 +579,10 @@ async fn alert_page(state: &AppState, user: SignedIn, id: &str, edited: Edited) 
     }
 }
 
-/// The alert form's fields as a change of every field (an emptied field clears it).
-fn alert_change(form: AlertForm) -> Result<AlertChange, ApiError> {
+/// The alert form's fields as a change (an emptied field clears it). For an edit, `stored` is the
+/// alert's current webhook URL: an absent or unchanged URL field leaves it alone, so a rename never
+/// re-checks (or, on an email-only plan, refuses) the URL.
+fn alert_change(form: AlertForm, stored: Option<Option<&str>>) -> Result<AlertChange, ApiError> {
     let min_value_cents = match optional(&form.min_value) {
         None => None,
         Some(text) => Some(market::money::parse_dollars(&text).ok_or_else(|| {
@@ -598,7 +600,14 @@ fn alert_change(form: AlertForm) -> Result<AlertChange, ApiError> {
         codes: Some(optional(&form.codes).map(|c| split_tickers(&c))),
         min_value_cents: Some(min_value_cents),
         channel: Some(form.channel),
-        webhook_url: Some(optional(&form.webhook_url)),
+        webhook_url: match (form.webhook_url.as_deref().map(optional), stored) {
+            // Creating: whatever the form says.
+            (url, None) => Some(url.flatten()),
+            // Editing without the field, or with the URL already stored: unchanged.
+            (None, Some(_)) => None,
+            (Some(url), Some(current)) if url.as_deref() == current => None,
+            (Some(url), Some(_)) => Some(url),
+        },
     })
 }
 
@@ -612,7 +621,12 @@ async fn edit_alert(
     if let Err(e) = resource_id(&id) {
         return failure(user.layout, e);
     }
-    let change = match alert_change(form) {
+    let stored = match state.db.alert(&user.principal.user_id, &id).await {
+        Ok(Some(alert)) => alert.webhook_url,
+        Ok(None) => return failure(user.layout, ApiError::not_found()),
+        Err(e) => return failure(user.layout, ApiError::internal(e)),
+    };
+    let change = match alert_change(form, Some(stored.as_deref())) {
         Ok(change) => change,
         Err(e) => {
             let edited = Edited {
@@ -682,6 +696,52 @@ mod tests {
         ] {
             assert!(!is_web_link(hostile), "{hostile}");
         }
+    }
+
+    fn form(webhook_url: Option<&str>) -> AlertForm {
+        AlertForm {
+            name: "n".into(),
+            ticker: String::new(),
+            insider_cik: String::new(),
+            codes: String::new(),
+            min_value: String::new(),
+            channel: "webhook".into(),
+            webhook_url: webhook_url.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn an_edit_leaves_an_absent_or_unchanged_webhook_url_alone() {
+        let stored = Some(Some("https://hooks.example.com/a"));
+        let url = |change: AlertChange| change.webhook_url;
+        assert_eq!(url(alert_change(form(None), stored).expect("change")), None);
+        assert_eq!(
+            url(alert_change(form(Some(" https://hooks.example.com/a ")), stored).expect("change")),
+            None
+        );
+        assert_eq!(
+            url(alert_change(form(Some("https://hooks.example.com/b")), stored).expect("change")),
+            Some(Some("https://hooks.example.com/b".into()))
+        );
+        assert_eq!(
+            url(alert_change(form(Some("")), stored).expect("change")),
+            Some(None)
+        );
+        // Creating takes the field as it is.
+        assert_eq!(
+            url(alert_change(form(None), None).expect("change")),
+            Some(None)
+        );
+        assert!(
+            alert_change(
+                AlertForm {
+                    min_value: "1.234".into(),
+                    ..form(None)
+                },
+                None
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -146,13 +146,18 @@ impl FieldErrors {
 }
 
 /// An error page outside the web context (the error normaliser's renderer for browsers): the
-/// status's title, the user-facing detail, no signed-in header.
-pub fn error_page(status: StatusCode, detail: &str, nonce: &str) -> Response {
+/// status's title, the user-facing detail (and, for a server error, the request id to quote), no
+/// signed-in header.
+pub fn error_page(status: StatusCode, detail: &str, request_id: &str, nonce: &str) -> Response {
     let title = match status {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::TOO_MANY_REQUESTS => "Too many requests",
         s if s.is_server_error() => "Something went wrong",
         _ => "That did not work",
     };
-    ErrorPage::new(status, title, detail).render(Layout::bare(nonce.to_string()))
+    let mut page = ErrorPage::new(status, title, detail);
+    if status.is_server_error() && !request_id.is_empty() {
+        page.details.push(format!("Request id: {request_id}"));
+    }
+    page.render(Layout::bare(nonce.to_string()))
 }

@@ -299,6 +299,7 @@ backend_test!(
 );
 
 backend_test!(backoff_from_the_third_failure_of_a_pair, |backend| {
+    let _quiet = quiet_machine().await;
     let app = TestApp::spawn(backend).await;
     app.create_user("slow@example.com", "user").await;
     let client = browser();

@@ -150,6 +150,7 @@ backend_test!(registration_is_enumeration_safe, |backend| {
 backend_test!(
     login_and_forgot_are_enumeration_safe_in_body_and_timing,
     |backend| {
+        let _quiet = quiet_machine().await;
         let app = TestApp::spawn(backend).await;
         app.register_verified("real@example.com").await;
         let wrong = app

@@ -263,6 +263,7 @@ async fn sign_out(client: &Client) {
 }
 
 backend_test!(an_investor_walks_every_flow_in_chromium, |backend| {
+    let _quiet = quiet_machine().await;
     let Some((_driver, client)) = start_browser(1280, 900).await else {
         return;
     };
@@ -538,6 +539,7 @@ async fn attacker_site(target: &str) -> (std::net::SocketAddr, tokio::task::Join
 backend_test!(
     a_forged_cross_origin_post_is_refused_in_chromium,
     |backend| {
+        let _quiet = quiet_machine().await;
         let Some((_driver, client)) = start_browser(1280, 900).await else {
             return;
         };
@@ -569,6 +571,7 @@ backend_test!(
 backend_test!(
     the_page_checks_see_a_csp_violation_when_there_is_one,
     |backend| {
+        let _quiet = quiet_machine().await;
         let Some((_driver, client)) = start_browser(1280, 900).await else {
             return;
         };
@@ -624,6 +627,7 @@ async fn screenshots() {
         std::env::var("TRADESIGNAL_SCREENSHOTS_DIR").expect("TRADESIGNAL_SCREENSHOTS_DIR"),
     );
     std::fs::create_dir_all(&dir).expect("screenshot folder");
+    let _quiet = quiet_machine().await;
     let Some((_driver, client)) = start_browser(1280, 900).await else {
         panic!("set TRADESIGNAL_TEST_CHROMEDRIVER to take screenshots");
     };

@@ -447,6 +447,23 @@ fn import_users_takes_bcrypt_rows_and_reports_every_bad_line() {
 
 /// Starts `serve` in `dir` until it listens (it loads the sample before listening), then stops it;
 /// returns its standard error.
+/// Whether an instance at `addr` answers `GET /healthz` with 200.
+fn answers_health(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    if stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
 fn serve_once(dir: &std::path::Path, extra: &[(&str, &str)]) -> String {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -463,13 +480,14 @@ fn serve_once(dir: &std::path::Path, extra: &[(&str, &str)]) -> String {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start");
+    // Serving, not just bound: an answer to /healthz (start-up work before serving is done).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while std::net::TcpStream::connect(&listen).is_err() {
+    while !answers_health(&listen) {
         assert!(
             child.try_wait().expect("wait").is_none(),
             "serve exited early"
         );
-        assert!(std::time::Instant::now() < deadline, "serve did not listen");
+        assert!(std::time::Instant::now() < deadline, "serve did not answer");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let _ = child.kill();

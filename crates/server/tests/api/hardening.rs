@@ -288,6 +288,7 @@ backend_test!(a_login_flood_is_refused_at_once_not_queued, |backend| {
 backend_test!(
     imported_bcrypt_accounts_do_not_stand_out_by_timing,
     |backend| {
+        let _quiet = quiet_machine().await;
         let app = TestApp::spawn_with(
             backend,
             Options {

@@ -454,6 +454,15 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
 
 pub const PASSWORD: &str = "Granite-Falcon-82-Orbit!";
 
+static QUIET: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Held by the browser tests and by tests that measure time (timing medians, a one-second backoff
+/// window): headless Chromium's CPU use on two cores would skew what they measure. Other tests
+/// keep running beside either.
+pub async fn quiet_machine() -> tokio::sync::MutexGuard<'static, ()> {
+    QUIET.lock().await
+}
+
 impl TestApp {
     pub fn outbox(&self) -> std::path::PathBuf {
         self._dir.path().join("outbox")
