@@ -276,6 +276,24 @@ impl Shown {
         )
     }
 
+    /// A key just issued (created or rotated), shown this once, or why it was not.
+    fn new_key(
+        result: Result<crate::identity::apikeys::IssuedKey, ApiError>,
+        message: &str,
+    ) -> (StatusCode, Self) {
+        match result {
+            Ok(issued) => (
+                StatusCode::OK,
+                Self {
+                    message: Some(message.into()),
+                    new_key: Some(issued.key.to_string()),
+                    ..Self::default()
+                },
+            ),
+            Err(e) => Self::error(e),
+        }
+    }
+
     fn message(text: &str) -> (StatusCode, Self) {
         (
             StatusCode::OK,
@@ -633,17 +651,10 @@ async fn create_key(
             .await
             .map_err(ApiError::from),
     };
-    let shown = match result {
-        Ok(issued) => (
-            StatusCode::OK,
-            Shown {
-                message: Some("Your new API key: copy it now, it is shown only this once.".into()),
-                new_key: Some(issued.key.to_string()),
-                ..Shown::default()
-            },
-        ),
-        Err(e) => Shown::error(e),
-    };
+    let shown = Shown::new_key(
+        result,
+        "Your new API key: copy it now, it is shown only this once.",
+    );
     security_page(&state, user.layout, &user.principal, shown).await
 }
 
@@ -669,19 +680,10 @@ async fn rotate_key(
             .await
             .map_err(ApiError::from),
     };
-    let shown = match result {
-        Ok(issued) => (
-            StatusCode::OK,
-            Shown {
-                message: Some(
-                    "The key was rotated. Copy the new key now; it is shown only this once.".into(),
-                ),
-                new_key: Some(issued.key.to_string()),
-                ..Shown::default()
-            },
-        ),
-        Err(e) => Shown::error(e),
-    };
+    let shown = Shown::new_key(
+        result,
+        "The key was rotated. Copy the new key now; it is shown only this once.",
+    );
     security_page(&state, user.layout, &user.principal, shown).await
 }
 

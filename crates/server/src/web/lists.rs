@@ -113,6 +113,32 @@ async fn watchlist_page(
     )
 }
 
+/// After a create or update: back to the list, or the list with the error (and the draft kept).
+async fn watchlist_saved(
+    state: &AppState,
+    user: SignedIn,
+    result: Result<WatchlistRecord, MarketError>,
+    draft: Option<WatchlistForm>,
+) -> Response {
+    match result {
+        Ok(_) => Redirect::to("/watchlists").into_response(),
+        Err(MarketError::NotFound) => failure(user.layout, ApiError::not_found()),
+        Err(e) => {
+            let error = ApiError::from(e);
+            let user_id = user.principal.user_id.clone();
+            watchlist_page(
+                state,
+                user.layout,
+                &user_id,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(&error),
+                draft,
+            )
+            .await
+        }
+    }
+}
+
 async fn watchlists(State(state): State<AppState>, user: SignedIn) -> Response {
     watchlist_page(
         &state,
@@ -149,25 +175,11 @@ async fn create_watchlist(
     axum::Form(form): axum::Form<WatchlistForm>,
 ) -> Response {
     let user_id = user.principal.user_id.clone();
-    match state
+    let result = state
         .market
         .create_watchlist(&user_id, change_of(&form), now())
-        .await
-    {
-        Ok(_) => Redirect::to("/watchlists").into_response(),
-        Err(e) => {
-            let error = ApiError::from(e);
-            watchlist_page(
-                &state,
-                user.layout,
-                &user_id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(&error),
-                Some(form),
-            )
-            .await
-        }
-    }
+        .await;
+    watchlist_saved(&state, user, result, Some(form)).await
 }
 
 async fn edit_watchlist(
@@ -180,26 +192,11 @@ async fn edit_watchlist(
         return failure(user.layout, e);
     }
     let user_id = user.principal.user_id.clone();
-    match state
+    let result = state
         .market
         .update_watchlist(&user_id, &id, change_of(&form), now())
-        .await
-    {
-        Ok(_) => Redirect::to("/watchlists").into_response(),
-        Err(MarketError::NotFound) => failure(user.layout, ApiError::not_found()),
-        Err(e) => {
-            let error = ApiError::from(e);
-            watchlist_page(
-                &state,
-                user.layout,
-                &user_id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(&error),
-                None,
-            )
-            .await
-        }
-    }
+        .await;
+    watchlist_saved(&state, user, result, None).await
 }
 
 #[derive(Deserialize)]
@@ -229,25 +226,11 @@ async fn add_ticker(
         tickers: Some(tickers),
         notes: None,
     };
-    match state
+    let result = state
         .market
         .update_watchlist(&user_id, &id, change, now())
-        .await
-    {
-        Ok(_) => Redirect::to("/watchlists").into_response(),
-        Err(e) => {
-            let error = ApiError::from(e);
-            watchlist_page(
-                &state,
-                user.layout,
-                &user_id,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(&error),
-                None,
-            )
-            .await
-        }
-    }
+        .await;
+    watchlist_saved(&state, user, result, None).await
 }
 
 async fn delete_watchlist(

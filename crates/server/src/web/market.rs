@@ -223,6 +223,16 @@ fn with_page(query: &str, page: u32) -> String {
     out.finish()
 }
 
+/// The query strings of the previous and next pages, where they exist.
+fn pager_links(query: &str, page: PageRequest, total: i64) -> (Option<String>, Option<String>) {
+    let per_page = i64::from(page.per_page());
+    let last = u32::try_from((total + per_page - 1) / per_page).unwrap_or(u32::MAX);
+    (
+        (page.page() > 1).then(|| with_page(query, page.page() - 1)),
+        (page.page() < last).then(|| with_page(query, page.page() + 1)),
+    )
+}
+
 /// The filter form's current values.
 #[derive(Default)]
 pub struct FilterValues {
@@ -314,12 +324,7 @@ async fn trades(
     }
     match query_trades(&state, &Caller::from(principal), filter, sort, page).await {
         Ok((lines, total)) => {
-            let last = u32::try_from(
-                (total + i64::from(page.per_page()) - 1) / i64::from(page.per_page()),
-            )
-            .unwrap_or(u32::MAX);
-            template.previous = (page.page() > 1).then(|| with_page(&query, page.page() - 1));
-            template.next = (page.page() < last).then(|| with_page(&query, page.page() + 1));
+            (template.previous, template.next) = pager_links(&query, page, total);
             template.lines = lines;
             template.total = total;
             render(StatusCode::OK, &template)
@@ -611,12 +616,7 @@ async fn congress(
     }
     match state.db.list_congress_trades(&filter, page).await {
         Ok((rows, total)) => {
-            let last = u32::try_from(
-                (total + i64::from(page.per_page()) - 1) / i64::from(page.per_page()),
-            )
-            .unwrap_or(u32::MAX);
-            template.previous = (page.page() > 1).then(|| with_page(&query, page.page() - 1));
-            template.next = (page.page() < last).then(|| with_page(&query, page.page() + 1));
+            (template.previous, template.next) = pager_links(&query, page, total);
             template.total = total;
             template.lines = rows
                 .into_iter()

@@ -1013,3 +1013,33 @@ backend_test!(
         assert!(page.contains("notebook") && !page.contains("id=\"new-api-key\""));
     }
 );
+
+backend_test!(an_oversized_form_is_refused_before_any_handler, |backend| {
+    let app = TestApp::spawn(backend).await;
+    let web = Web::new(&app);
+    let token = web.token("/login").await;
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let response = web
+        .client
+        .post(app.url("/register"))
+        .header("accept", "text/html")
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", "big@example.com"),
+            ("password", PASSWORD),
+            ("full_name", huge.as_str()),
+        ])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 413);
+    assert!(response.text().await.expect("page").contains("<h1>"));
+    assert!(
+        app.state
+            .db
+            .user_by_email("big@example.com")
+            .await
+            .expect("db")
+            .is_none()
+    );
+});
