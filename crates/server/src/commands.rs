@@ -232,14 +232,16 @@ pub fn serve(settings: Settings) -> ExitCode {
             match crate::market::sample::load_if_empty(&db, crate::identity::now()).await {
                 Ok(Some(summary)) => {
                     tracing::info!(
-                        filings = summary.filings,
-                        trades = summary.trades,
+                        filings = summary.filings.filings,
+                        trades = summary.filings.trades,
+                        congressional_trades = summary.congress.inserted,
                         "sample filings loaded into an empty database"
                     );
                     eprintln!(
                         "The database held no filings: loaded {} sample filings ({} trades) from sample/form4 \
-                         (real SEC EDGAR filings). TRADESIGNAL_SAMPLE_DATA=off starts empty; production never loads them.",
-                        summary.filings, summary.trades
+                         (real SEC EDGAR filings) and {} congressional trades from sample/congress (real Senate \
+                         disclosures). TRADESIGNAL_SAMPLE_DATA=off starts empty; production never loads them.",
+                        summary.filings.filings, summary.filings.trades, summary.congress.inserted
                     );
                 }
                 Ok(None) => {}

@@ -40,7 +40,7 @@ pub async fn ingest_file(
     db: &Database,
     path: &Path,
     now: i64,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> anyhow::Result<CongressSummary> {
     use anyhow::Context;
     let limit = congress::Limits::DEFAULT.max_input_bytes;
@@ -54,10 +54,24 @@ pub async fn ingest_file(
         );
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    ingest_bytes(db, bytes, now, progress)
+        .await
+        .with_context(|| format!("cannot ingest {}", path.display()))
+}
+
+/// Parses (off the async runtime) and stores one feed already in memory; the caller has checked
+/// its size against [`congress::Limits`].
+pub async fn ingest_bytes(
+    db: &Database,
+    bytes: Vec<u8>,
+    now: i64,
+    mut progress: impl FnMut(usize, usize),
+) -> anyhow::Result<CongressSummary> {
+    use anyhow::Context;
     let parsed = tokio::task::spawn_blocking(move || congress::parse_disclosures(&bytes))
         .await
         .context("the parser stopped unexpectedly")?
-        .with_context(|| format!("{} is not a disclosure feed", path.display()))?;
+        .context("not a disclosure feed")?;
     let mut summary = CongressSummary {
         rejected: parsed
             .rejected

@@ -495,17 +495,23 @@ fn serve_once(dir: &std::path::Path, extra: &[(&str, &str)]) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-async fn filings_in(dir: &std::path::Path) -> i64 {
+/// (filings, congressional trades) stored in `dir`'s database.
+async fn sample_rows_in(dir: &std::path::Path) -> (i64, i64) {
     let url = store::db::sqlite_url_for(&dir.join("tradesignal.db"));
     let db = store::Database::connect(&url, &store::DbOptions::default())
         .await
         .expect("open");
-    let (n,): (i64,) = sqlx::query_as::<sqlx::Any, (i64,)>("SELECT COUNT(*) FROM filings")
+    let (filings,): (i64,) = sqlx::query_as::<sqlx::Any, (i64,)>("SELECT COUNT(*) FROM filings")
         .fetch_one(db.pool())
         .await
         .expect("count");
+    let (congress,): (i64,) =
+        sqlx::query_as::<sqlx::Any, (i64,)>("SELECT COUNT(*) FROM congressional_trades")
+            .fetch_one(db.pool())
+            .await
+            .expect("count");
     db.close().await;
-    n
+    (filings, congress)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,15 +519,16 @@ async fn a_first_start_in_development_shows_sample_filings_once() {
     let dir = tempfile::tempdir().expect("dir");
     let stderr = serve_once(dir.path(), &[]);
     assert!(stderr.contains("loaded 8 sample filings"), "{stderr}");
+    assert!(stderr.contains("and 15 congressional trades"), "{stderr}");
     assert!(stderr.contains("TRADESIGNAL_SAMPLE_DATA=off"), "{stderr}");
-    assert_eq!(filings_in(dir.path()).await, 8);
+    assert_eq!(sample_rows_in(dir.path()).await, (8, 15));
     // Not again: the database holds filings now.
     let stderr = serve_once(dir.path(), &[]);
     assert!(!stderr.contains("sample filings"), "{stderr}");
-    assert_eq!(filings_in(dir.path()).await, 8);
+    assert_eq!(sample_rows_in(dir.path()).await, (8, 15));
     // Turned off: an empty database stays empty.
     let empty = tempfile::tempdir().expect("dir");
     let stderr = serve_once(empty.path(), &[("TRADESIGNAL_SAMPLE_DATA", "off")]);
     assert!(!stderr.contains("sample filings"), "{stderr}");
-    assert_eq!(filings_in(empty.path()).await, 0);
+    assert_eq!(sample_rows_in(empty.path()).await, (0, 0));
 }
