@@ -8,7 +8,7 @@ pub const MAX_PER_PAGE: u32 = 200;
 pub const DEFAULT_PER_PAGE: u32 = 50;
 
 /// Filters of `GET /trades` and `/trades/stats`. Every field is optional; set fields all apply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TradeFilter {
     pub ticker: Option<String>,
     pub insider_cik: Option<String>,
@@ -25,7 +25,7 @@ pub struct TradeFilter {
 }
 
 /// The fields `GET /trades` may sort by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TradeSortField {
     TransactionDate,
     FiledAt,
@@ -48,7 +48,7 @@ impl TradeSortField {
 }
 
 /// A sort order: a whitelisted field and a direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TradeSort {
     pub field: TradeSortField,
     pub descending: bool,
@@ -76,7 +76,7 @@ impl TradeSort {
 }
 
 /// A page of a listing, 1-based.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PageRequest {
     page: u32,
     per_page: u32,

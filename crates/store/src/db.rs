@@ -87,6 +87,8 @@ pub struct Database {
     backend: Backend,
     /// Serialises audit-chain appends within this process (see `identity::audit`).
     audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Market-data changes this process committed (see `Database::market_changes_here`).
+    market_changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The `sqlite:` URL of a database file, created if missing.
@@ -145,6 +147,7 @@ impl Database {
             pool,
             backend,
             audit_lock: Default::default(),
+            market_changes: Default::default(),
         })
     }
 
@@ -169,6 +172,19 @@ impl Database {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// How many ingest groups that changed the market data this process has committed through
+    /// this handle or its clones. A cache in the same process compares it with what it last saw,
+    /// so its own ingests are visible to the next read without waiting for a version poll.
+    pub fn market_changes_here(&self) -> u64 {
+        self.market_changes
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn note_market_change(&self) {
+        self.market_changes
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub(crate) fn audit_lock(&self) -> &tokio::sync::Mutex<()> {

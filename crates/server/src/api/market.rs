@@ -2,7 +2,7 @@
 //! congressional trades. Every route needs a principal holding `market:read`; the free tier's
 //! history window is applied here, on the server, to every query.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
@@ -11,7 +11,6 @@ use axum::routing::get;
 use market::form4::Date;
 use market::query::{TradeFilter, TradeSort};
 use serde::Serialize;
-use store::market::query::{OwnerRow, TradeRow};
 
 use super::extract::{MarketRead, RequireScope};
 use super::params::Params;
@@ -114,20 +113,6 @@ fn history_forbidden(start: Date) -> ApiError {
     .with_member("available_since", start.to_string())
 }
 
-async fn owners_by_filing(
-    state: &AppState,
-    rows: &[TradeRow],
-) -> Result<HashMap<String, Vec<OwnerRow>>, ApiError> {
-    let mut ids: Vec<&str> = rows.iter().map(|r| r.filing_id.as_str()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    state
-        .db
-        .owners_of_filings(&ids)
-        .await
-        .map_err(ApiError::internal)
-}
-
 #[utoipa::path(get, path = "/api/v1/trades", tag = "market",
     params(
         ("ticker" = Option<String>, Query, description = "Issuer ticker (case-insensitive)"),
@@ -173,22 +158,27 @@ async fn list_trades(
     };
     params.finish()?;
     apply_history_window(&principal, &mut filter.since, filter.until)?;
-    let (rows, total) = state
-        .db
-        .list_trades(&filter, sort, page)
+    let listing = state
+        .market
+        .reads
+        .trades(&filter, sort, page)
         .await
         .map_err(ApiError::internal)?;
-    let owners = owners_by_filing(&state, &rows).await?;
-    let items = rows
-        .into_iter()
+    let items = listing
+        .rows
+        .iter()
         .map(|row| {
-            let filing_owners = owners.get(&row.filing_id).map(Vec::as_slice).unwrap_or(&[]);
-            trade_body(row, filing_owners)
+            let filing_owners = listing
+                .owners
+                .get(&row.filing_id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            trade_body(row.clone(), filing_owners)
         })
         .collect();
     Ok(SafeJson(Page::new(
         items,
-        total,
+        listing.total,
         page.page(),
         page.per_page(),
     )))
@@ -283,12 +273,13 @@ async fn trade_stats(
     params.finish()?;
     let window = apply_history_window(&principal, &mut filter.since, filter.until)?;
     let stats = state
-        .db
-        .trade_stats(&filter)
+        .market
+        .reads
+        .stats(&filter)
         .await
         .map_err(ApiError::internal)?;
     Ok(SafeJson(StatsResponse {
-        stats: stats.into(),
+        stats: Arc::unwrap_or_clone(stats).into(),
         history_since: window.map(|d| d.to_string()),
     }))
 }
@@ -352,10 +343,12 @@ async fn get_company(
     }
     let since = tiers::history_start(principal.tier, tiers::today());
     let detail = state
-        .db
-        .company_by_ticker(&ticker, since)
+        .market
+        .reads
+        .company(&ticker, since)
         .await
         .map_err(ApiError::internal)?
+        .map(Arc::unwrap_or_clone)
         .ok_or_else(ApiError::not_found)?;
     Ok(SafeJson(CompanyBody {
         cik: detail.company.cik,
@@ -398,10 +391,12 @@ async fn get_insider(
     let cik = market::query::normalize_cik(&cik).ok_or_else(ApiError::not_found)?;
     let since = tiers::history_start(principal.tier, tiers::today());
     let insider = state
-        .db
+        .market
+        .reads
         .insider(&cik, since)
         .await
         .map_err(ApiError::internal)?
+        .map(Arc::unwrap_or_clone)
         .ok_or_else(ApiError::not_found)?;
     Ok(SafeJson(InsiderBody {
         cik: insider.cik,

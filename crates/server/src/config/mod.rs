@@ -97,6 +97,10 @@ pub struct Settings {
     pub session_idle: Duration,
     /// API sessions end this long after their login, whatever their activity.
     pub api_session_lifetime: Duration,
+    /// Trade rows the market-data answer cache may hold; 0 turns it off.
+    pub market_cache_rows: u64,
+    /// How often an instance re-reads the market data's version (the bound on staleness).
+    pub market_cache_refresh: Duration,
     /// Browser (`web`) sessions end after this long without a request.
     pub web_session_idle: Duration,
     /// Browser sessions end this long after their login, whatever their activity.

@@ -149,6 +149,18 @@ pub const VARIABLES: &[Variable] = &[
         "an API session ends this long after its login, whatever its activity (1 hour to 90 days)",
     ),
     var(
+        "TRADESIGNAL_MARKET_CACHE_ROWS",
+        "100000",
+        false,
+        "trade rows kept in the market-data answer cache (0 turns the cache off; up to 10,000,000)",
+    ),
+    var(
+        "TRADESIGNAL_MARKET_CACHE_REFRESH_MS",
+        "1000",
+        false,
+        "how often an instance checks the market data's version; the longest a cached answer outlives an ingest (10 to 60,000)",
+    ),
+    var(
         "TRADESIGNAL_WEB_SESSION_IDLE_SECS",
         "1800",
         false,
@@ -588,6 +600,13 @@ impl RawSettings {
             3600,
             90 * 86_400,
         ));
+        let market_cache_rows = number("TRADESIGNAL_MARKET_CACHE_ROWS", 100_000, 0, 10_000_000);
+        let market_cache_refresh = Duration::from_millis(number(
+            "TRADESIGNAL_MARKET_CACHE_REFRESH_MS",
+            1000,
+            10,
+            60_000,
+        ));
         let web_session_idle = Duration::from_secs(number(
             "TRADESIGNAL_WEB_SESSION_IDLE_SECS",
             1800,
@@ -715,6 +734,8 @@ impl RawSettings {
             lockout,
             ipv6_prefix,
             api_session_lifetime,
+            market_cache_rows,
+            market_cache_refresh,
             web_session_idle,
             web_session_lifetime,
             password_queue,

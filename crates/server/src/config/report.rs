@@ -99,6 +99,10 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                 "TRADESIGNAL_API_SESSION_LIFETIME_SECS" => {
                     settings.api_session_lifetime.as_secs().to_string()
                 }
+                "TRADESIGNAL_MARKET_CACHE_ROWS" => settings.market_cache_rows.to_string(),
+                "TRADESIGNAL_MARKET_CACHE_REFRESH_MS" => {
+                    settings.market_cache_refresh.as_millis().to_string()
+                }
                 "TRADESIGNAL_WEB_SESSION_IDLE_SECS" => {
                     settings.web_session_idle.as_secs().to_string()
                 }

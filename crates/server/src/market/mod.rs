@@ -3,6 +3,7 @@
 //! `crate::api` parse and authorise, then call in here.
 
 pub mod alerts;
+pub mod cache;
 pub mod congress;
 pub mod delivery;
 pub mod ingest;
@@ -64,6 +65,8 @@ pub struct MarketService {
     cipher: FieldCipher,
     pub webhooks: WebhookClient,
     pub destinations: Destinations,
+    /// Cached answers to the public market-data reads.
+    pub reads: cache::MarketCache,
 }
 
 impl MarketService {
@@ -80,7 +83,13 @@ impl MarketService {
             Destinations::Public
         };
         let cipher = FieldCipher::new(data_ring)?;
+        let reads = cache::MarketCache::new(
+            db.clone(),
+            settings.market_cache_rows,
+            settings.market_cache_refresh,
+        );
         Ok(Self {
+            reads,
             webhooks: WebhookClient::new(destinations)?,
             destinations,
             cipher,

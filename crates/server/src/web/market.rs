@@ -3,6 +3,8 @@
 //! history window applies exactly as in the API (same filter parsing, same window); a request
 //! outside it is shown as what the plan covers, not as an error code.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
@@ -71,12 +73,16 @@ async fn query_trades(
     page: PageRequest,
 ) -> Result<(Vec<TradeLine>, i64), ApiError> {
     apply_history_window(caller, &mut filter.since, filter.until)?;
-    let (rows, total) = state
-        .db
-        .list_trades(&filter, sort, page)
+    let listing = state
+        .market
+        .reads
+        .trades(&filter, sort, page)
         .await
         .map_err(ApiError::internal)?;
-    Ok((rows.into_iter().map(TradeLine::from).collect(), total))
+    Ok((
+        listing.rows.iter().cloned().map(TradeLine::from).collect(),
+        listing.total,
+    ))
 }
 
 #[derive(Template)]
@@ -426,8 +432,8 @@ async fn company(
     }
     let caller = Caller::from(principal);
     let since = tiers::history_start(caller.tier, tiers::today());
-    let detail = match state.db.company_by_ticker(&ticker, since).await {
-        Ok(Some(detail)) => detail,
+    let detail = match state.market.reads.company(&ticker, since).await {
+        Ok(Some(detail)) => Arc::unwrap_or_clone(detail),
         Ok(None) => return failure(layout, ApiError::not_found()),
         Err(e) => return failure(layout, ApiError::internal(e)),
     };
@@ -481,8 +487,8 @@ async fn insider(
     };
     let caller = Caller::from(principal);
     let since = tiers::history_start(caller.tier, tiers::today());
-    let detail = match state.db.insider(&cik, since).await {
-        Ok(Some(detail)) => detail,
+    let detail = match state.market.reads.insider(&cik, since).await {
+        Ok(Some(detail)) => Arc::unwrap_or_clone(detail),
         Ok(None) => return failure(layout, ApiError::not_found()),
         Err(e) => return failure(layout, ApiError::internal(e)),
     };

@@ -19,6 +19,7 @@ mod faults;
 mod hardening;
 mod headers;
 mod market;
+mod market_cache;
 mod market_data;
 mod monitoring;
 mod monitoring_rules;

@@ -170,6 +170,12 @@ impl Database {
         match written {
             Ok(outcomes) => {
                 tx.commit().await?;
+                if outcomes
+                    .iter()
+                    .any(|o| matches!(o, StoreOutcome::Stored { .. }))
+                {
+                    self.note_market_change();
+                }
                 Ok(outcomes)
             }
             Err(e) => {
@@ -192,15 +198,25 @@ async fn write_group(
 ) -> Result<Vec<StoreOutcome>, StoreError> {
     let alerts = group_alerts(&mut *conn, group).await?;
     let mut outcomes = Vec::with_capacity(group.len());
+    let mut changed = false;
     for (filing, dedup_key) in group {
         let outcome = match write_filing(&mut *conn, filing, dedup_key, context, &alerts).await? {
-            Some(outcome) => outcome,
+            Some(outcome) => {
+                changed = true;
+                outcome
+            }
             // Already stored: which filing holds the key decides duplicate or conflict.
             None => existing(&mut *conn, dedup_key, filing)
                 .await?
                 .ok_or_else(|| inconsistency("a filing key was taken but no filing holds it"))?,
         };
         outcomes.push(outcome);
+    }
+    if changed {
+        // In the group's transaction: readers never see the new data under the old version.
+        sqlx::query::<Any>("UPDATE market_data_version SET version = version + 1 WHERE id = 1")
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(outcomes)
 }

@@ -217,6 +217,16 @@ impl Database {
         )
     }
 
+    /// The market data's version: it changes whenever an ingest stores a filing (on any instance
+    /// or from the command line), so answers cached under an older version are out of date.
+    pub async fn market_data_version(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar::<Any, i64>("SELECT version FROM market_data_version WHERE id = 1")
+                .fetch_one(self.pool())
+                .await?,
+        )
+    }
+
     /// One page of current trades matching `filter`, and the total count.
     pub async fn list_trades(
         &self,
@@ -224,15 +234,30 @@ impl Database {
         sort: TradeSort,
         page: PageRequest,
     ) -> Result<(Vec<TradeRow>, i64), StoreError> {
-        let mut count = Sql::new("SELECT COUNT(*) FROM insider_trades t WHERE t.is_current = 1");
-        push_trade_filter(&mut count, filter);
-        let (text, args) = count.finish()?;
-        let total: i64 = sqlx::query_scalar_with::<Any, i64, _>(text, args)
-            .fetch_one(self.pool())
-            .await?;
+        let total = self.count_trades(filter).await?;
         if total <= page.offset() {
             return Ok((Vec::new(), total));
         }
+        Ok((self.trade_page(filter, sort, page).await?, total))
+    }
+
+    /// How many current trades match `filter`.
+    pub async fn count_trades(&self, filter: &TradeFilter) -> Result<i64, StoreError> {
+        let mut count = Sql::new("SELECT COUNT(*) FROM insider_trades t WHERE t.is_current = 1");
+        push_trade_filter(&mut count, filter);
+        let (text, args) = count.finish()?;
+        Ok(sqlx::query_scalar_with::<Any, i64, _>(text, args)
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// One page of current trades matching `filter`, without the count.
+    pub async fn trade_page(
+        &self,
+        filter: &TradeFilter,
+        sort: TradeSort,
+        page: PageRequest,
+    ) -> Result<Vec<TradeRow>, StoreError> {
         let mut sql = Sql::new(concat!(trade_select!(), "WHERE t.is_current = 1"));
         push_trade_filter(&mut sql, filter);
         push_order(&mut sql, sort);
@@ -241,10 +266,9 @@ impl Database {
             .push(" OFFSET ")
             .bind(page.offset());
         let (text, args) = sql.finish()?;
-        let rows = sqlx::query_as_with::<Any, TradeRow, _>(text, args)
+        Ok(sqlx::query_as_with::<Any, TradeRow, _>(text, args)
             .fetch_all(self.pool())
-            .await?;
-        Ok((rows, total))
+            .await?)
     }
 
     /// The statement `list_trades` runs for a page (for query-plan checks in tests and benches).
