@@ -19,9 +19,12 @@ use server::state::AppState;
 use sqlx::Any;
 use store::{Backend, Database};
 
+#[path = "support/seed.rs"]
+#[allow(dead_code)] // shared with read_bench, which uses all of it
+mod seed;
+
 const COMPANIES: i64 = 2_000;
 const INSIDERS: i64 = 20_000;
-const TRADES_PER_FILING: i64 = 4;
 const PASSWORD: &str = "Bench-Granite-Falcon-82!";
 
 struct Args {
@@ -170,105 +173,6 @@ fn round(value: f64, places: i32) -> f64 {
 }
 
 /// Seeds companies, insiders, filings, relationships and `trades` trades with set-based SQL.
-async fn seed(db: &Database, trades: i64) {
-    let filings = (trades + TRADES_PER_FILING - 1) / TRADES_PER_FILING;
-    let statements: &[(&str, i64)] = match db.backend() {
-        Backend::Sqlite => &[
-            (
-                "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
-                 INSERT INTO companies (cik, ticker, name, updated_at) \
-                 SELECT printf('%010d', 5000000 + n), 'B' || n, 'Bench Company ' || n, 0 FROM seq",
-                COMPANIES,
-            ),
-            (
-                "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
-                 INSERT INTO insiders (cik, name, updated_at) \
-                 SELECT printf('%010d', 7000000 + n), 'Bench Insider ' || n, 0 FROM seq",
-                INSIDERS,
-            ),
-            (
-                "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
-                 INSERT INTO filings (id, dedup_key, document_type, issuer_cik, owner_ciks, filed_at, ingested_at) \
-                 SELECT printf('bf%09d', n), 'bench:' || n, '4', printf('%010d', 5000000 + n % 2000), \
-                 printf('%010d', 7000000 + n % 20000), date('2016-01-01', '+' || (n % 3650 + 2) || ' days'), 0 FROM seq",
-                filings,
-            ),
-            (
-                "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
-                 INSERT INTO insider_relationships (filing_id, insider_cik, position, is_director, is_officer, \
-                 officer_title, is_ten_percent_owner, is_other) \
-                 SELECT printf('bf%09d', n), printf('%010d', 7000000 + n % 20000), 0, n % 2, 1 - n % 2, 'CFO', 0, 0 FROM seq",
-                filings,
-            ),
-            (
-                "WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $1) \
-                 INSERT INTO insider_trades (id, filing_id, row_index, company_cik, ticker, insider_cik, security_title, \
-                 transaction_date, code, acquired_disposed, shares, price_per_share, value, value_cents, \
-                 shares_owned_after, direct_indirect, is_derivative, filed_at, is_current) \
-                 SELECT printf('bt%09d', n), printf('bf%09d', n / 4), n % 4, printf('%010d', 5000000 + (n / 4) % 2000), \
-                 'B' || ((n / 4) % 2000), printf('%010d', 7000000 + (n / 4) % 20000), 'Common Stock', \
-                 date('2016-01-01', '+' || ((n / 4) % 3650) || ' days'), substr('PSAMF', n % 5 + 1, 1), \
-                 CASE WHEN n % 5 = 1 THEN 'D' ELSE 'A' END, CAST(100 + n % 10000 AS TEXT), '12.34', \
-                 printf('%.2f', (100 + n % 10000) * 12.34), (100 + n % 10000) * 1234, '50000', 'D', 0, \
-                 date('2016-01-01', '+' || ((n / 4) % 3650 + 2) || ' days'), 1 FROM seq",
-                trades,
-            ),
-            ("ANALYZE", 0),
-        ],
-        Backend::Postgres => &[
-            (
-                "INSERT INTO companies (cik, ticker, name, updated_at) \
-                 SELECT lpad((5000000 + n)::text, 10, '0'), 'B' || n, 'Bench Company ' || n, 0 \
-                 FROM generate_series(0, $1 - 1) AS n",
-                COMPANIES,
-            ),
-            (
-                "INSERT INTO insiders (cik, name, updated_at) \
-                 SELECT lpad((7000000 + n)::text, 10, '0'), 'Bench Insider ' || n, 0 \
-                 FROM generate_series(0, $1 - 1) AS n",
-                INSIDERS,
-            ),
-            (
-                "INSERT INTO filings (id, dedup_key, document_type, issuer_cik, owner_ciks, filed_at, ingested_at) \
-                 SELECT 'bf' || lpad(n::text, 9, '0'), 'bench:' || n, '4', lpad((5000000 + n % 2000)::text, 10, '0'), \
-                 lpad((7000000 + n % 20000)::text, 10, '0'), (date '2016-01-01' + (n % 3650 + 2)::int)::text, 0 \
-                 FROM generate_series(0, $1 - 1) AS n",
-                filings,
-            ),
-            (
-                "INSERT INTO insider_relationships (filing_id, insider_cik, position, is_director, is_officer, \
-                 officer_title, is_ten_percent_owner, is_other) \
-                 SELECT 'bf' || lpad(n::text, 9, '0'), lpad((7000000 + n % 20000)::text, 10, '0'), 0, n % 2, 1 - n % 2, \
-                 'CFO', 0, 0 FROM generate_series(0, $1 - 1) AS n",
-                filings,
-            ),
-            (
-                "INSERT INTO insider_trades (id, filing_id, row_index, company_cik, ticker, insider_cik, security_title, \
-                 transaction_date, code, acquired_disposed, shares, price_per_share, value, value_cents, \
-                 shares_owned_after, direct_indirect, is_derivative, filed_at, is_current) \
-                 SELECT 'bt' || lpad(n::text, 9, '0'), 'bf' || lpad((n / 4)::text, 9, '0'), n % 4, \
-                 lpad((5000000 + (n / 4) % 2000)::text, 10, '0'), 'B' || ((n / 4) % 2000), \
-                 lpad((7000000 + (n / 4) % 20000)::text, 10, '0'), 'Common Stock', \
-                 (date '2016-01-01' + ((n / 4) % 3650)::int)::text, substr('PSAMF', (n % 5 + 1)::int, 1), \
-                 CASE WHEN n % 5 = 1 THEN 'D' ELSE 'A' END, (100 + n % 10000)::text, '12.34', \
-                 to_char((100 + n % 10000) * 12.34, 'FM9999999990.00'), (100 + n % 10000) * 1234, '50000', 'D', 0, \
-                 (date '2016-01-01' + ((n / 4) % 3650 + 2)::int)::text, 1 FROM generate_series(0, $1 - 1) AS n",
-                trades,
-            ),
-            ("ANALYZE", 0),
-        ],
-    };
-    for (sql, count) in statements {
-        let query = sqlx::query::<Any>(sqlx::AssertSqlSafe(*sql));
-        let query = if sql.contains("$1") {
-            query.bind(*count)
-        } else {
-            query
-        };
-        query.execute(db.pool()).await.expect("seed");
-    }
-}
-
 async fn plan(db: &Database, ticker: &str) -> Vec<String> {
     let filter = market::query::TradeFilter {
         ticker: Some(ticker.to_string()),
@@ -364,7 +268,15 @@ async fn measure_queries(
     let settings = Arc::new(settings(dir.path(), database_url.as_deref()));
     let (db, kv) = server::app::connect(&settings).await.expect("connect");
     let started = Instant::now();
-    seed(&db, trades).await;
+    seed::seed(
+        &db,
+        seed::DataSet {
+            trades,
+            companies: COMPANIES,
+            insiders: INSIDERS,
+        },
+    )
+    .await;
     let seed_seconds = started.elapsed().as_secs_f64();
     let user = store::identity::NewUser {
         id: uuid::Uuid::now_v7().to_string(),
