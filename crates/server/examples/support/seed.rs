@@ -63,6 +63,11 @@ pub async fn seed(db: &Database, set: DataSet) {
                  date('2016-01-01', '+' || ((n / 4) % 3650 + 2) || ' days'), 1 FROM seq",
                 vec![set.trades, set.companies, set.insiders],
             ),
+            // Written behind the ingest's back: tell running instances' caches the data changed.
+            (
+                "UPDATE market_data_version SET version = version + 1 WHERE id = 1",
+                vec![],
+            ),
             ("ANALYZE", vec![]),
         ],
         Backend::Postgres => vec![
@@ -104,6 +109,10 @@ pub async fn seed(db: &Database, set: DataSet) {
                  to_char((100 + n % 10000) * 12.34, 'FM9999999990.00'), (100 + n % 10000) * 1234, '50000', 'D', 0, \
                  (date '2016-01-01' + ((n / 4) % 3650 + 2)::int)::text, 1 FROM generate_series(0, $1 - 1) AS n",
                 vec![set.trades, set.companies, set.insiders],
+            ),
+            (
+                "UPDATE market_data_version SET version = version + 1 WHERE id = 1",
+                vec![],
             ),
             ("ANALYZE", vec![]),
         ],

@@ -20,7 +20,6 @@ use market::form4::Date;
 use market::query::{PageRequest, TradeFilter, TradeSort};
 use quick_cache::Weighter;
 use store::Database;
-use store::StoreError;
 use store::market::query::{CompanyDetail, InsiderDetail, OwnerRow, TradeRow, TradeStats};
 
 /// A page of trades with the reporting owners of their filings.
@@ -55,20 +54,28 @@ enum Answer {
     Insider(Option<Arc<InsiderDetail>>),
 }
 
-/// Weight is roughly rows held, so the capacity bounds memory rather than entries.
+/// Weight is roughly rows held (trade rows, their filings' owners, an insider's relationships,
+/// one for the entry itself), so the capacity bounds memory rather than entries.
 #[derive(Clone)]
 struct RowWeight;
 
 impl Weighter<Key, Answer> for RowWeight {
     fn weight(&self, _key: &Key, answer: &Answer) -> u64 {
         let rows = match answer {
-            Answer::Page(page) => page.rows.len(),
+            Answer::Page(page) => {
+                page.rows.len() + page.owners.values().map(Vec::len).sum::<usize>()
+            }
             Answer::Insider(Some(insider)) => insider.relationships.len(),
             _ => 0,
         };
         1 + rows as u64
     }
 }
+
+/// How long a request waits for another request's load of the same key before loading itself: a
+/// load that failed is handed to the waiters one at a time, and a crowd must not queue behind a
+/// database that stopped answering.
+const WAIT_FOR_ANOTHER_LOAD: Duration = Duration::from_secs(3);
 
 /// See the module documentation. One per instance, shared by the API and the web UI.
 pub struct MarketCache {
@@ -77,11 +84,17 @@ pub struct MarketCache {
     entries: Option<quick_cache::sync::Cache<Key, Answer, RowWeight>>,
     refresh: Duration,
     started: Instant,
+    /// The newest data version read; never goes back (a slow read finishing late cannot undo a
+    /// newer one).
     version: AtomicI64,
-    /// Milliseconds since `started` of the last version read; `u64::MAX` forces the next read.
+    /// Milliseconds since `started` at which the last successful version read began; `u64::MAX`
+    /// before the first.
     checked_at: AtomicU64,
-    /// `Database::market_changes_here` when the version was last read.
-    changes_seen: AtomicU64,
+    /// `Database::market_changes_here` as it was before the last successful version read began:
+    /// every ingest of this process up to that count is covered by `version`.
+    changes_applied: AtomicU64,
+    /// One version read at a time; the requests that need a fresh version wait for it.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 /// Filters that select the same trades share one entry: the order of `code=P,S` is not a difference.
@@ -105,62 +118,94 @@ impl MarketCache {
             started: Instant::now(),
             version: AtomicI64::new(0),
             checked_at: AtomicU64::new(u64::MAX),
-            changes_seen: AtomicU64::new(0),
+            changes_applied: AtomicU64::new(0),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The data version to key answers with: re-read when the last read is older than the refresh
-    /// interval, or at once when this process has committed an ingest since (so a read that
-    /// follows an ingest here sees it). One request re-reads; the others meanwhile use the version
-    /// already known, so the database sees one small read per interval, not one per request.
-    async fn version(&self) -> Result<i64, StoreError> {
-        let changes = self.db.market_changes_here();
-        if self.changes_seen.swap(changes, Ordering::AcqRel) != changes {
-            self.checked_at.store(u64::MAX, Ordering::Release);
-        }
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Whether `version` may key answers for a request that started after `changes` local
+    /// ingests: it was read after all of them, and less than the refresh interval ago.
+    fn current_for(&self, changes: u64) -> bool {
         let checked = self.checked_at.load(Ordering::Acquire);
-        let due = checked == u64::MAX
-            || now.saturating_sub(checked) >= u64::try_from(self.refresh.as_millis()).unwrap_or(0);
-        if due
-            && self
-                .checked_at
-                .compare_exchange(checked, now, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            match self.db.market_data_version().await {
-                Ok(version) => self.version.store(version, Ordering::Release),
-                Err(e) => {
-                    // Not known to be current: the next request tries again.
-                    self.checked_at.store(u64::MAX, Ordering::Release);
-                    return Err(e);
+        checked != u64::MAX
+            && self.changes_applied.load(Ordering::Acquire) >= changes
+            && self.elapsed_ms().saturating_sub(checked)
+                < u64::try_from(self.refresh.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The data version to key answers with, or `None` when it cannot be read (then the caller
+    /// goes to the database: an answer is never served under a version not known to be current).
+    /// It is re-read when the last read is older than the refresh interval, or when this process
+    /// has committed an ingest since: a read that starts after an ingest here returned sees it.
+    /// Requests that need a fresh version wait for one read instead of each making their own.
+    async fn version(&self) -> Option<i64> {
+        let changes = self.db.market_changes_here();
+        if !self.current_for(changes) {
+            let _one_at_a_time = self.refreshing.lock().await;
+            if !self.current_for(changes) {
+                // Taken before the read: ingests committed after this point may or may not be in
+                // what the read returns, so they stay unapplied and force the next read.
+                let changes_before = self.db.market_changes_here();
+                let started = self.elapsed_ms();
+                match self.db.market_data_version().await {
+                    Ok(version) => {
+                        self.version.fetch_max(version, Ordering::AcqRel);
+                        self.changes_applied
+                            .fetch_max(changes_before, Ordering::AcqRel);
+                        self.checked_at.store(started, Ordering::Release);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "market data version unreadable; answering without the cache");
+                        return None;
+                    }
                 }
             }
         }
-        // While another request reads a newer version, this one keys by the one known: what it
-        // loads is at least that new (versions only grow), so no entry holds data older than its
-        // key claims.
-        Ok(self.version.load(Ordering::Acquire))
+        Some(self.version.load(Ordering::Acquire))
     }
 
-    async fn answer<F>(&self, query: Query, load: F) -> anyhow::Result<Answer>
+    /// The answer to `query` at `version` (see [`Self::version`]), loaded once for a crowd.
+    async fn answer<F>(&self, version: Option<i64>, query: Query, load: F) -> anyhow::Result<Answer>
     where
         F: Future<Output = anyhow::Result<Answer>>,
     {
-        let Some(entries) = &self.entries else {
+        let (Some(entries), Some(version)) = (&self.entries, version) else {
             return load.await;
         };
-        let version = self.version().await?;
-        entries
-            .get_or_insert_async(&Key { version, query }, load)
-            .await
+        let key = Key { version, query };
+        match tokio::time::timeout(
+            WAIT_FOR_ANOTHER_LOAD,
+            entries.get_value_or_guard_async(&key),
+        )
+        .await
+        {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(guard)) => {
+                let answer = load.await?;
+                let _ = guard.insert(answer.clone());
+                Ok(answer)
+            }
+            Err(_waited_too_long) => load.await,
+        }
     }
 
-    /// How many current trades match `filter` (shared by every page of one listing).
-    async fn count(&self, filter: &TradeFilter) -> anyhow::Result<i64> {
+    /// The version for a new request when the cache is on (no read at all when it is off).
+    async fn request_version(&self) -> Option<i64> {
+        match self.entries {
+            Some(_) => self.version().await,
+            None => None,
+        }
+    }
+
+    /// How many current trades match `filter` at `version` (shared by every page of a listing).
+    async fn count(&self, version: Option<i64>, filter: &TradeFilter) -> anyhow::Result<i64> {
         let db = &self.db;
         match self
-            .answer(Query::Count(filter.clone()), async {
+            .answer(version, Query::Count(filter.clone()), async {
                 Ok(Answer::Count(db.count_trades(filter).await?))
             })
             .await?
@@ -170,7 +215,8 @@ impl MarketCache {
         }
     }
 
-    /// One page of current trades under `filter`, with the total and the filings' owners.
+    /// One page of current trades under `filter`, with the total and the filings' owners. The
+    /// count and the page are keyed by the same version, so a page never carries an older total.
     pub async fn trades(
         &self,
         filter: &TradeFilter,
@@ -178,7 +224,8 @@ impl MarketCache {
         page: PageRequest,
     ) -> anyhow::Result<Arc<TradePage>> {
         let filter = normalised(filter);
-        let total = self.count(&filter).await?;
+        let version = self.request_version().await;
+        let total = self.count(version, &filter).await?;
         if total <= page.offset() {
             return Ok(Arc::new(TradePage {
                 rows: Vec::new(),
@@ -200,7 +247,7 @@ impl MarketCache {
             })))
         };
         match self
-            .answer(Query::Page(filter.clone(), sort, page), load)
+            .answer(version, Query::Page(filter.clone(), sort, page), load)
             .await?
         {
             Answer::Page(page) => Ok(page),
@@ -212,8 +259,9 @@ impl MarketCache {
     pub async fn stats(&self, filter: &TradeFilter) -> anyhow::Result<Arc<TradeStats>> {
         let filter = normalised(filter);
         let db = &self.db;
+        let version = self.request_version().await;
         match self
-            .answer(Query::Stats(filter.clone()), async {
+            .answer(version, Query::Stats(filter.clone()), async {
                 Ok(Answer::Stats(Arc::new(db.trade_stats(&filter).await?)))
             })
             .await?
@@ -230,8 +278,9 @@ impl MarketCache {
         since: Option<Date>,
     ) -> anyhow::Result<Option<Arc<CompanyDetail>>> {
         let db = &self.db;
+        let version = self.request_version().await;
         match self
-            .answer(Query::Company(ticker.to_string(), since), async {
+            .answer(version, Query::Company(ticker.to_string(), since), async {
                 Ok(Answer::Company(
                     db.company_by_ticker(ticker, since).await?.map(Arc::new),
                 ))
@@ -250,8 +299,9 @@ impl MarketCache {
         since: Option<Date>,
     ) -> anyhow::Result<Option<Arc<InsiderDetail>>> {
         let db = &self.db;
+        let version = self.request_version().await;
         match self
-            .answer(Query::Insider(cik.to_string(), since), async {
+            .answer(version, Query::Insider(cik.to_string(), since), async {
                 Ok(Answer::Insider(db.insider(cik, since).await?.map(Arc::new)))
             })
             .await?
@@ -294,8 +344,9 @@ mod tests {
     async fn loads_of(cache: &MarketCache, codes: &[&str], n: usize) -> usize {
         let loads = AtomicUsize::new(0);
         let key = normalised(&filter(codes));
+        let version = cache.request_version().await;
         let crowd = (0..n).map(|_| {
-            cache.answer(Query::Count(key.clone()), async {
+            cache.answer(version, Query::Count(key.clone()), async {
                 loads.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 Ok(Answer::Count(7))
@@ -329,12 +380,35 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let cache = MarketCache::new(database(&dir).await, 1000, Duration::from_secs(60));
         let failed = cache
-            .answer(Query::Count(filter(&["S"])), async {
+            .answer(Some(0), Query::Count(filter(&["S"])), async {
                 Err(anyhow::anyhow!("database went away"))
             })
             .await;
         assert!(failed.is_err());
         assert_eq!(loads_of(&cache, &["S"], 3).await, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreadable_version_means_no_cache_not_an_error() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = database(&dir).await;
+        sqlx::query::<sqlx::Any>("DROP TABLE market_data_version")
+            .execute(db.pool())
+            .await
+            .expect("drop");
+        let cache = MarketCache::new(db, 1000, Duration::from_secs(60));
+        // Every read loads (nothing is kept under a version not known to be current) and answers.
+        assert_eq!(loads_of(&cache, &["S"], 3).await, 3);
+        assert_eq!(loads_of(&cache, &["S"], 2).await, 2);
+        let page = cache
+            .trades(
+                &filter(&["P"]),
+                TradeSort::default(),
+                PageRequest::default(),
+            )
+            .await
+            .expect("answered from the database");
+        assert_eq!(page.total, 0);
     }
 
     #[test]

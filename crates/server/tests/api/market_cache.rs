@@ -87,6 +87,14 @@ backend_test!(
         )
         .await;
         let company_before = json_of(first.get_as(&reader, "/api/v1/companies/TSTX").await).await;
+        // Not there yet: the "no such insider" answer is cached too, and must not outlive the ingest.
+        assert_eq!(
+            first
+                .get_as(&reader, "/api/v1/insiders/0000880003")
+                .await
+                .status(),
+            404
+        );
 
         ingest_elsewhere(
             &first,
@@ -148,8 +156,12 @@ backend_test!(
             .xml(),
         )
         .await;
-        let after = json_of(first.get_as(&reader, LISTING).await).await;
-        assert_eq!(after["total"], 3, "{after}");
+        // A crowd arriving right after it: every one of them sees it (none is answered under the
+        // version from before the ingest while another request re-reads it).
+        let crowd = (0..16).map(|_| async { json_of(first.get_as(&reader, LISTING).await).await });
+        for after in futures::future::join_all(crowd).await {
+            assert_eq!(after["total"], 3, "{after}");
+        }
         let stats = json_of(
             first
                 .get_as(&reader, "/api/v1/trades/stats?ticker=TSTX")
