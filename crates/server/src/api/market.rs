@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use market::form4::Date;
 use market::query::{TradeFilter, TradeSort};
@@ -14,7 +15,8 @@ use serde::Serialize;
 
 use super::extract::{MarketRead, RequireScope};
 use super::params::Params;
-use super::responses::Page;
+use super::responses::{Page, page_count};
+use crate::http::json::html_safe_json;
 use crate::http::{ApiError, SafeJson};
 use crate::identity::Caller;
 use crate::market::tiers;
@@ -136,7 +138,7 @@ async fn list_trades(
     State(state): State<AppState>,
     RequireScope(principal, ..): RequireScope<MarketRead>,
     RawQuery(query): RawQuery,
-) -> Result<SafeJson<Page<TradeBody>>, ApiError> {
+) -> Result<Response, ApiError> {
     let mut allowed = TRADE_FILTERS.to_vec();
     allowed.extend(["page", "per_page", "sort"]);
     let mut params = Params::parse(query.as_deref(), &allowed);
@@ -164,24 +166,53 @@ async fn list_trades(
         .trades(&filter, sort, page)
         .await
         .map_err(ApiError::internal)?;
-    let items = listing
-        .rows
-        .iter()
-        .map(|row| {
-            let filing_owners = listing
-                .owners
-                .get(&row.filing_id)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
-            trade_body(row.clone(), filing_owners)
-        })
-        .collect();
-    Ok(SafeJson(Page::new(
+    let items = match listing.rendered.get() {
+        Some(items) => items,
+        None => {
+            let bodies: Vec<TradeBody> = listing
+                .rows
+                .iter()
+                .map(|row| {
+                    let filing_owners = listing
+                        .owners
+                        .get(&row.filing_id)
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[]);
+                    trade_body(row.clone(), filing_owners)
+                })
+                .collect();
+            let json = serde_json::to_vec(&bodies).map_err(ApiError::internal)?;
+            listing.rendered.get_or_init(|| html_safe_json(&json))
+        }
+    };
+    Ok(rendered_page(
         items,
         listing.total,
         page.page(),
         page.per_page(),
-    )))
+    ))
+}
+
+/// The `Page` document around items already serialised as HTML-safe JSON: the same bytes
+/// `SafeJson(Page::new(…))` writes (the other members are numbers), without serialising and
+/// escaping the items again.
+fn rendered_page(items: &[u8], total: i64, page: u32, per_page: u32) -> Response {
+    let pages = page_count(total, per_page);
+    let mut body = Vec::with_capacity(items.len() + 96);
+    body.extend_from_slice(b"{\"items\":");
+    body.extend_from_slice(items);
+    body.extend_from_slice(
+        format!(",\"total\":{total},\"page\":{page},\"per_page\":{per_page},\"pages\":{pages}}}")
+            .as_bytes(),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Debug, Serialize)]
@@ -507,3 +538,68 @@ async fn list_congress(
     tags((name = "market", description = "Insider and congressional trades (needs market:read; free plan: last 90 days)"))
 )]
 pub struct MarketApi;
+
+#[cfg(test)]
+mod tests {
+    use store::market::query::{OwnerRow, TradeRow};
+
+    use super::*;
+
+    fn row(i: usize) -> TradeRow {
+        TradeRow {
+            id: format!("id-{i}"),
+            filing_id: "f1".into(),
+            accession_number: Some("0001-23-000001".into()),
+            company_cik: "0000000001".into(),
+            ticker: Some("ACME".into()),
+            company_name: "Acme <script>alert(1)</script> & Co".into(),
+            insider_cik: "0000000002".into(),
+            insider_name: "O'Brien \"Jr\" > \u{202e}x".into(),
+            security_title: "Common Stock".into(),
+            transaction_date: "2024-01-02".into(),
+            code: "P".into(),
+            acquired_disposed: "A".into(),
+            shares: "100".into(),
+            price_per_share: Some("1.50".into()),
+            value: None,
+            shares_owned_after: None,
+            direct_indirect: "D".into(),
+            is_derivative: 0,
+            filed_at: None,
+        }
+    }
+
+    async fn bytes_of(response: Response) -> Vec<u8> {
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body")
+            .to_vec()
+    }
+
+    /// The pre-rendered page is byte for byte what `SafeJson(Page)` writes, hostile text included.
+    #[tokio::test]
+    async fn a_rendered_page_is_the_page_document() {
+        let owners = [OwnerRow {
+            cik: "0000000002".into(),
+            name: "<b>owner</b>".into(),
+            is_director: 1,
+            is_officer: 0,
+            officer_title: None,
+            is_ten_percent_owner: 0,
+            is_other: 0,
+            other_text: None,
+        }];
+        for (rows, total, page, per_page) in [(3, 103, 2, 50), (0, 0, 1, 50), (1, 1, 1, 1)] {
+            let bodies: Vec<TradeBody> = (0..rows).map(|i| trade_body(row(i), &owners)).collect();
+            let items = html_safe_json(&serde_json::to_vec(&bodies).expect("json"));
+            let expected =
+                bytes_of(SafeJson(Page::new(bodies, total, page, per_page)).into_response()).await;
+            let rendered = rendered_page(&items, total, page, per_page);
+            assert_eq!(
+                rendered.headers().get("content-type").map(|v| v.as_bytes()),
+                Some(&b"application/json"[..])
+            );
+            assert_eq!(bytes_of(rendered).await, expected);
+        }
+    }
+}

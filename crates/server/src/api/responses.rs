@@ -86,15 +86,20 @@ pub struct Page<T> {
     pub pages: i64,
 }
 
+/// How many pages of `per_page` items `total` items fill.
+pub fn page_count(total: i64, per_page: u32) -> i64 {
+    let per = i64::from(per_page.max(1));
+    (total + per - 1) / per
+}
+
 impl<T> Page<T> {
     pub fn new(items: Vec<T>, total: i64, page: u32, per_page: u32) -> Self {
-        let per = i64::from(per_page.max(1));
         Self {
             items,
             total,
             page,
             per_page,
-            pages: (total + per - 1) / per,
+            pages: page_count(total, per_page),
         }
     }
 }

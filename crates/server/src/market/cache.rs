@@ -28,6 +28,20 @@ pub struct TradePage {
     pub rows: Vec<TradeRow>,
     pub total: i64,
     pub owners: HashMap<String, Vec<OwnerRow>>,
+    /// The rows as the JSON API writes them, made by the first API request for this page and
+    /// shared by every later one (a hit then costs a copy, not 50 rows' conversion and escaping).
+    pub rendered: std::sync::OnceLock<Vec<u8>>,
+}
+
+impl TradePage {
+    fn new(rows: Vec<TradeRow>, total: i64, owners: HashMap<String, Vec<OwnerRow>>) -> Self {
+        Self {
+            rows,
+            total,
+            owners,
+            rendered: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,16 +68,17 @@ enum Answer {
     Insider(Option<Arc<InsiderDetail>>),
 }
 
-/// Weight is roughly rows held (trade rows, their filings' owners, an insider's relationships,
-/// one for the entry itself), so the capacity bounds memory rather than entries.
+/// Weight is roughly rows held (trade rows and their rendering, their filings' owners, an insider's
+/// relationships, one for the entry itself), so the capacity bounds memory rather than entries.
 #[derive(Clone)]
 struct RowWeight;
 
 impl Weighter<Key, Answer> for RowWeight {
     fn weight(&self, _key: &Key, answer: &Answer) -> u64 {
         let rows = match answer {
+            // Rows twice: once as rows, once in the API's rendering of them.
             Answer::Page(page) => {
-                page.rows.len() + page.owners.values().map(Vec::len).sum::<usize>()
+                2 * page.rows.len() + page.owners.values().map(Vec::len).sum::<usize>()
             }
             Answer::Insider(Some(insider)) => insider.relationships.len(),
             _ => 0,
@@ -227,11 +242,7 @@ impl MarketCache {
         let version = self.request_version().await;
         let total = self.count(version, &filter).await?;
         if total <= page.offset() {
-            return Ok(Arc::new(TradePage {
-                rows: Vec::new(),
-                total,
-                owners: HashMap::new(),
-            }));
+            return Ok(Arc::new(TradePage::new(Vec::new(), total, HashMap::new())));
         }
         let db = &self.db;
         let load = async {
@@ -240,11 +251,7 @@ impl MarketCache {
             ids.sort_unstable();
             ids.dedup();
             let owners = db.owners_of_filings(&ids).await?;
-            Ok(Answer::Page(Arc::new(TradePage {
-                rows,
-                total,
-                owners,
-            })))
+            Ok(Answer::Page(Arc::new(TradePage::new(rows, total, owners))))
         };
         match self
             .answer(version, Query::Page(filter.clone(), sort, page), load)
@@ -414,8 +421,8 @@ mod tests {
     #[test]
     fn weight_follows_rows() {
         let page = |rows: usize| {
-            Answer::Page(Arc::new(TradePage {
-                rows: (0..rows)
+            Answer::Page(Arc::new(TradePage::new(
+                (0..rows)
                     .map(|i| TradeRow {
                         id: i.to_string(),
                         filing_id: String::new(),
@@ -438,15 +445,15 @@ mod tests {
                         filed_at: None,
                     })
                     .collect(),
-                total: 0,
-                owners: HashMap::new(),
-            }))
+                0,
+                HashMap::new(),
+            )))
         };
         let key = Key {
             version: 0,
             query: Query::Stats(TradeFilter::default()),
         };
-        assert_eq!(RowWeight.weight(&key, &page(50)), 51);
+        assert_eq!(RowWeight.weight(&key, &page(50)), 101);
         assert_eq!(RowWeight.weight(&key, &Answer::Count(3)), 1);
     }
 }
