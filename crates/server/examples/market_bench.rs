@@ -21,7 +21,7 @@ use sqlx::Any;
 use store::{Backend, Database};
 
 #[path = "support/seed.rs"]
-#[allow(dead_code)] // shared with read_bench, which uses all of it
+#[allow(dead_code)] // shared with bench_seed, which uses all of it
 mod seed;
 
 const COMPANIES: i64 = 2_000;
@@ -116,6 +116,8 @@ fn settings(data_dir: &Path, database_url: Option<&str>) -> server::config::Sett
         "anonymous=100000000/3600,tier.pro=100000000/3600,login=100000/60".into(),
     );
     env.insert("TRADESIGNAL_LOG".into(), "warn".into());
+    // The database path is what this measures (scripts/bench-read measures the answer cache).
+    env.insert("TRADESIGNAL_MARKET_CACHE_ROWS".into(), "0".into());
     if let Some(url) = database_url {
         env.insert("DATABASE_URL".into(), url.to_string());
     }

@@ -1,7 +1,7 @@
 //! A generated trade data set for the benchmarks, written straight into the tables: `companies`
 //! issuers with tickers `B0`, `B1`, …, `insiders` reporting owners with CIKs from 0007000000, and
 //! `trades` current trades, four per filing, spread over ten years from 2016. Shared by
-//! `market_bench` and `read_bench` (included with `#[path]`).
+//! `market_bench` and `bench_seed` (included with `#[path]`).
 
 use sqlx::Any;
 use store::{Backend, Database};

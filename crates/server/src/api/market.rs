@@ -19,6 +19,7 @@ use super::responses::{Page, page_count};
 use crate::http::json::html_safe_json;
 use crate::http::{ApiError, SafeJson};
 use crate::identity::Caller;
+use crate::market::cache::TradePage;
 use crate::market::tiers;
 use crate::market::views::{CompanyRef, StatsBody, TradeBody, trade_body};
 use crate::state::AppState;
@@ -169,20 +170,8 @@ async fn list_trades(
     let items = match listing.rendered.get() {
         Some(items) => items,
         None => {
-            let bodies: Vec<TradeBody> = listing
-                .rows
-                .iter()
-                .map(|row| {
-                    let filing_owners = listing
-                        .owners
-                        .get(&row.filing_id)
-                        .map(Vec::as_slice)
-                        .unwrap_or(&[]);
-                    trade_body(row.clone(), filing_owners)
-                })
-                .collect();
-            let json = serde_json::to_vec(&bodies).map_err(ApiError::internal)?;
-            listing.rendered.get_or_init(|| html_safe_json(&json))
+            let items = render_items(&listing).map_err(ApiError::internal)?;
+            listing.rendered.get_or_init(|| items)
         }
     };
     Ok(rendered_page(
@@ -191,6 +180,23 @@ async fn list_trades(
         page.page(),
         page.per_page(),
     ))
+}
+
+/// A page's rows as `SafeJson` would write them: the API's trade bodies, HTML-safe.
+fn render_items(listing: &TradePage) -> serde_json::Result<Vec<u8>> {
+    let bodies: Vec<TradeBody> = listing
+        .rows
+        .iter()
+        .map(|row| {
+            let filing_owners = listing
+                .owners
+                .get(&row.filing_id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            trade_body(row.clone(), filing_owners)
+        })
+        .collect();
+    Ok(html_safe_json(&serde_json::to_vec(&bodies)?))
 }
 
 /// The `Page` document around items already serialised as HTML-safe JSON: the same bytes
@@ -590,10 +596,18 @@ mod tests {
             other_text: None,
         }];
         for (rows, total, page, per_page) in [(3, 103, 2, 50), (0, 0, 1, 50), (1, 1, 1, 1)] {
+            let listing = TradePage::new(
+                (0..rows).map(row).collect(),
+                total,
+                [("f1".to_string(), owners.to_vec())].into_iter().collect(),
+            );
             let bodies: Vec<TradeBody> = (0..rows).map(|i| trade_body(row(i), &owners)).collect();
-            let items = html_safe_json(&serde_json::to_vec(&bodies).expect("json"));
             let expected =
                 bytes_of(SafeJson(Page::new(bodies, total, page, per_page)).into_response()).await;
+            let items = render_items(&listing).expect("render");
+            let text = String::from_utf8_lossy(&items);
+            assert!(!text.contains("<script"), "{text}");
+            assert_eq!(text.contains("\\u003cscript"), rows > 0, "{text}");
             let rendered = rendered_page(&items, total, page, per_page);
             assert_eq!(
                 rendered.headers().get("content-type").map(|v| v.as_bytes()),

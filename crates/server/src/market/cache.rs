@@ -7,13 +7,14 @@
 //! request and apply the plan's history window to the filter before asking here, so both stay per
 //! request. Each ingest group bumps `market_data_version` in its own transaction; an instance
 //! re-reads that one row at most every `TRADESIGNAL_MARKET_CACHE_REFRESH_MS`, so an answer outlives
-//! the ingest that changed it by at most that long, on every instance, whoever ingested. Entries of
-//! older versions are never served again and age out of the LRU. Concurrent misses for one key wait
-//! for a single load instead of each querying the database.
+//! the ingest that changed it by at most that long, on every instance, whoever ingested (and not at
+//! all on the instance that ingested). Entries of older versions are never served again and age out
+//! of the LRU; a version that goes back (a restore) drops them all. Concurrent misses for one key
+//! wait for a single load instead of each querying the database.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use market::form4::Date;
@@ -34,7 +35,7 @@ pub struct TradePage {
 }
 
 impl TradePage {
-    fn new(rows: Vec<TradeRow>, total: i64, owners: HashMap<String, Vec<OwnerRow>>) -> Self {
+    pub fn new(rows: Vec<TradeRow>, total: i64, owners: HashMap<String, Vec<OwnerRow>>) -> Self {
         Self {
             rows,
             total,
@@ -53,9 +54,12 @@ enum Query {
     Insider(String, Option<Date>),
 }
 
+/// (restore epoch, data version): what an answer was computed at.
+type Stamp = (u64, i64);
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
-    version: i64,
+    stamp: Stamp,
     query: Query,
 }
 
@@ -99,9 +103,10 @@ pub struct MarketCache {
     entries: Option<quick_cache::sync::Cache<Key, Answer, RowWeight>>,
     refresh: Duration,
     started: Instant,
-    /// The newest data version read; never goes back (a slow read finishing late cannot undo a
-    /// newer one).
-    version: AtomicI64,
+    /// (how many times the version was seen going back, the data version last read), read and
+    /// written as one pair. The epoch is part of every key, so an answer computed before a restore
+    /// can never match a version number reached again after it.
+    stamp: std::sync::RwLock<Stamp>,
     /// Milliseconds since `started` at which the last successful version read began; `u64::MAX`
     /// before the first.
     checked_at: AtomicU64,
@@ -110,6 +115,18 @@ pub struct MarketCache {
     changes_applied: AtomicU64,
     /// One version read at a time; the requests that need a fresh version wait for it.
     refreshing: tokio::sync::Mutex<()>,
+    /// Milliseconds since `started` of the last failed version read; `u64::MAX` for none.
+    failed_at: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Freshness {
+    /// Younger than half the refresh interval.
+    Fresh,
+    /// Still good, but one request should renew it now.
+    Renew,
+    /// Too old, never read, or older than an ingest of this process: no answer may use it.
+    Stale,
 }
 
 /// Filters that select the same trades share one entry: the order of `code=P,S` is not a difference.
@@ -131,10 +148,11 @@ impl MarketCache {
             entries,
             refresh,
             started: Instant::now(),
-            version: AtomicI64::new(0),
+            stamp: std::sync::RwLock::new((0, 0)),
             checked_at: AtomicU64::new(u64::MAX),
             changes_applied: AtomicU64::new(0),
             refreshing: tokio::sync::Mutex::new(()),
+            failed_at: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -142,56 +160,124 @@ impl MarketCache {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
 
-    /// Whether `version` may key answers for a request that started after `changes` local
-    /// ingests: it was read after all of them, and less than the refresh interval ago.
-    fn current_for(&self, changes: u64) -> bool {
+    /// How far the version known is from being too old for a request that started after
+    /// `changes` local ingests.
+    fn freshness(&self, changes: u64) -> Freshness {
         let checked = self.checked_at.load(Ordering::Acquire);
-        checked != u64::MAX
-            && self.changes_applied.load(Ordering::Acquire) >= changes
-            && self.elapsed_ms().saturating_sub(checked)
-                < u64::try_from(self.refresh.as_millis()).unwrap_or(u64::MAX)
+        if checked == u64::MAX || self.changes_applied.load(Ordering::Acquire) < changes {
+            return Freshness::Stale;
+        }
+        let age = self.elapsed_ms().saturating_sub(checked);
+        let refresh = u64::try_from(self.refresh.as_millis()).unwrap_or(u64::MAX);
+        if age >= refresh {
+            Freshness::Stale
+        } else if age >= refresh / 2 {
+            Freshness::Renew
+        } else {
+            Freshness::Fresh
+        }
     }
 
     /// The data version to key answers with, or `None` when it cannot be read (then the caller
     /// goes to the database: an answer is never served under a version not known to be current).
-    /// It is re-read when the last read is older than the refresh interval, or when this process
-    /// has committed an ingest since: a read that starts after an ingest here returned sees it.
-    /// Requests that need a fresh version wait for one read instead of each making their own.
-    async fn version(&self) -> Option<i64> {
+    /// A version is good for the refresh interval, and not at all once this process has committed
+    /// an ingest since it was read: a read that starts after an ingest here returned sees it.
+    /// Under steady traffic one request renews it halfway through the interval while the others
+    /// go on; only when it is too old do requests wait, for one read among them.
+    async fn version(&self) -> Option<Stamp> {
         let changes = self.db.market_changes_here();
-        if !self.current_for(changes) {
-            let _one_at_a_time = self.refreshing.lock().await;
-            if !self.current_for(changes) {
-                // Taken before the read: ingests committed after this point may or may not be in
-                // what the read returns, so they stay unapplied and force the next read.
-                let changes_before = self.db.market_changes_here();
-                let started = self.elapsed_ms();
-                match self.db.market_data_version().await {
-                    Ok(version) => {
-                        self.version.fetch_max(version, Ordering::AcqRel);
-                        self.changes_applied
-                            .fetch_max(changes_before, Ordering::AcqRel);
-                        self.checked_at.store(started, Ordering::Release);
+        match self.freshness(changes) {
+            Freshness::Fresh => {}
+            Freshness::Renew => {
+                if let Ok(_one_at_a_time) = self.refreshing.try_lock()
+                    && self.freshness(changes) == Freshness::Renew
+                {
+                    // A failure here costs nothing yet: the version known is still good.
+                    self.read_version().await;
+                }
+            }
+            Freshness::Stale => {
+                let waiting_since = self.elapsed_ms();
+                let _one_at_a_time = self.refreshing.lock().await;
+                if self.freshness(changes) == Freshness::Stale {
+                    // A read that failed while this request waited is not tried again by every
+                    // waiter in turn: they all answer from the database.
+                    let failed = self.failed_at.load(Ordering::Acquire);
+                    if failed != u64::MAX && failed >= waiting_since {
+                        return None;
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "market data version unreadable; answering without the cache");
+                    if !self.read_version().await {
                         return None;
                     }
                 }
             }
         }
-        Some(self.version.load(Ordering::Acquire))
+        Some(
+            *self
+                .stamp
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+
+    /// Reads the version (the caller holds `refreshing`, so reads never overlap and a later read
+    /// always reflects at least what an earlier one did). A version lower than the one known means
+    /// the data was replaced (a restore): every cached answer goes, since the numbers will be
+    /// reached again by other data. Returns whether the read succeeded.
+    async fn read_version(&self) -> bool {
+        // Taken before the read: ingests committed after this point may or may not be in what
+        // the read returns, so they stay unapplied and force the next read.
+        let changes_before = self.db.market_changes_here();
+        let started = self.elapsed_ms();
+        match self.db.market_data_version().await {
+            Ok(version) => {
+                let previous = {
+                    let mut stamp = self
+                        .stamp
+                        .write()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let previous = stamp.1;
+                    *stamp = (stamp.0 + u64::from(version < previous), version);
+                    previous
+                };
+                if version < previous {
+                    // Unreachable now (an older epoch); dropped so they do not hold memory.
+                    if let Some(entries) = &self.entries {
+                        entries.clear();
+                    }
+                    tracing::warn!(
+                        previous,
+                        version,
+                        "the market data version went back (a restore?); cached answers dropped"
+                    );
+                }
+                self.changes_applied
+                    .fetch_max(changes_before, Ordering::AcqRel);
+                self.checked_at.store(started, Ordering::Release);
+                true
+            }
+            Err(e) => {
+                self.failed_at.store(self.elapsed_ms(), Ordering::Release);
+                tracing::warn!(error = %e, "market data version unreadable; answering without the cache");
+                false
+            }
+        }
     }
 
     /// The answer to `query` at `version` (see [`Self::version`]), loaded once for a crowd.
-    async fn answer<F>(&self, version: Option<i64>, query: Query, load: F) -> anyhow::Result<Answer>
+    async fn answer<F>(
+        &self,
+        version: Option<Stamp>,
+        query: Query,
+        load: F,
+    ) -> anyhow::Result<Answer>
     where
         F: Future<Output = anyhow::Result<Answer>>,
     {
-        let (Some(entries), Some(version)) = (&self.entries, version) else {
+        let (Some(entries), Some(stamp)) = (&self.entries, version) else {
             return load.await;
         };
-        let key = Key { version, query };
+        let key = Key { stamp, query };
         match tokio::time::timeout(
             WAIT_FOR_ANOTHER_LOAD,
             entries.get_value_or_guard_async(&key),
@@ -209,7 +295,7 @@ impl MarketCache {
     }
 
     /// The version for a new request when the cache is on (no read at all when it is off).
-    async fn request_version(&self) -> Option<i64> {
+    async fn request_version(&self) -> Option<Stamp> {
         match self.entries {
             Some(_) => self.version().await,
             None => None,
@@ -217,7 +303,7 @@ impl MarketCache {
     }
 
     /// How many current trades match `filter` at `version` (shared by every page of a listing).
-    async fn count(&self, version: Option<i64>, filter: &TradeFilter) -> anyhow::Result<i64> {
+    async fn count(&self, version: Option<Stamp>, filter: &TradeFilter) -> anyhow::Result<i64> {
         let db = &self.db;
         match self
             .answer(version, Query::Count(filter.clone()), async {
@@ -387,7 +473,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let cache = MarketCache::new(database(&dir).await, 1000, Duration::from_secs(60));
         let failed = cache
-            .answer(Some(0), Query::Count(filter(&["S"])), async {
+            .answer(Some((0, 0)), Query::Count(filter(&["S"])), async {
                 Err(anyhow::anyhow!("database went away"))
             })
             .await;
@@ -416,6 +502,70 @@ mod tests {
             .await
             .expect("answered from the database");
         assert_eq!(page.total, 0);
+    }
+
+    async fn set_version(db: &Database, version: i64) {
+        sqlx::query::<sqlx::Any>("UPDATE market_data_version SET version = $1 WHERE id = 1")
+            .bind(version)
+            .execute(db.pool())
+            .await
+            .expect("set version");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_that_goes_back_drops_every_answer() {
+        let dir = tempfile::tempdir().expect("dir");
+        let db = database(&dir).await;
+        let cache = MarketCache::new(db.clone(), 1000, Duration::from_millis(20));
+        set_version(&db, 5).await;
+        assert_eq!(loads_of(&cache, &["S"], 2).await, 1);
+        assert_eq!(loads_of(&cache, &["S"], 2).await, 0, "cached at version 5");
+        // A restore takes the data (and its version) back; later ingests reach 5 again with other
+        // data. The answer cached at the first 5 must not come back.
+        set_version(&db, 2).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(loads_of(&cache, &["S"], 2).await, 1, "read at version 2");
+        set_version(&db, 5).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(
+            loads_of(&cache, &["S"], 2).await,
+            1,
+            "nothing left from before"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stuck_load_is_not_waited_for_forever() {
+        let dir = tempfile::tempdir().expect("dir");
+        let cache = Arc::new(MarketCache::new(
+            database(&dir).await,
+            1000,
+            Duration::from_secs(60),
+        ));
+        let version = cache.request_version().await;
+        let stuck = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .answer(version, Query::Count(filter(&["S"])), async {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        Ok(Answer::Count(1))
+                    })
+                    .await
+                    .is_ok()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            cache.answer(version, Query::Count(filter(&["S"])), async {
+                Ok(Answer::Count(2))
+            }),
+        )
+        .await
+        .expect("answered without waiting for the stuck load");
+        assert!(matches!(answer, Ok(Answer::Count(2))));
+        stuck.abort();
     }
 
     #[test]
@@ -450,7 +600,7 @@ mod tests {
             )))
         };
         let key = Key {
-            version: 0,
+            stamp: (0, 0),
             query: Query::Stats(TradeFilter::default()),
         };
         assert_eq!(RowWeight.weight(&key, &page(50)), 101);
