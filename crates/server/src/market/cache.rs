@@ -294,6 +294,22 @@ impl MarketCache {
         }
     }
 
+    /// [`Self::answer`] for one kind of answer: `wrap` stores a loaded value as an `Answer`,
+    /// `unwrap` takes it back out (a key only ever holds the kind its query loads).
+    async fn typed<T>(
+        &self,
+        version: Option<Stamp>,
+        query: Query,
+        load: impl Future<Output = anyhow::Result<T>>,
+        wrap: fn(T) -> Answer,
+        unwrap: fn(Answer) -> Option<T>,
+    ) -> anyhow::Result<T> {
+        let answer = self
+            .answer(version, query, async { load.await.map(wrap) })
+            .await?;
+        unwrap(answer).ok_or_else(|| anyhow::anyhow!("market cache answer of the wrong kind"))
+    }
+
     /// The version for a new request when the cache is on (no read at all when it is off).
     async fn request_version(&self) -> Option<Stamp> {
         match self.entries {
@@ -304,16 +320,17 @@ impl MarketCache {
 
     /// How many current trades match `filter` at `version` (shared by every page of a listing).
     async fn count(&self, version: Option<Stamp>, filter: &TradeFilter) -> anyhow::Result<i64> {
-        let db = &self.db;
-        match self
-            .answer(version, Query::Count(filter.clone()), async {
-                Ok(Answer::Count(db.count_trades(filter).await?))
-            })
-            .await?
-        {
-            Answer::Count(total) => Ok(total),
-            _ => Err(mismatch()),
-        }
+        self.typed(
+            version,
+            Query::Count(filter.clone()),
+            async { Ok(self.db.count_trades(filter).await?) },
+            Answer::Count,
+            |a| match a {
+                Answer::Count(total) => Some(total),
+                _ => None,
+            },
+        )
+        .await
     }
 
     /// One page of current trades under `filter`, with the total and the filings' owners. The
@@ -337,31 +354,36 @@ impl MarketCache {
             ids.sort_unstable();
             ids.dedup();
             let owners = db.owners_of_filings(&ids).await?;
-            Ok(Answer::Page(Arc::new(TradePage::new(rows, total, owners))))
+            Ok(Arc::new(TradePage::new(rows, total, owners)))
         };
-        match self
-            .answer(version, Query::Page(filter.clone(), sort, page), load)
-            .await?
-        {
-            Answer::Page(page) => Ok(page),
-            _ => Err(mismatch()),
-        }
+        self.typed(
+            version,
+            Query::Page(filter.clone(), sort, page),
+            load,
+            Answer::Page,
+            |a| match a {
+                Answer::Page(page) => Some(page),
+                _ => None,
+            },
+        )
+        .await
     }
 
     /// Statistics over current trades under `filter`.
     pub async fn stats(&self, filter: &TradeFilter) -> anyhow::Result<Arc<TradeStats>> {
         let filter = normalised(filter);
-        let db = &self.db;
         let version = self.request_version().await;
-        match self
-            .answer(version, Query::Stats(filter.clone()), async {
-                Ok(Answer::Stats(Arc::new(db.trade_stats(&filter).await?)))
-            })
-            .await?
-        {
-            Answer::Stats(stats) => Ok(stats),
-            _ => Err(mismatch()),
-        }
+        self.typed(
+            version,
+            Query::Stats(filter.clone()),
+            async { Ok(Arc::new(self.db.trade_stats(&filter).await?)) },
+            Answer::Stats,
+            |a| match a {
+                Answer::Stats(stats) => Some(stats),
+                _ => None,
+            },
+        )
+        .await
     }
 
     /// The company with this (upper-case) ticker and its trade statistics since `since`.
@@ -370,19 +392,24 @@ impl MarketCache {
         ticker: &str,
         since: Option<Date>,
     ) -> anyhow::Result<Option<Arc<CompanyDetail>>> {
-        let db = &self.db;
         let version = self.request_version().await;
-        match self
-            .answer(version, Query::Company(ticker.to_string(), since), async {
-                Ok(Answer::Company(
-                    db.company_by_ticker(ticker, since).await?.map(Arc::new),
-                ))
-            })
-            .await?
-        {
-            Answer::Company(company) => Ok(company),
-            _ => Err(mismatch()),
-        }
+        self.typed(
+            version,
+            Query::Company(ticker.to_string(), since),
+            async {
+                Ok(self
+                    .db
+                    .company_by_ticker(ticker, since)
+                    .await?
+                    .map(Arc::new))
+            },
+            Answer::Company,
+            |a| match a {
+                Answer::Company(company) => Some(company),
+                _ => None,
+            },
+        )
+        .await
     }
 
     /// The insider with this (normalised) CIK, relationships and trade count since `since`.
@@ -391,24 +418,19 @@ impl MarketCache {
         cik: &str,
         since: Option<Date>,
     ) -> anyhow::Result<Option<Arc<InsiderDetail>>> {
-        let db = &self.db;
         let version = self.request_version().await;
-        match self
-            .answer(version, Query::Insider(cik.to_string(), since), async {
-                Ok(Answer::Insider(db.insider(cik, since).await?.map(Arc::new)))
-            })
-            .await?
-        {
-            Answer::Insider(insider) => Ok(insider),
-            _ => Err(mismatch()),
-        }
+        self.typed(
+            version,
+            Query::Insider(cik.to_string(), since),
+            async { Ok(self.db.insider(cik, since).await?.map(Arc::new)) },
+            Answer::Insider,
+            |a| match a {
+                Answer::Insider(insider) => Some(insider),
+                _ => None,
+            },
+        )
+        .await
     }
-}
-
-/// A key always maps to the answer kind its query loads; anything else is a bug, reported as an
-/// error instead of a panic on the request path.
-fn mismatch() -> anyhow::Error {
-    anyhow::anyhow!("market cache answer of the wrong kind")
 }
 
 #[cfg(test)]

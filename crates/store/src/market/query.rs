@@ -227,20 +227,6 @@ impl Database {
         )
     }
 
-    /// One page of current trades matching `filter`, and the total count.
-    pub async fn list_trades(
-        &self,
-        filter: &TradeFilter,
-        sort: TradeSort,
-        page: PageRequest,
-    ) -> Result<(Vec<TradeRow>, i64), StoreError> {
-        let total = self.count_trades(filter).await?;
-        if total <= page.offset() {
-            return Ok((Vec::new(), total));
-        }
-        Ok((self.trade_page(filter, sort, page).await?, total))
-    }
-
     /// How many current trades match `filter`.
     pub async fn count_trades(&self, filter: &TradeFilter) -> Result<i64, StoreError> {
         let mut count = Sql::new("SELECT COUNT(*) FROM insider_trades t WHERE t.is_current = 1");
@@ -271,7 +257,7 @@ impl Database {
             .await?)
     }
 
-    /// The statement `list_trades` runs for a page (for query-plan checks in tests and benches).
+    /// The statement `trade_page` runs (for query-plan checks in tests and benches).
     pub fn trade_listing_sql(filter: &TradeFilter, sort: TradeSort) -> String {
         let mut sql = Sql::new(concat!(trade_select!(), "WHERE t.is_current = 1"));
         push_trade_filter(&mut sql, filter);
