@@ -19,7 +19,7 @@ use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
-use crate::kv::{KvError, KvStore, Reserved};
+use crate::kv::{KvError, KvStore, Reserved, slot_tag};
 
 /// The limits; defaults are the hardening plan's.
 #[derive(Debug, Clone, Copy)]
@@ -114,6 +114,67 @@ pub fn account_key(normalized_email: &str) -> String {
     hex::encode(&Sha256::digest(normalized_email.as_bytes())[..16])
 }
 
+/// The store keys of brute-force state. Everything about one account, or one device, shares a hash tag,
+/// so a reservation's counter and blockers sit in one Redis Cluster slot; per-IP keys stand alone.
+mod keys {
+    use super::slot_tag;
+
+    pub fn ip_block(ip: &str) -> String {
+        format!("bf:ipblock:{ip}")
+    }
+    pub fn ip_failures(ip: &str) -> String {
+        format!("bf:ip:{ip}")
+    }
+    pub fn account_failures(account: &str) -> String {
+        format!("bf:acct:{}", slot_tag(account))
+    }
+    pub fn lock(account: &str) -> String {
+        format!("bf:lock:{}", slot_tag(account))
+    }
+    /// How many locks the account had lately (they double).
+    pub fn locks(account: &str) -> String {
+        format!("bf:locks:{}", slot_tag(account))
+    }
+    pub fn pair_failures(account: &str, ip: &str) -> String {
+        format!("bf:pair:{}:{ip}", slot_tag(account))
+    }
+    pub fn backoff(account: &str, ip: &str) -> String {
+        format!("bf:wait:{}:{ip}", slot_tag(account))
+    }
+    pub fn device_failures(device: &str) -> String {
+        format!("bf:dev:{}", slot_tag(device))
+    }
+    pub fn device_lock(device: &str) -> String {
+        format!("bf:devlock:{}", slot_tag(device))
+    }
+}
+
+/// The current name of a key written by a release before hash tags (`bf:lock:ab12` becomes
+/// `bf:lock:{ab12}`), so that an upgrade keeps the locks and counts already in Redis; `None` for a key
+/// whose name did not change (per-IP keys) or that is already current.
+pub fn retagged_key(legacy: &str) -> Option<String> {
+    let (kind, rest) = legacy.strip_prefix("bf:")?.split_once(':')?;
+    if rest.is_empty() || rest.starts_with('{') {
+        return None;
+    }
+    match kind {
+        "acct" => Some(keys::account_failures(rest)),
+        "lock" => Some(keys::lock(rest)),
+        "locks" => Some(keys::locks(rest)),
+        "dev" => Some(keys::device_failures(rest)),
+        "devlock" => Some(keys::device_lock(rest)),
+        // The account key is hex, so the first colon ends it; the IP (IPv6 too) is the rest.
+        "pair" | "wait" => {
+            let (account, ip) = rest.split_once(':')?;
+            Some(match kind {
+                "pair" => keys::pair_failures(account, ip),
+                _ => keys::backoff(account, ip),
+            })
+        }
+        _ => None,
+    }
+}
+
 pub struct BruteForce {
     kv: Arc<dyn KvStore>,
     clock: Arc<dyn Clock>,
@@ -164,22 +225,22 @@ impl BruteForce {
                 retry_after,
             })
         };
-        if let Some(wait) = self.until(&format!("bf:ipblock:{}", attempt.ip)).await? {
+        if let Some(wait) = self.until(&keys::ip_block(attempt.ip)).await? {
             return Ok(blocked(Block::IpThrottled, wait));
         }
         match attempt.device {
             Some(device) => {
                 // A known device is judged on its own record, not the account's lock.
-                if let Some(wait) = self.until(&format!("bf:devlock:{device}")).await? {
+                if let Some(wait) = self.until(&keys::device_lock(device)).await? {
                     return Ok(blocked(Block::DeviceLocked, wait));
                 }
             }
             None => {
-                if let Some(wait) = self.until(&format!("bf:lock:{}", attempt.account)).await? {
+                if let Some(wait) = self.until(&keys::lock(attempt.account)).await? {
                     return Ok(blocked(Block::Locked, wait));
                 }
                 if let Some(wait) = self
-                    .until(&format!("bf:wait:{}:{}", attempt.account, attempt.ip))
+                    .until(&keys::backoff(attempt.account, attempt.ip))
                     .await?
                 {
                     return Ok(blocked(Block::Backoff, wait));
@@ -194,37 +255,46 @@ impl BruteForce {
     fn counter_of(&self, attempt: &Attempt<'_>) -> (String, u64) {
         match attempt.device {
             Some(device) => (
-                format!("bf:dev:{device}"),
+                keys::device_failures(device),
                 self.policy.device_failures_before_lock,
             ),
             None => (
-                format!("bf:acct:{}", attempt.account),
+                keys::account_failures(attempt.account),
                 self.policy.failures_before_lock,
             ),
         }
     }
 
     /// Counts the attempt before its secret is checked, in one atomic step with the checks that
-    /// refuse it (IP throttle, lock or device lock, backoff): of any number of concurrent attempts,
-    /// at most the allowed number are ever checked inside the window. A wrong secret then goes to
+    /// refuse it (lock or device lock, backoff): of any number of concurrent attempts, at most the
+    /// allowed number are ever checked inside the window. A wrong secret then goes to
     /// `record_reserved_failure`, a right one to `record_success` (a completed sign-in) or `release`.
+    ///
+    /// The IP throttle is read just before, on its own: its key lives in another Redis Cluster slot
+    /// than the account's or device's. That costs nothing in exactness — the throttle is raised after
+    /// failures are counted, so it was never a reservation, and an attempt that reads it a moment
+    /// before it is raised is the same as one that arrived a moment earlier.
     pub async fn reserve(
         &self,
         attempt: &Attempt<'_>,
     ) -> Result<Result<Reservation, Blocked>, KvError> {
-        let ipblock = format!("bf:ipblock:{}", attempt.ip);
+        if let Some(wait) = self.until(&keys::ip_block(attempt.ip)).await? {
+            return Ok(Err(Blocked {
+                reason: Block::IpThrottled,
+                retry_after: wait,
+            }));
+        }
         let (blockers, reasons) = match attempt.device {
             Some(device) => (
-                vec![ipblock, format!("bf:devlock:{device}")],
-                [Block::IpThrottled, Block::DeviceLocked, Block::DeviceLocked],
+                vec![keys::device_lock(device)],
+                [Block::DeviceLocked, Block::DeviceLocked],
             ),
             None => (
                 vec![
-                    ipblock,
-                    format!("bf:lock:{}", attempt.account),
-                    format!("bf:wait:{}:{}", attempt.account, attempt.ip),
+                    keys::lock(attempt.account),
+                    keys::backoff(attempt.account, attempt.ip),
                 ],
-                [Block::IpThrottled, Block::Locked, Block::Backoff],
+                [Block::Locked, Block::Backoff],
             ),
         };
         let keys: Vec<&str> = blockers.iter().map(String::as_str).collect();
@@ -279,22 +349,22 @@ impl BruteForce {
 
         let ip_failures = self
             .kv
-            .incr(&format!("bf:ip:{}", attempt.ip), p.ip_window)
+            .incr(&keys::ip_failures(attempt.ip), p.ip_window)
             .await?;
         if ip_failures == p.ip_failures_before_throttle + 1 {
-            self.set_until(&format!("bf:ipblock:{}", attempt.ip), p.ip_window)
+            self.set_until(&keys::ip_block(attempt.ip), p.ip_window)
                 .await?;
             effects.ip_throttled = true;
         } else if ip_failures > p.ip_failures_before_throttle {
-            self.set_until(&format!("bf:ipblock:{}", attempt.ip), p.ip_window)
+            self.set_until(&keys::ip_block(attempt.ip), p.ip_window)
                 .await?;
         }
 
         if let Some(device) = attempt.device {
             if reservation.count == p.device_failures_before_lock {
-                self.set_until(&format!("bf:devlock:{device}"), p.first_lock)
+                self.set_until(&keys::device_lock(device), p.first_lock)
                     .await?;
-                self.kv.delete(&format!("bf:dev:{device}")).await?;
+                self.kv.delete(&keys::device_failures(device)).await?;
                 effects.device_locked = true;
             }
             return Ok(effects);
@@ -303,7 +373,7 @@ impl BruteForce {
         let pair = self
             .kv
             .incr(
-                &format!("bf:pair:{}:{}", attempt.account, attempt.ip),
+                &keys::pair_failures(attempt.account, attempt.ip),
                 p.failure_window,
             )
             .await?;
@@ -312,14 +382,14 @@ impl BruteForce {
                 .unwrap_or(u32::MAX)
                 .min(20);
             let wait = Duration::from_secs(1u64 << exponent).min(p.max_backoff);
-            self.set_until(&format!("bf:wait:{}:{}", attempt.account, attempt.ip), wait)
+            self.set_until(&keys::backoff(attempt.account, attempt.ip), wait)
                 .await?;
         }
 
         if reservation.count == p.failures_before_lock {
             // Locks are remembered for a day after the latest one ends, so a patient attacker who waits
             // out each lock still meets doubling locks.
-            let locks_key = format!("bf:locks:{}", attempt.account);
+            let locks_key = keys::locks(attempt.account);
             let locks = self
                 .kv
                 .get(&locks_key)
@@ -339,10 +409,10 @@ impl BruteForce {
                     duration.saturating_add(p.max_lock),
                 )
                 .await?;
-            self.set_until(&format!("bf:lock:{}", attempt.account), duration)
+            self.set_until(&keys::lock(attempt.account), duration)
                 .await?;
             self.kv
-                .delete(&format!("bf:acct:{}", attempt.account))
+                .delete(&keys::account_failures(attempt.account))
                 .await?;
             effects.locked_for = Some(duration);
         }
@@ -352,28 +422,28 @@ impl BruteForce {
     /// A successful login resets the account's, the pair's and the device's counters.
     pub async fn record_success(&self, attempt: &Attempt<'_>) -> Result<(), KvError> {
         for key in [
-            format!("bf:acct:{}", attempt.account),
-            format!("bf:pair:{}:{}", attempt.account, attempt.ip),
-            format!("bf:wait:{}:{}", attempt.account, attempt.ip),
+            keys::account_failures(attempt.account),
+            keys::pair_failures(attempt.account, attempt.ip),
+            keys::backoff(attempt.account, attempt.ip),
         ] {
             self.kv.delete(&key).await?;
         }
         if let Some(device) = attempt.device {
-            self.kv.delete(&format!("bf:dev:{device}")).await?;
+            self.kv.delete(&keys::device_failures(device)).await?;
         }
         Ok(())
     }
 
     /// Ends a lock (email link, support staff) and forgets the failures that led to it.
     pub async fn unlock(&self, account: &str) -> Result<bool, KvError> {
-        let was_locked = self.kv.delete(&format!("bf:lock:{account}")).await?;
-        self.kv.delete(&format!("bf:acct:{account}")).await?;
+        let was_locked = self.kv.delete(&keys::lock(account)).await?;
+        self.kv.delete(&keys::account_failures(account)).await?;
         Ok(was_locked)
     }
 
     /// How long the account stays locked, if it is.
     pub async fn lock_remaining(&self, account: &str) -> Result<Option<Duration>, KvError> {
-        self.until(&format!("bf:lock:{account}")).await
+        self.until(&keys::lock(account)).await
     }
 }
 
@@ -469,5 +539,57 @@ mod tests {
         assert!(!key.contains("ann"));
         assert_eq!(key, account_key("ann@example.com"));
         assert_ne!(key, account_key("bob@example.com"));
+    }
+
+    #[test]
+    fn keys_of_a_release_before_hash_tags_get_their_current_names() {
+        let a = account_key("ann@example.com");
+        assert_eq!(retagged_key(&format!("bf:lock:{a}")), Some(keys::lock(&a)));
+        assert_eq!(
+            retagged_key(&format!("bf:locks:{a}")),
+            Some(keys::locks(&a))
+        );
+        assert_eq!(
+            retagged_key(&format!("bf:acct:{a}")),
+            Some(keys::account_failures(&a))
+        );
+        assert_eq!(
+            retagged_key(&format!("bf:wait:{a}:2001:db8::1")),
+            Some(keys::backoff(&a, "2001:db8::1"))
+        );
+        assert_eq!(
+            retagged_key(&format!("bf:pair:{a}:10.0.0.1")),
+            Some(keys::pair_failures(&a, "10.0.0.1"))
+        );
+        assert_eq!(retagged_key("bf:devlock:d1"), Some(keys::device_lock("d1")));
+        assert_eq!(retagged_key("bf:dev:d1"), Some(keys::device_failures("d1")));
+        for unchanged in [
+            "bf:ipblock:10.0.0.1",
+            "bf:ip:10.0.0.1",
+            "bf:lock:",
+            "rl:user:u1",
+            "bf:pair:nocolon",
+        ] {
+            assert_eq!(retagged_key(unchanged), None, "{unchanged}");
+        }
+        let current = keys::lock(&a);
+        assert_eq!(retagged_key(&current), None, "already current");
+    }
+
+    #[test]
+    fn a_reservation_touches_one_slot() {
+        let a = account_key("ann@example.com");
+        let ip = "2001:db8::1";
+        crate::kv::check_one_slot([
+            keys::account_failures(&a).as_str(),
+            keys::lock(&a).as_str(),
+            keys::backoff(&a, ip).as_str(),
+        ])
+        .expect("account keys share a slot");
+        crate::kv::check_one_slot([
+            keys::device_failures("d1").as_str(),
+            keys::device_lock("d1").as_str(),
+        ])
+        .expect("device keys share a slot");
     }
 }

@@ -26,4 +26,4 @@ pub mod totp;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use gcra::{GcraDecision, Quota};
-pub use kv::{KvError, KvStore, Reserved};
+pub use kv::{KvError, KvStore, Reserved, check_one_slot, slot_tag};

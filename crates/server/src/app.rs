@@ -107,17 +107,53 @@ pub async fn connect(settings: &Settings) -> Result<(Database, Arc<dyn KvStore>)
         );
     }
     let kv: Arc<dyn KvStore> = match &settings.redis_url {
-        Some(url) => Arc::new(
-            RedisKv::connect_with_ca(
+        Some(url) => {
+            let redis = RedisKv::connect_with_ca(
                 url.expose_secret(),
                 &settings.redis_prefix,
                 settings.redis_ca.as_deref(),
             )
-            .await?,
-        ),
+            .await?;
+            keep_brute_force_state_across_upgrade(&redis).await;
+            Arc::new(redis)
+        }
         None => Arc::new(MemoryKv::new()),
     };
     Ok((db, kv))
+}
+
+/// Marks a Redis whose brute-force keys already have their hash-tagged names.
+const RETAGGED_MARKER: &str = "layout:bf-hash-tags";
+
+/// Releases before hash tags named brute-force keys `bf:lock:<account>`; this one reads
+/// `bf:lock:{<account>}`. Copying them once keeps every lock, backoff and count through the upgrade
+/// (an attacker must not get a fresh allowance from a deployment). A failure is logged, not fatal: the
+/// state would only start afresh, as it does when Redis restarts.
+async fn keep_brute_force_state_across_upgrade(redis: &RedisKv) {
+    const A_YEAR: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+    if redis.is_cluster() || matches!(redis.get(RETAGGED_MARKER).await, Ok(Some(_))) {
+        return;
+    }
+    match redis
+        .copy_renamed_keys("bf:*", security::bruteforce::retagged_key)
+        .await
+    {
+        Ok(copied) => {
+            if copied > 0 {
+                tracing::info!(
+                    copied,
+                    "brute-force state kept across the upgrade under hash-tagged key names"
+                );
+            }
+            if let Err(e) = redis.set(RETAGGED_MARKER, "1", A_YEAR).await {
+                tracing::warn!(error = %e, "upgrade marker not written; the copy runs again at the next start");
+            }
+        }
+        Err(e) => tracing::error!(
+            error = %e,
+            "brute-force state of the previous release not copied: its locks and counts start afresh"
+        ),
+    }
 }
 
 fn allowed_hosts(settings: &Settings) -> Vec<String> {

@@ -14,7 +14,12 @@ pub mod transport;
 pub mod url_redact;
 
 pub use db::{Backend, Database, DbOptions, StoreError};
-pub use kv::{failover::FailoverKv, memory::MemoryKv, redis::RedisKv};
+pub use kv::{
+    failover::FailoverKv,
+    memory::MemoryKv,
+    redis::RedisKv,
+    redis_connection::{RedisTarget, parse_redis_url},
+};
 
 /// `text` with the `LIKE` wildcards and the escape character escaped (for `ESCAPE '\'`), so a
 /// search term matches literally.

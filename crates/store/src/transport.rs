@@ -38,8 +38,28 @@ pub fn postgres(url: &str) -> Option<Transport> {
 }
 
 /// The transport of a `redis://`/`rediss://` URL; `rediss` with `#insecure` (no certificate check) does
-/// not count as TLS.
+/// not count as TLS. A cluster URL is local only if every seed node is, and uses TLS only if every one
+/// does (the nodes it learns of later are reached the same way).
 pub fn redis(url: &str) -> Option<Transport> {
+    match crate::kv::redis_connection::parse_redis_url(url).ok()? {
+        crate::kv::redis_connection::RedisTarget::Single(url) => redis_node(&url),
+        crate::kv::redis_connection::RedisTarget::Cluster(nodes) => nodes.iter().try_fold(
+            Transport {
+                local: true,
+                tls: true,
+            },
+            |all, node| {
+                let node = redis_node(node)?;
+                Some(Transport {
+                    local: all.local && node.local,
+                    tls: all.tls && node.tls,
+                })
+            },
+        ),
+    }
+}
+
+fn redis_node(url: &str) -> Option<Transport> {
     let info = url.into_connection_info().ok()?;
     Some(match info.addr() {
         ConnectionAddr::Tcp(host, _) => Transport {
@@ -112,5 +132,21 @@ mod tests {
             }
         );
         assert!(redis("not a url").is_none());
+    }
+
+    #[test]
+    fn a_cluster_is_as_safe_as_its_least_safe_seed() {
+        let t = |url| redis(url).expect("parses");
+        assert_eq!(
+            t("rediss+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000"),
+            Transport {
+                local: false,
+                tls: true
+            }
+        );
+        assert!(!t("redis+cluster://10.0.0.1:7000").tls);
+        assert!(t("redis+cluster://127.0.0.1:7000,127.0.0.1:7001").local);
+        assert!(!t("redis+cluster://127.0.0.1:7000,10.0.0.2:7001").local);
+        assert!(redis("redis+cluster://10.0.0.1:7000/5").is_none());
     }
 }

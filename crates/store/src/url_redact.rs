@@ -16,8 +16,34 @@ pub fn redact_url(raw: &str) -> String {
             }
             url.to_string()
         }
-        Err(_) => "[unparseable url]".to_string(),
+        Err(_) => redact_node_list(raw).unwrap_or_else(|| "[unparseable url]".to_string()),
     }
+}
+
+/// A Redis Cluster URL lists several `host:port` pairs, which is not a URL the `url` crate reads:
+/// the password is cut out by hand and the hosts kept, so an operator sees which nodes failed.
+fn redact_node_list(raw: &str) -> Option<String> {
+    let (scheme, rest) = raw.split_once("://")?;
+    if !scheme.ends_with("+cluster") {
+        return None;
+    }
+    let (authority, path) = match rest.split_once('/') {
+        Some((authority, path)) => (authority, path.split('?').next().unwrap_or_default()),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((credentials, hosts)) => match credentials.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{hosts}"),
+            None => format!("{credentials}@{hosts}"),
+        },
+        None => authority.to_string(),
+    };
+    let path = if path.is_empty() {
+        String::new()
+    } else {
+        format!("/{path}")
+    };
+    Some(format!("{scheme}://{authority}{path}"))
 }
 
 /// The host of a URL, if any.
@@ -46,6 +72,14 @@ mod tests {
         assert_eq!(
             redact_url("redis://127.0.0.1:6379"),
             "redis://127.0.0.1:6379"
+        );
+        assert_eq!(
+            redact_url("rediss+cluster://app:hunter2@10.0.0.1:7000,10.0.0.2:7000/0?password=x"),
+            "rediss+cluster://app:***@10.0.0.1:7000,10.0.0.2:7000/0"
+        );
+        assert_eq!(
+            redact_url("redis+cluster://127.0.0.1:7000,127.0.0.1:7001"),
+            "redis+cluster://127.0.0.1:7000,127.0.0.1:7001"
         );
     }
 }

@@ -8,6 +8,8 @@ use security::bruteforce::{Attempt, Block, BruteForce, LockoutPolicy};
 use security::{Clock, KvStore, ManualClock, SystemClock};
 use store::{FailoverKv, MemoryKv, RedisKv};
 
+mod support;
+
 fn memory() -> (BruteForce, ManualClock) {
     let clock = ManualClock::new(1_700_000_000_000_000);
     let kv = Arc::new(MemoryKv::with_clock(Arc::new(clock.clone())));
@@ -272,11 +274,16 @@ async fn redis_enforces_the_same_lockout() {
 
 /// Forty wrong passwords at once from forty addresses: the attempts are reserved before any check, so
 /// at most five are ever checked, exactly one of them sets the lock, and the right password is refused
-/// while it holds. Run on the in-process store and on Redis.
+/// while it holds. Run on the in-process store, on Redis and, through two instances, on a cluster.
 async fn reservations_bound_concurrent_guesses(bf: Arc<BruteForce>) {
+    reservations_bound_concurrent_guesses_across(&[bf]).await;
+}
+
+async fn reservations_bound_concurrent_guesses_across(instances: &[Arc<BruteForce>]) {
+    let bf = instances[0].clone();
     let tasks: Vec<_> = (0..40)
         .map(|i| {
-            let bf = bf.clone();
+            let bf = instances[i % instances.len()].clone();
             tokio::spawn(async move {
                 let ip = format!("10.20.0.{i}");
                 let a = attempt("raced", &ip);
@@ -344,6 +351,42 @@ async fn concurrent_guesses_are_reserved_in_redis() {
     let kv: Arc<dyn KvStore> = Arc::new(RedisKv::connect(&url, &prefix).await.expect("redis"));
     let bf = BruteForce::new(kv, Arc::new(SystemClock), LockoutPolicy::default());
     reservations_bound_concurrent_guesses(Arc::new(bf)).await;
+}
+
+#[tokio::test]
+async fn two_instances_on_a_redis_cluster_share_one_exact_lockout() {
+    let Some(url) = support::redis_cluster_url() else {
+        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: Redis Cluster reservations not run");
+        return;
+    };
+    let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4().simple());
+    let mut instances = vec![];
+    for _ in 0..2 {
+        let kv: Arc<dyn KvStore> =
+            Arc::new(RedisKv::connect(&url, &prefix).await.expect("cluster"));
+        instances.push(Arc::new(BruteForce::new(
+            kv,
+            Arc::new(SystemClock),
+            LockoutPolicy::default(),
+        )));
+    }
+    reservations_bound_concurrent_guesses_across(&instances).await;
+    // Spraying from one address throttles it on both instances, though its key lives in another slot.
+    let ip = "10.50.0.1";
+    for i in 0..=LockoutPolicy::default().ip_failures_before_throttle {
+        instances[usize::try_from(i % 2).expect("index")]
+            .record_failure(&attempt(&format!("sprayed-{i}"), ip))
+            .await
+            .expect("record");
+    }
+    for bf in &instances {
+        let refused = bf
+            .reserve(&attempt("fresh-account", ip))
+            .await
+            .expect("reserve")
+            .expect_err("throttled");
+        assert_eq!(refused.reason, Block::IpThrottled);
+    }
 }
 
 #[tokio::test]

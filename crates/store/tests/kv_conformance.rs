@@ -1,11 +1,15 @@
-//! One behavioural suite for every `KvStore`: the in-process store always, Redis when
-//! `TRADESIGNAL_TEST_REDIS_URL` is set (CI sets it; a set but unreachable URL fails the test).
+//! One behavioural suite for every `KvStore`: the in-process store always, Redis and a three-master
+//! Redis Cluster when `TRADESIGNAL_TEST_REDIS_URL` is set (CI sets it; a set but unreachable URL fails
+//! the test). The cluster is `TRADESIGNAL_TEST_REDIS_CLUSTER_URL`, or one `scripts/redis-cluster`
+//! starts. Keys that one script touches together share a hash tag (`{t}`), as the product's do.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use security::{KvStore, ManualClock, Quota, Reserved};
+use security::{KvError, KvStore, ManualClock, Quota, Reserved};
 use store::{MemoryKv, RedisKv};
+
+mod support;
 
 fn redis_url() -> Option<String> {
     std::env::var("TRADESIGNAL_TEST_REDIS_URL")
@@ -21,6 +25,16 @@ async fn redis_store() -> Option<RedisKv> {
             panic!("TRADESIGNAL_TEST_REDIS_URL is set but Redis is unusable: {e}")
         }),
     )
+}
+
+async fn redis_cluster_store() -> Option<RedisKv> {
+    let url = support::redis_cluster_url()?;
+    let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4());
+    let kv = RedisKv::connect(&url, &prefix)
+        .await
+        .unwrap_or_else(|e| panic!("the test Redis Cluster at {url} is unusable: {e}"));
+    assert!(kv.is_cluster());
+    Some(kv)
 }
 
 async fn counters_count_and_expire(kv: &dyn KvStore, wait: impl AsyncFn(Duration)) {
@@ -67,20 +81,22 @@ async fn set_if_absent_never_overwrites(kv: &dyn KvStore) {
 }
 
 async fn gcra_with_reads_limits_and_reads_together(kv: &dyn KvStore) {
-    kv.set("r1", "v1", Duration::from_secs(60))
+    kv.set("r1:{t}", "v1", Duration::from_secs(60))
         .await
         .expect("set");
     let quota = Quota::per_minute(2);
     let (d, values) = kv
-        .gcra_with_reads("gr", quota, 1, &["r1", "missing"])
+        .gcra_with_reads("gr:{t}", quota, 1, &["r1:{t}", "missing:{t}"])
         .await
         .expect("call");
     assert!(d.allowed);
     assert_eq!(d.remaining, 1);
     assert_eq!(values, vec![Some("v1".to_string()), None]);
-    kv.gcra_with_reads("gr", quota, 1, &[]).await.expect("call");
+    kv.gcra_with_reads("gr:{t}", quota, 1, &[])
+        .await
+        .expect("call");
     let (d, values) = kv
-        .gcra_with_reads("gr", quota, 1, &["r1"])
+        .gcra_with_reads("gr:{t}", quota, 1, &["r1:{t}"])
         .await
         .expect("call");
     assert!(!d.allowed, "the quota is shared with plain gcra calls");
@@ -88,6 +104,14 @@ async fn gcra_with_reads_limits_and_reads_together(kv: &dyn KvStore) {
         values,
         vec![Some("v1".to_string())],
         "reads happen even when refused"
+    );
+    assert!(
+        matches!(
+            kv.gcra_with_reads("gr:{t}", quota, 1, &["r1:{other}"])
+                .await,
+            Err(KvError::CrossSlot(_))
+        ),
+        "a read in another slot is refused before anything is spent"
     );
 }
 
@@ -165,20 +189,20 @@ async fn reserve_counts_unless_blocked(kv: &dyn KvStore) {
     let now = 1_700_000_000;
     // No blockers set: counted.
     assert_eq!(
-        kv.reserve(&["b1", "b2"], now, "r", ttl)
+        kv.reserve(&["b1:{t}", "b2:{t}"], now, "r:{t}", ttl)
             .await
             .expect("reserve"),
         Reserved::Counted(1)
     );
     // A blocker in the past does not block; one in the future does, and nothing is counted.
-    kv.set("b1", &(now - 5).to_string(), ttl)
+    kv.set("b1:{t}", &(now - 5).to_string(), ttl)
         .await
         .expect("set");
-    kv.set("b2", &(now + 30).to_string(), ttl)
+    kv.set("b2:{t}", &(now + 30).to_string(), ttl)
         .await
         .expect("set");
     assert_eq!(
-        kv.reserve(&["b1", "b2"], now, "r", ttl)
+        kv.reserve(&["b1:{t}", "b2:{t}"], now, "r:{t}", ttl)
             .await
             .expect("reserve"),
         Reserved::Blocked {
@@ -186,17 +210,26 @@ async fn reserve_counts_unless_blocked(kv: &dyn KvStore) {
             until: now + 30
         }
     );
-    assert_eq!(kv.get("r").await.expect("get").as_deref(), Some("1"));
+    assert_eq!(kv.get("r:{t}").await.expect("get").as_deref(), Some("1"));
     assert_eq!(
-        kv.reserve(&["b1"], now, "r", ttl).await.expect("reserve"),
+        kv.reserve(&["b1:{t}"], now, "r:{t}", ttl)
+            .await
+            .expect("reserve"),
         Reserved::Counted(2)
     );
+    assert!(
+        matches!(
+            kv.reserve(&["b1:{other}"], now, "r:{t}", ttl).await,
+            Err(KvError::CrossSlot(_))
+        ),
+        "a blocker in another slot is refused, and nothing counted"
+    );
     // Release gives one back, never below zero, and ignores missing counters.
-    kv.release("r").await.expect("release");
-    assert_eq!(kv.get("r").await.expect("get").as_deref(), Some("1"));
-    kv.release("r").await.expect("release");
-    kv.release("r").await.expect("release");
-    assert_eq!(kv.get("r").await.expect("get").as_deref(), Some("0"));
+    kv.release("r:{t}").await.expect("release");
+    assert_eq!(kv.get("r:{t}").await.expect("get").as_deref(), Some("1"));
+    kv.release("r:{t}").await.expect("release");
+    kv.release("r:{t}").await.expect("release");
+    assert_eq!(kv.get("r:{t}").await.expect("get").as_deref(), Some("0"));
     kv.release("missing").await.expect("release");
     assert_eq!(kv.get("missing").await.expect("get"), None);
 }
@@ -206,9 +239,14 @@ async fn reserve_is_atomic_under_concurrency(kv: Arc<dyn KvStore>) {
         .map(|_| {
             let kv = kv.clone();
             tokio::spawn(async move {
-                kv.reserve(&["rb"], 1_700_000_000, "rc", Duration::from_secs(60))
-                    .await
-                    .expect("reserve")
+                kv.reserve(
+                    &["rb:{t}"],
+                    1_700_000_000,
+                    "rc:{t}",
+                    Duration::from_secs(60),
+                )
+                .await
+                .expect("reserve")
             })
         })
         .collect();
@@ -284,6 +322,99 @@ async fn redis_store_conforms() {
     counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;
     reserve_counts_unless_blocked(&kv).await;
     reserve_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
+}
+
+#[tokio::test]
+async fn redis_cluster_store_conforms() {
+    let Some(kv) = redis_cluster_store().await else {
+        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: Redis Cluster conformance not run");
+        return;
+    };
+    let sleep = async |d: Duration| tokio::time::sleep(d).await;
+    counters_count_and_expire(&kv, sleep).await;
+    values_set_exist_and_delete(&kv, sleep).await;
+    // m1, m2 and m3 hash to different slots: the client splits the MGET and keeps the order.
+    get_many_returns_values_in_order(&kv).await;
+    set_if_absent_never_overwrites(&kv).await;
+    gcra_with_reads_limits_and_reads_together(&kv).await;
+    gcra_admits_exactly_the_burst(&kv).await;
+    gcra_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
+    counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;
+    reserve_counts_unless_blocked(&kv).await;
+    reserve_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
+    kv.ping().await.expect("ping");
+    assert_eq!(kv.backend(), "redis");
+}
+
+#[tokio::test]
+async fn keys_of_the_release_before_hash_tags_are_copied_with_their_ttl() {
+    let Some(url) = redis_url() else {
+        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: key upgrade not run");
+        return;
+    };
+    let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4());
+    let kv = RedisKv::connect(&url, &prefix).await.expect("redis");
+    let ttl = Duration::from_secs(300);
+    let a = "ab12";
+    kv.set(&format!("bf:lock:{a}"), "1700000900", ttl)
+        .await
+        .expect("set");
+    kv.incr(&format!("bf:acct:{a}"), ttl).await.expect("incr");
+    kv.set("bf:ipblock:10.0.0.1", "1700000900", ttl)
+        .await
+        .expect("set");
+    // A key the new release already wrote is not replaced by the old one.
+    kv.set(&format!("bf:locks:{a}"), "1", ttl)
+        .await
+        .expect("set");
+    kv.set(&format!("bf:locks:{{{a}}}"), "3", ttl)
+        .await
+        .expect("set");
+    let copied = kv
+        .copy_renamed_keys("bf:*", security::bruteforce::retagged_key)
+        .await
+        .expect("copy");
+    assert_eq!(
+        copied, 2,
+        "lock and count; the IP key and the newer lock count stay"
+    );
+    let value = async |key: String| kv.get(&key).await.expect("get");
+    assert_eq!(
+        value(format!("bf:lock:{{{a}}}")).await.as_deref(),
+        Some("1700000900")
+    );
+    assert_eq!(
+        value(format!("bf:acct:{{{a}}}")).await.as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        value(format!("bf:locks:{{{a}}}")).await.as_deref(),
+        Some("3")
+    );
+    assert_eq!(
+        value(format!("bf:lock:{a}")).await.as_deref(),
+        Some("1700000900"),
+        "the old key stays for instances of the old release"
+    );
+    // The TTL came along: the copy ends with the original.
+    let client = redis::Client::open(url.as_str()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connection");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{prefix}bf:lock:{{{a}}}"))
+        .query_async(&mut conn)
+        .await
+        .expect("pttl");
+    assert!((250_000..=300_000).contains(&pttl), "{pttl}");
+    assert_eq!(
+        kv.copy_renamed_keys("bf:*", security::bruteforce::retagged_key)
+            .await
+            .expect("again"),
+        0,
+        "a second run copies nothing"
+    );
 }
 
 #[tokio::test]

@@ -80,7 +80,7 @@ pub const VARIABLES: &[Variable] = &[
         "REDIS_URL",
         "(in-process store)",
         true,
-        "redis:// or rediss:// (TLS, required off loopback in production); shared state for rate limits, lockouts and revocation",
+        "redis:// or rediss:// (TLS, required off loopback in production), or redis+cluster:// / rediss+cluster:// with comma-separated seed nodes for a Redis Cluster; shared state for rate limits, lockouts and revocation",
     ),
     var(
         "TRADESIGNAL_REDIS_CA_FILE",
@@ -433,8 +433,11 @@ impl RawSettings {
                     }
                 });
         let redis_url = self.get("REDIS_URL").map(|url| {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-                problem("REDIS_URL", "must start with redis:// or rediss://".into());
+            if let Err(message) = store::parse_redis_url(url) {
+                problem(
+                    "REDIS_URL",
+                    format!("{message} (redis://, rediss://, or redis+cluster://host:port,host:port for a Redis Cluster)"),
+                );
             }
             SecretString::from(url.to_string())
         });
@@ -442,6 +445,12 @@ impl RawSettings {
             .get("TRADESIGNAL_REDIS_PREFIX")
             .unwrap_or("ts:")
             .to_string();
+        if redis_prefix.contains(['{', '}']) {
+            problem(
+                "TRADESIGNAL_REDIS_PREFIX",
+                "must not contain { or }: Redis Cluster would read them as the hash tag of every key".into(),
+            );
+        }
 
         let mut secret_problems = vec![];
         let mut ring = |variable: &'static str, rules| {

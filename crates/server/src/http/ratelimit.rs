@@ -16,6 +16,7 @@ use super::ClientBucket;
 use super::problem::ApiError;
 use crate::api::extract::{CredentialRefused, Meta, authenticate};
 use crate::identity::audit::Event;
+use crate::identity::kv_keys::{user_of_rate_key, user_rate_key};
 use crate::identity::monitoring::Observed;
 use crate::identity::web_sessions::ResolvedWebSession;
 use crate::state::AppState;
@@ -98,7 +99,7 @@ pub async fn note_refusal(
 ) {
     metrics::counter!("tradesignal_ratelimit_exceeded_total", "policy" => policy.to_string())
         .increment(1);
-    let principal = match key.strip_prefix("rl:user:") {
+    let principal = match user_of_rate_key(key) {
         Some(user_id) => format!("user:{user_id}"),
         None => format!("ip:{}", meta.client_bucket.as_deref().unwrap_or("")),
     };
@@ -117,7 +118,7 @@ pub async fn note_refusal(
     if observed == Observed::Counted(1) {
         let mut event =
             Event::failure("ratelimit.exceeded").details(serde_json::json!({"policy": policy}));
-        if let Some(user_id) = key.strip_prefix("rl:user:") {
+        if let Some(user_id) = user_of_rate_key(key) {
             event = event.actor(user_id);
         }
         state.identity.audit(event, meta).await;
@@ -160,13 +161,13 @@ pub async fn quota(State(state): State<AppState>, request: Request, next: Next) 
     };
     let (key, policy, limit, decided) = match (authenticated, web) {
         (Some((caller, Some((quota, decision)))), _) => {
-            let key = format!("rl:user:{}", caller.user_id);
+            let key = user_rate_key(&caller.user_id);
             let policy = format!("tier.{}", caller.tier.as_str());
             parts.extensions.insert(caller);
             (key, policy, quota, Some(decision))
         }
         (None, Some(web)) => {
-            let key = format!("rl:user:{}", web.principal.user_id);
+            let key = user_rate_key(&web.principal.user_id);
             let policy = format!("tier.{}", web.principal.tier.as_str());
             let quota = state.limits.get(&policy);
             parts.extensions.insert(web);

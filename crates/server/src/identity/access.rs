@@ -8,7 +8,8 @@ use security::ratelimit::RateLimits;
 use security::tokens::{AccessClaims, fingerprint_hash};
 use subtle::ConstantTimeEq;
 
-use super::revocation::{VERSION_CACHE_TTL, deny_key, sv_key};
+use super::kv_keys::{deny_key, sv_key, user_rate_key};
+use super::revocation::VERSION_CACHE_TTL;
 use super::sessions::unix;
 use super::{Identity, Principal, now};
 
@@ -61,12 +62,15 @@ impl Identity {
             .tier
             .parse::<Tier>()
             .map_err(|()| AuthFailure::Rejected("unknown tier".into()))?;
-        let keys = [deny_key(&claims.jti), sv_key(&claims.sid)];
+        let keys = [
+            deny_key(&claims.sub, &claims.jti),
+            sv_key(&claims.sub, &claims.sid),
+        ];
         let reads = [keys[0].as_str(), keys[1].as_str()];
         // While revocations wait to be written, the store may hold stale entries: ask the database.
         let store_trusted = self.store_trusted().await;
         let quota = limits.map(|l| l.tier(tier));
-        let rate_key = format!("rl:user:{}", claims.sub);
+        let rate_key = user_rate_key(&claims.sub);
         let (lookup, decision) = match (quota, store_trusted) {
             (Some(quota), true) => match self
                 .limiter
@@ -134,7 +138,7 @@ impl Identity {
         };
         if session.revoked_at.is_some() || session.expires_at <= now() {
             if store_up {
-                self.mark_revoked(&session.id).await;
+                self.mark_revoked(&claims.sub, &session.id).await;
             }
             return Err(AuthFailure::Rejected("session ended".into()));
         }
@@ -150,7 +154,7 @@ impl Identity {
             let _ = self
                 .kv
                 .set_if_absent(
-                    &sv_key(&session.id),
+                    &sv_key(&claims.sub, &session.id),
                     &session.token_version.to_string(),
                     VERSION_CACHE_TTL,
                 )

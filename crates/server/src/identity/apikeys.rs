@@ -430,7 +430,7 @@ impl Identity {
         let decision = match quota {
             Some(quota) => self
                 .limiter
-                .gcra(&format!("rl:user:{}", found.key.user_id), quota, 1)
+                .gcra(&super::kv_keys::user_rate_key(&found.key.user_id), quota, 1)
                 .await
                 .map_err(
                     |e| tracing::error!(error = %e, "rate limiter unavailable; request allowed"),

@@ -9,6 +9,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod audit_queue;
 pub mod emails;
+pub mod kv_keys;
 pub mod login;
 pub mod mfa;
 pub mod monitoring;

@@ -1,6 +1,6 @@
 //! Revocation state: which sessions and access tokens no longer count. The database is the source of
-//! truth; the key-value store holds what every request checks in one round trip — `sv:{sid}` the
-//! session's token version (or `r` once revoked) and `deny:{jti}` a logged-out token.
+//! truth; the key-value store holds what every request checks in one round trip (see `keys`): the
+//! session's token version (or `r` once revoked) and the logged-out access tokens.
 //!
 //! A write the store refuses is queued and retried. Until it lands, this instance asks the database
 //! instead, and so does every other instance: the failure raises a watch in the database
@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use super::kv_keys::{deny_key, legacy_deny_key, legacy_sv_key, sv_key};
 use super::{Identity, IdentityError, now};
 
 /// How long a revoked marker stays in the store: longer than any access token can live.
@@ -30,35 +31,50 @@ pub struct RevocationWatch {
     read_at: std::sync::atomic::AtomicI64,
 }
 
-pub(super) fn sv_key(session_id: &str) -> String {
-    format!("sv:{session_id}")
-}
-
-pub(super) fn deny_key(jti: &str) -> String {
-    format!("deny:{jti}")
-}
-
 impl Identity {
     /// Revokes a session in the database and marks it revoked in the store.
     pub async fn revoke_session(
         &self,
+        user_id: &str,
         session_id: &str,
         reason: &str,
     ) -> Result<bool, IdentityError> {
         let revoked = self.db.revoke_session(session_id, reason, now()).await?;
-        self.mark_revoked(session_id).await;
+        self.mark_revoked(user_id, session_id).await;
         Ok(revoked)
     }
 
-    pub(super) async fn mark_revoked(&self, session_id: &str) {
-        self.write_revocation(sv_key(session_id), "r".into(), REVOKED_MARKER_TTL)
+    pub(super) async fn mark_revoked(&self, user_id: &str, session_id: &str) {
+        self.write_session_version(user_id, session_id, "r".into(), REVOKED_MARKER_TTL)
+            .await;
+    }
+
+    /// Writes a session's state (a token version, or `r`) under its current and its legacy name.
+    async fn write_session_version(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        value: String,
+        ttl: Duration,
+    ) {
+        self.write_revocation(sv_key(user_id, session_id), value.clone(), ttl)
+            .await;
+        self.write_revocation(legacy_sv_key(session_id), value, ttl)
+            .await;
+    }
+
+    /// Denylists one access token until it expires, under its current and its legacy name.
+    pub(super) async fn deny_access_token(&self, user_id: &str, jti: &str, ttl: Duration) {
+        self.write_revocation(deny_key(user_id, jti), "1".into(), ttl)
+            .await;
+        self.write_revocation(legacy_deny_key(jti), "1".into(), ttl)
             .await;
     }
 
     /// Writes revocation state to the store. If the store is down the write is queued and retried in
     /// the background, and until it lands this instance checks every token in the database: a stale
     /// entry surviving in Redis must not let a revoked token back in when Redis returns.
-    pub(super) async fn write_revocation(&self, key: String, value: String, ttl: Duration) {
+    async fn write_revocation(&self, key: String, value: String, ttl: Duration) {
         if let Err(e) = self.kv.set(&key, &value, ttl).await {
             tracing::error!(error = %e, "revocation not written to the key-value store; queued for retry");
             metrics::counter!("tradesignal_revocation_cache_failures_total").increment(1);
@@ -148,7 +164,7 @@ impl Identity {
             .revoke_user_sessions(user_id, except, reason, now())
             .await?;
         for id in &ids {
-            self.mark_revoked(id).await;
+            self.mark_revoked(user_id, id).await;
         }
         Ok(ids.len())
     }
@@ -156,8 +172,13 @@ impl Identity {
     /// Makes every access token of the user's sessions invalid at once; a refresh issues fresh claims.
     pub async fn invalidate_access_tokens(&self, user_id: &str) -> Result<(), IdentityError> {
         for (session_id, version) in self.db.bump_token_versions(user_id).await? {
-            self.write_revocation(sv_key(&session_id), version.to_string(), VERSION_CACHE_TTL)
-                .await;
+            self.write_session_version(
+                user_id,
+                &session_id,
+                version.to_string(),
+                VERSION_CACHE_TTL,
+            )
+            .await;
         }
         Ok(())
     }

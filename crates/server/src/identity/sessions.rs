@@ -8,7 +8,6 @@ use security::tokens::{AccessClaims, OpaqueToken, fingerprint_hash, grace, hash_
 use store::identity::{SessionRecord, UserRecord};
 
 use super::audit::Event;
-use super::revocation::deny_key;
 use super::{ACCESS_TTL, Identity, IdentityError, Principal, RequestMeta, now};
 
 /// What a successful login, refresh or re-authentication hands the client. No `Debug`: every field
@@ -122,7 +121,8 @@ impl Identity {
             .await?
             .ok_or(IdentityError::InvalidGrant)?;
         if user.is_disabled() {
-            self.revoke_session(&session.id, "account_disabled").await?;
+            self.revoke_session(&session.user_id, &session.id, "account_disabled")
+                .await?;
             return Err(IdentityError::InvalidGrant);
         }
 
@@ -196,7 +196,7 @@ impl Identity {
             }
         }
 
-        self.revoke_session(&session.id, "refresh_token_reuse")
+        self.revoke_session(&session.user_id, &session.id, "refresh_token_reuse")
             .await?;
         self.audit(
             Event::failure("auth.refresh.reuse_detected")
@@ -225,11 +225,12 @@ impl Identity {
         principal: &Principal,
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
-        self.revoke_session(&principal.session_id, "logout").await?;
+        self.revoke_session(&principal.user_id, &principal.session_id, "logout")
+            .await?;
         let remaining = principal.expires_at.saturating_sub(unix(now())) + 60;
-        self.write_revocation(
-            deny_key(&principal.jti),
-            "1".into(),
+        self.deny_access_token(
+            &principal.user_id,
+            &principal.jti,
             Duration::from_secs(remaining),
         )
         .await;
@@ -289,7 +290,8 @@ impl Identity {
         let session = self.db.session_by_id(session_id).await?;
         match session {
             Some(s) if s.user_id == principal.user_id && s.revoked_at.is_none() => {
-                self.revoke_session(&s.id, "user_revoked").await?;
+                self.revoke_session(&s.user_id, &s.id, "user_revoked")
+                    .await?;
                 self.audit(
                     Event::success("session.revoked")
                         .actor(&principal.user_id)

@@ -139,7 +139,8 @@ impl Identity {
             .map_err(IdentityError::from)?
             .ok_or(WebAuthFailure::Ended)?;
         if user.is_disabled() {
-            self.revoke_session(&session.id, "account_disabled").await?;
+            self.revoke_session(&session.user_id, &session.id, "account_disabled")
+                .await?;
             return Err(WebAuthFailure::Disabled);
         }
         if at - session.last_seen_at >= TOUCH_EVERY_SECS {
@@ -181,7 +182,8 @@ impl Identity {
         principal: &Principal,
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
-        self.revoke_session(&principal.session_id, "logout").await?;
+        self.revoke_session(&principal.user_id, &principal.session_id, "logout")
+            .await?;
         self.audit(
             Event::success("auth.logout")
                 .actor(&principal.user_id)
@@ -230,7 +232,7 @@ impl Identity {
         meta: &RequestMeta,
     ) -> Result<(), IdentityError> {
         if self
-            .revoke_session(&previous.session_id, "replaced_by_login")
+            .revoke_session(&previous.user_id, &previous.session_id, "replaced_by_login")
             .await?
         {
             self.audit(

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::backend_test;
+use crate::external_test;
 #[allow(unused_imports)]
 use crate::helpers::*;
 
@@ -50,7 +51,7 @@ fn behind_proxy(extra: Vec<(&'static str, String)>) -> Options {
     }
 }
 
-backend_test!(tier_quotas_run_out_with_headers, |backend| {
+backend_test!(tier_quotas_run_out_with_headers, cluster, |backend| {
     let app = TestApp::spawn_with(backend, limits("tier.free=5/3600,tier.pro=8/3600")).await;
     app.create_user("free@example.com", "user").await;
     let free = app.login("free@example.com").await;
@@ -143,6 +144,7 @@ backend_test!(
 
 backend_test!(
     exactly_the_quota_is_admitted_under_50_concurrent_requests,
+    cluster,
     |backend| {
         let app = TestApp::spawn_with(backend, limits("register=5/3600")).await;
         let tasks: Vec<_> = (0..50)
@@ -172,36 +174,115 @@ backend_test!(
     }
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_sharing_redis_admit_exactly_the_quota() {
-    let Some(backend) = Backend::external() else {
-        return;
-    };
-    let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4().simple());
-    let shared = |database_url: Option<String>| Options {
-        env: vec![("TRADESIGNAL_RATE_LIMITS", "login=10/60".into())],
-        redis_prefix: Some(prefix.clone()),
-        database_url,
-        ..Options::default()
-    };
-    let first = TestApp::spawn_with(backend, shared(None)).await;
-    let second = TestApp::spawn_with(backend, shared(Some(first.database_url()))).await;
-    let mut admitted = 0;
-    for i in 0..16 {
-        let app = if i % 2 == 0 { &first } else { &second };
-        let response = app
-            .post_json(
-                &browser(),
-                "/api/v1/auth/login",
-                json!({"email": format!("n{i}@example.com"), "password": "x"}),
-            )
-            .await;
-        if response.status() != 429 {
-            admitted += 1;
-        }
+external_test!(lockouts_and_logouts_hold_across_two_instances, |backend| {
+    let (first, second) = TestApp::two_instances_with(
+        backend,
+        vec![
+            ("TRADESIGNAL_TRUSTED_PROXIES", "127.0.0.1".to_string()),
+            // One deployment, one public address: the tokens' issuer.
+            (
+                "TRADESIGNAL_PUBLIC_URL",
+                "http://tradesignal.localhost".to_string(),
+            ),
+        ],
+    )
+    .await;
+    first.create_user("shared-lock@example.com", "user").await;
+    // Thirty wrong passwords at once from thirty addresses, half to each instance: the allowance
+    // is reserved in the shared store, so exactly five are checked and the rest meet the lock.
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let app = if i % 2 == 0 { &first } else { &second };
+            let url = app.url("/api/v1/auth/login");
+            let client = browser();
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .header("x-forwarded-for", format!("203.0.113.{i}"))
+                    .json(&json!({"email": "shared-lock@example.com", "password": "Wrong-Pass-1!"}))
+                    .send()
+                    .await
+                    .expect("request")
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = vec![];
+    for task in tasks {
+        statuses.push(task.await.expect("task"));
     }
-    assert_eq!(admitted, 10, "one quota across both instances");
-}
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    for app in [&first, &second] {
+        let right = login_from(
+            app,
+            &browser(),
+            "198.51.100.7",
+            "shared-lock@example.com",
+            PASSWORD,
+        )
+        .await;
+        assert_eq!(right.status(), 429, "the lock holds on both instances");
+    }
+
+    // A logout on one instance ends the token on the other at once.
+    first.create_user("shared-out@example.com", "user").await;
+    let session = first.login("shared-out@example.com").await;
+    assert_eq!(
+        second.get_as(&session, "/api/v1/auth/me").await.status(),
+        200
+    );
+    let response = session
+        .client
+        .post(first.url("/api/v1/auth/logout"))
+        .bearer_auth(&session.access)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(response.status(), 204);
+    assert_eq!(
+        second.get_as(&session, "/api/v1/auth/me").await.status(),
+        401
+    );
+});
+
+external_test!(
+    two_instances_sharing_redis_admit_exactly_the_quota,
+    |backend| {
+        let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4().simple());
+        let shared = |database_url: Option<String>| Options {
+            env: vec![("TRADESIGNAL_RATE_LIMITS", "login=10/60".into())],
+            redis_prefix: Some(prefix.clone()),
+            database_url,
+            ..Options::default()
+        };
+        let first = TestApp::spawn_with(backend, shared(None)).await;
+        let second = TestApp::spawn_with(backend, shared(Some(first.database_url()))).await;
+        let mut admitted = 0;
+        for i in 0..16 {
+            let app = if i % 2 == 0 { &first } else { &second };
+            let response = app
+                .post_json(
+                    &browser(),
+                    "/api/v1/auth/login",
+                    json!({"email": format!("n{i}@example.com"), "password": "x"}),
+                )
+                .await;
+            if response.status() != 429 {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 10, "one quota across both instances");
+    }
+);
 
 backend_test!(
     endpoint_limits_cover_refresh_forgot_and_csp_reports,
@@ -298,47 +379,52 @@ backend_test!(
     }
 );
 
-backend_test!(backoff_from_the_third_failure_of_a_pair, |backend| {
-    let _quiet = quiet_machine().await;
-    let app = TestApp::spawn(backend).await;
-    app.create_user("slow@example.com", "user").await;
-    let client = browser();
-    for _ in 0..3 {
+backend_test!(
+    backoff_from_the_third_failure_of_a_pair,
+    cluster,
+    |backend| {
+        let _quiet = quiet_machine().await;
+        let app = TestApp::spawn(backend).await;
+        app.create_user("slow@example.com", "user").await;
+        let client = browser();
+        for _ in 0..3 {
+            let response = app
+                .post_json(
+                    &client,
+                    "/api/v1/auth/login",
+                    json!({"email": "slow@example.com", "password": "Wrong-Pass-1!"}),
+                )
+                .await;
+            assert_eq!(response.status(), 401);
+        }
         let response = app
             .post_json(
                 &client,
                 "/api/v1/auth/login",
-                json!({"email": "slow@example.com", "password": "Wrong-Pass-1!"}),
+                json!({"email": "slow@example.com", "password": PASSWORD}),
             )
             .await;
-        assert_eq!(response.status(), 401);
+        assert_eq!(response.status(), 429, "even the right password waits");
+        assert_eq!(header(&response, "retry-after").as_deref(), Some("1"));
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let response = app
+            .post_json(
+                &client,
+                "/api/v1/auth/login",
+                json!({"email": "slow@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            200,
+            "checked again after the wait; success resets the counters"
+        );
     }
-    let response = app
-        .post_json(
-            &client,
-            "/api/v1/auth/login",
-            json!({"email": "slow@example.com", "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(response.status(), 429, "even the right password waits");
-    assert_eq!(header(&response, "retry-after").as_deref(), Some("1"));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let response = app
-        .post_json(
-            &client,
-            "/api/v1/auth/login",
-            json!({"email": "slow@example.com", "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(
-        response.status(),
-        200,
-        "checked again after the wait; success resets the counters"
-    );
-});
+);
 
 backend_test!(
     five_failures_lock_known_and_unknown_accounts_alike,
+    cluster,
     |backend| {
         let app = TestApp::spawn_with(backend, behind_proxy(vec![])).await;
         let user_id = app.create_user("lock@example.com", "user").await;
@@ -397,190 +483,199 @@ backend_test!(
     }
 );
 
-backend_test!(locks_end_by_link_by_support_or_by_expiry, |backend| {
-    let app = TestApp::spawn_with(
-        backend,
-        behind_proxy(vec![("TRADESIGNAL_LOCKOUT_SECS", "2".into())]),
-    )
-    .await;
-    let user_id = app.create_user("stuck@example.com", "user").await;
-    let (_, support, _) = app
-        .create_user_with_2fa("helpdesk@example.com", "support")
+backend_test!(
+    locks_end_by_link_by_support_or_by_expiry,
+    cluster,
+    |backend| {
+        let app = TestApp::spawn_with(
+            backend,
+            behind_proxy(vec![("TRADESIGNAL_LOCKOUT_SECS", "2".into())]),
+        )
         .await;
-    let lock = |round: u32| {
-        let app = &app;
-        async move {
-            for attempt in 0..5 {
-                login_from(
-                    app,
-                    &browser(),
-                    &format!("203.{round}.0.{attempt}"),
-                    "stuck@example.com",
-                    "Wrong-Pass-1!",
-                )
-                .await;
+        let user_id = app.create_user("stuck@example.com", "user").await;
+        let (_, support, _) = app
+            .create_user_with_2fa("helpdesk@example.com", "support")
+            .await;
+        let lock = |round: u32| {
+            let app = &app;
+            async move {
+                for attempt in 0..5 {
+                    login_from(
+                        app,
+                        &browser(),
+                        &format!("203.{round}.0.{attempt}"),
+                        "stuck@example.com",
+                        "Wrong-Pass-1!",
+                    )
+                    .await;
+                }
+                assert_eq!(
+                    login_from(
+                        app,
+                        &browser(),
+                        "198.51.100.9",
+                        "stuck@example.com",
+                        PASSWORD
+                    )
+                    .await
+                    .status(),
+                    429
+                );
             }
-            assert_eq!(
-                login_from(
-                    app,
-                    &browser(),
-                    "198.51.100.9",
-                    "stuck@example.com",
-                    PASSWORD
-                )
+        };
+
+        // By expiry first (the first lock lasts 2 s here; each later one doubles).
+        lock(1).await;
+        tokio::time::sleep(Duration::from_millis(2300)).await;
+        assert_eq!(
+            login_from(
+                &app,
+                &browser(),
+                "198.51.100.9",
+                "stuck@example.com",
+                PASSWORD
+            )
+            .await
+            .status(),
+            200
+        );
+
+        // By the emailed link, once.
+        let seen = app.mails_to("stuck@example.com");
+        lock(2).await;
+        let token = token_in(
+            &app.mail_to_after("stuck@example.com", seen).await,
+            "/unlock?token=",
+        );
+        assert_eq!(
+            app.post_json(&app.client, "/api/v1/auth/unlock", json!({"token": token}))
                 .await
                 .status(),
-                429
-            );
+            204
+        );
+        assert_eq!(
+            app.post_json(&app.client, "/api/v1/auth/unlock", json!({"token": token}))
+                .await
+                .status(),
+            400,
+            "single use"
+        );
+        assert_eq!(
+            login_from(
+                &app,
+                &browser(),
+                "198.51.100.9",
+                "stuck@example.com",
+                PASSWORD
+            )
+            .await
+            .status(),
+            200
+        );
+
+        // By support staff.
+        lock(3).await;
+        let detail: serde_json::Value = app
+            .get_as(&support, &format!("/api/v1/admin/users/{user_id}"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert!(detail["locked_until"].is_string(), "{detail}");
+        let response = support
+            .client
+            .post(app.url(&format!("/api/v1/admin/users/{user_id}/unlock")))
+            .bearer_auth(&support.access)
+            .send()
+            .await
+            .expect("response");
+        assert_eq!(response.status(), 204);
+        assert_eq!(
+            login_from(
+                &app,
+                &browser(),
+                "198.51.100.9",
+                "stuck@example.com",
+                PASSWORD
+            )
+            .await
+            .status(),
+            200
+        );
+
+        let events = app.audit_trail(Some(&user_id)).await.expect("audit");
+        assert!(
+            events.iter().filter(|e| *e == "auth.unlock").count() >= 2,
+            "{events:?}"
+        );
+        assert!(events.contains(&"admin.user.unlocked".to_string()));
+    }
+);
+
+backend_test!(
+    a_device_cookie_defeats_a_hostile_lockout,
+    cluster,
+    |backend| {
+        let app = TestApp::spawn_with(backend, behind_proxy(vec![])).await;
+        app.create_user("owner@example.com", "user").await;
+        // The owner's browser has logged in before and holds a device cookie.
+        let owner = browser();
+        assert_eq!(
+            login_from(&app, &owner, "192.0.2.10", "owner@example.com", PASSWORD)
+                .await
+                .status(),
+            200
+        );
+        // An attacker locks the account from many addresses.
+        for attempt in 0..6 {
+            login_from(
+                &app,
+                &browser(),
+                &format!("203.0.113.{attempt}"),
+                "owner@example.com",
+                "Guess-123456!",
+            )
+            .await;
         }
-    };
-
-    // By expiry first (the first lock lasts 2 s here; each later one doubles).
-    lock(1).await;
-    tokio::time::sleep(Duration::from_millis(2300)).await;
-    assert_eq!(
-        login_from(
-            &app,
-            &browser(),
-            "198.51.100.9",
-            "stuck@example.com",
-            PASSWORD
-        )
-        .await
-        .status(),
-        200
-    );
-
-    // By the emailed link, once.
-    let seen = app.mails_to("stuck@example.com");
-    lock(2).await;
-    let token = token_in(
-        &app.mail_to_after("stuck@example.com", seen).await,
-        "/unlock?token=",
-    );
-    assert_eq!(
-        app.post_json(&app.client, "/api/v1/auth/unlock", json!({"token": token}))
+        assert_eq!(
+            login_from(
+                &app,
+                &browser(),
+                "203.0.113.50",
+                "owner@example.com",
+                PASSWORD
+            )
             .await
             .status(),
-        204
-    );
-    assert_eq!(
-        app.post_json(&app.client, "/api/v1/auth/unlock", json!({"token": token}))
-            .await
-            .status(),
-        400,
-        "single use"
-    );
-    assert_eq!(
-        login_from(
-            &app,
-            &browser(),
-            "198.51.100.9",
-            "stuck@example.com",
-            PASSWORD
-        )
-        .await
-        .status(),
-        200
-    );
-
-    // By support staff.
-    lock(3).await;
-    let detail: serde_json::Value = app
-        .get_as(&support, &format!("/api/v1/admin/users/{user_id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert!(detail["locked_until"].is_string(), "{detail}");
-    let response = support
-        .client
-        .post(app.url(&format!("/api/v1/admin/users/{user_id}/unlock")))
-        .bearer_auth(&support.access)
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(response.status(), 204);
-    assert_eq!(
-        login_from(
-            &app,
-            &browser(),
-            "198.51.100.9",
-            "stuck@example.com",
-            PASSWORD
-        )
-        .await
-        .status(),
-        200
-    );
-
-    let events = app.audit_trail(Some(&user_id)).await.expect("audit");
-    assert!(
-        events.iter().filter(|e| *e == "auth.unlock").count() >= 2,
-        "{events:?}"
-    );
-    assert!(events.contains(&"admin.user.unlocked".to_string()));
-});
-
-backend_test!(a_device_cookie_defeats_a_hostile_lockout, |backend| {
-    let app = TestApp::spawn_with(backend, behind_proxy(vec![])).await;
-    app.create_user("owner@example.com", "user").await;
-    // The owner's browser has logged in before and holds a device cookie.
-    let owner = browser();
-    assert_eq!(
-        login_from(&app, &owner, "192.0.2.10", "owner@example.com", PASSWORD)
-            .await
-            .status(),
-        200
-    );
-    // An attacker locks the account from many addresses.
-    for attempt in 0..6 {
-        login_from(
-            &app,
-            &browser(),
-            &format!("203.0.113.{attempt}"),
-            "owner@example.com",
-            "Guess-123456!",
-        )
-        .await;
+            429,
+            "locked for everyone else"
+        );
+        let response = login_from(&app, &owner, "192.0.2.10", "owner@example.com", PASSWORD).await;
+        assert_eq!(response.status(), 200, "the owner's device still logs in");
+        // A device cookie is bound to its account: it does not help against another one.
+        app.create_user("other@example.com", "user").await;
+        for attempt in 0..5 {
+            login_from(
+                &app,
+                &browser(),
+                &format!("203.0.114.{attempt}"),
+                "other@example.com",
+                "Guess-123456!",
+            )
+            .await;
+        }
+        assert_eq!(
+            login_from(&app, &owner, "192.0.2.10", "other@example.com", PASSWORD)
+                .await
+                .status(),
+            429
+        );
     }
-    assert_eq!(
-        login_from(
-            &app,
-            &browser(),
-            "203.0.113.50",
-            "owner@example.com",
-            PASSWORD
-        )
-        .await
-        .status(),
-        429,
-        "locked for everyone else"
-    );
-    let response = login_from(&app, &owner, "192.0.2.10", "owner@example.com", PASSWORD).await;
-    assert_eq!(response.status(), 200, "the owner's device still logs in");
-    // A device cookie is bound to its account: it does not help against another one.
-    app.create_user("other@example.com", "user").await;
-    for attempt in 0..5 {
-        login_from(
-            &app,
-            &browser(),
-            &format!("203.0.114.{attempt}"),
-            "other@example.com",
-            "Guess-123456!",
-        )
-        .await;
-    }
-    assert_eq!(
-        login_from(&app, &owner, "192.0.2.10", "other@example.com", PASSWORD)
-            .await
-            .status(),
-        429
-    );
-});
+);
 
 backend_test!(
     spraying_from_one_ip_throttles_it_and_raises_an_alert,
+    cluster,
     |backend| {
         let app = TestApp::spawn_with(backend, behind_proxy(vec![])).await;
         let (_, watcher, _) = app

@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use crate::backend_test;
+use crate::external_test;
 #[allow(unused_imports)]
 use crate::helpers::*;
 
@@ -721,11 +722,7 @@ backend_test!(usage_is_served_per_day, |backend| {
     assert!(listed[0]["last_used_at"].is_string());
 });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_holds_at_once_on_another_instance() {
-    let Some(backend) = Backend::external() else {
-        return;
-    };
+external_test!(a_revocation_holds_at_once_on_another_instance, |backend| {
     let (first, second) = TestApp::two_instances(backend).await;
     let (_, session) = first.user_with_tier("two@example.com", "pro").await;
     let (id, key) = new_key(&first, &session, &["market:read"]).await;
@@ -745,7 +742,7 @@ async fn a_revocation_holds_at_once_on_another_instance() {
         get_with_key(&second, "/api/v1/trades", &key).await.status(),
         401
     );
-}
+});
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_request_costs_one_redis_round_trip() {

@@ -25,7 +25,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-backend_test!(register_verify_and_use_the_account, |backend| {
+backend_test!(register_verify_and_use_the_account, cluster, |backend| {
     let app = TestApp::spawn(backend).await;
     let response = app
         .post_json(

@@ -17,6 +17,8 @@ use tokio::sync::{oneshot, watch};
 pub enum Backend {
     Embedded,
     Postgres,
+    /// PostgreSQL and a three-master Redis Cluster.
+    Cluster,
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -49,10 +51,65 @@ impl Backend {
     }
 }
 
-/// Runs a test body against every configured backend, as separate test functions.
+impl Backend {
+    /// PostgreSQL + a Redis Cluster whenever the external backends are configured: the cluster is
+    /// `TRADESIGNAL_TEST_REDIS_CLUSTER_URL`, or one `scripts/redis-cluster` starts once per run.
+    pub fn cluster() -> Option<Self> {
+        Self::external()?;
+        test_redis_cluster_url();
+        Some(Self::Cluster)
+    }
+
+    pub fn is_external(self) -> bool {
+        self != Self::Embedded
+    }
+}
+
+/// The test Redis Cluster's URL (see `Backend::cluster`); a cluster that cannot start fails the test.
+pub fn test_redis_cluster_url() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        if let Some(url) = env_var("TRADESIGNAL_TEST_REDIS_CLUSTER_URL") {
+            return url;
+        }
+        let dir = format!("{}/redis-cluster", env!("CARGO_TARGET_TMPDIR"));
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/redis-cluster");
+        let output = std::process::Command::new(script)
+            .args(["start", &dir])
+            .output()
+            .expect("run scripts/redis-cluster");
+        assert!(
+            output.status.success(),
+            "scripts/redis-cluster start failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|line| line.strip_prefix("REDIS_CLUSTER_URL="))
+            .expect("scripts/redis-cluster printed its URL")
+            .to_string()
+    })
+    .clone()
+}
+
+/// Runs a test body against every configured backend, as separate test functions. With `cluster`,
+/// also against PostgreSQL and a Redis Cluster (for what Redis decides: limits, lockouts, revocations).
 #[macro_export]
 macro_rules! backend_test {
     ($name:ident, |$backend:ident| $body:block) => {
+        $crate::backend_test!(@module $name, |$backend| $body, {});
+    };
+    ($name:ident, cluster, |$backend:ident| $body:block) => {
+        $crate::backend_test!(@module $name, |$backend| $body, {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_redis_cluster() {
+                if let Some(backend) = Backend::cluster() {
+                    run(backend).await
+                }
+            }
+        });
+    };
+    (@module $name:ident, |$backend:ident| $body:block, { $($extra:item)* }) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -69,6 +126,38 @@ macro_rules! backend_test {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres_redis() {
                 if let Some(backend) = Backend::external() {
+                    run(backend).await
+                }
+            }
+
+            $($extra)*
+        }
+    };
+}
+
+/// Runs a test body against PostgreSQL with one Redis and with a Redis Cluster (tests of several
+/// instances sharing the external stores), as separate test functions.
+#[macro_export]
+macro_rules! external_test {
+    ($name:ident, |$backend:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::helpers::*;
+
+            async fn run($backend: Backend) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_redis() {
+                if let Some(backend) = Backend::external() {
+                    run(backend).await
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_redis_cluster() {
+                if let Some(backend) = Backend::cluster() {
                     run(backend).await
                 }
             }
@@ -182,7 +271,7 @@ impl TestApp {
         );
         env.insert("TRADESIGNAL_LISTEN".into(), addr.to_string());
         let mut database = None;
-        if backend == Backend::Postgres {
+        if backend.is_external() {
             let admin = test_database_url().expect("database URL");
             let (scratch, mut url) = match &options.database_url {
                 Some(shared) => (None, shared.clone()),
@@ -198,13 +287,20 @@ impl TestApp {
                 url = parsed.to_string();
             }
             env.insert("DATABASE_URL".into(), url);
-            let mut redis =
-                url::Url::parse(&test_redis_url().expect("redis URL")).expect("redis url");
-            if let Some(proxy) = options.redis_proxy {
-                redis.set_ip_host(proxy.ip()).expect("host");
-                redis.set_port(Some(proxy.port())).expect("port");
-            }
-            env.insert("REDIS_URL".into(), redis.to_string());
+            let redis = if backend == Backend::Cluster {
+                // A proxy cannot stand before a cluster: its nodes tell clients each other's address.
+                assert!(options.redis_proxy.is_none(), "no Redis proxy on a cluster");
+                test_redis_cluster_url()
+            } else {
+                let mut redis =
+                    url::Url::parse(&test_redis_url().expect("redis URL")).expect("redis url");
+                if let Some(proxy) = options.redis_proxy {
+                    redis.set_ip_host(proxy.ip()).expect("host");
+                    redis.set_port(Some(proxy.port())).expect("port");
+                }
+                redis.to_string()
+            };
+            env.insert("REDIS_URL".into(), redis);
             env.insert(
                 "TRADESIGNAL_REDIS_PREFIX".into(),
                 format!("ts_test:{}:", uuid::Uuid::new_v4().simple()),
@@ -1059,8 +1155,16 @@ impl TestApp {
     /// Two instances on one PostgreSQL database and one Redis prefix with the same key rings, as a
     /// deployment behind a load balancer runs them.
     pub async fn two_instances(backend: Backend) -> (TestApp, TestApp) {
+        Self::two_instances_with(backend, vec![]).await
+    }
+
+    /// `two_instances`, both with these extra variables.
+    pub async fn two_instances_with(
+        backend: Backend,
+        extra: Vec<(&'static str, String)>,
+    ) -> (TestApp, TestApp) {
         let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4().simple());
-        let keys = vec![
+        let mut keys = vec![
             (
                 "TRADESIGNAL_JWT_KEYS",
                 security::keys::generate_ring_entry("j1", 32),
@@ -1070,6 +1174,7 @@ impl TestApp {
                 security::keys::generate_ring_entry("d1", 32),
             ),
         ];
+        keys.extend(extra);
         let options = |database_url: Option<String>| Options {
             env: keys.clone(),
             redis_prefix: Some(prefix.clone()),

@@ -25,52 +25,56 @@ fn no_grace() -> Options {
     }
 }
 
-backend_test!(refresh_rotates_and_reuse_revokes_the_session, |backend| {
-    let app = TestApp::spawn_with(backend, no_grace()).await;
-    app.register_verified("rot@example.com").await;
-    let session = app.login("rot@example.com").await;
-    let response = refresh(&app, &session, &session.refresh).await;
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["cache-control"], "no-store");
-    let body: serde_json::Value = response.json().await.expect("json");
-    let second = body["refresh_token"].as_str().expect("refresh").to_string();
-    assert_ne!(second, session.refresh);
-    assert_eq!(body["token_type"], "Bearer");
-    assert_eq!(body["expires_in"], 900);
-    let rotated = Session {
-        client: session.client.clone(),
-        access: body["access_token"].as_str().expect("access").to_string(),
-        refresh: second.clone(),
-    };
-    assert_eq!(rotated.claims()["sid"], session.claims()["sid"]);
-    assert_eq!(app.get_as(&rotated, "/api/v1/auth/me").await.status(), 200);
+backend_test!(
+    refresh_rotates_and_reuse_revokes_the_session,
+    cluster,
+    |backend| {
+        let app = TestApp::spawn_with(backend, no_grace()).await;
+        app.register_verified("rot@example.com").await;
+        let session = app.login("rot@example.com").await;
+        let response = refresh(&app, &session, &session.refresh).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: serde_json::Value = response.json().await.expect("json");
+        let second = body["refresh_token"].as_str().expect("refresh").to_string();
+        assert_ne!(second, session.refresh);
+        assert_eq!(body["token_type"], "Bearer");
+        assert_eq!(body["expires_in"], 900);
+        let rotated = Session {
+            client: session.client.clone(),
+            access: body["access_token"].as_str().expect("access").to_string(),
+            refresh: second.clone(),
+        };
+        assert_eq!(rotated.claims()["sid"], session.claims()["sid"]);
+        assert_eq!(app.get_as(&rotated, "/api/v1/auth/me").await.status(), 200);
 
-    // The first token again: theft. The whole session dies.
-    let response = refresh(&app, &session, &session.refresh).await;
-    assert_eq!(response.status(), 400);
-    let body = problem(response).await;
-    assert_eq!(body["error"], "invalid_grant");
-    assert_eq!(app.get_as(&rotated, "/api/v1/auth/me").await.status(), 401);
-    assert_eq!(refresh(&app, &session, &second).await.status(), 400);
-    let user = app
-        .state
-        .db
-        .user_by_email("rot@example.com")
-        .await
-        .expect("db")
-        .expect("user");
-    let events = app.audit_trail(Some(&user.id)).await.expect("audit");
-    assert!(
-        events.contains(&"auth.refresh.reuse_detected".to_string()),
-        "{events:?}"
-    );
+        // The first token again: theft. The whole session dies.
+        let response = refresh(&app, &session, &session.refresh).await;
+        assert_eq!(response.status(), 400);
+        let body = problem(response).await;
+        assert_eq!(body["error"], "invalid_grant");
+        assert_eq!(app.get_as(&rotated, "/api/v1/auth/me").await.status(), 401);
+        assert_eq!(refresh(&app, &session, &second).await.status(), 400);
+        let user = app
+            .state
+            .db
+            .user_by_email("rot@example.com")
+            .await
+            .expect("db")
+            .expect("user");
+        let events = app.audit_trail(Some(&user.id)).await.expect("audit");
+        assert!(
+            events.contains(&"auth.refresh.reuse_detected".to_string()),
+            "{events:?}"
+        );
 
-    for junk in ["", "garbage", &"a".repeat(43), &session.access] {
-        let response = refresh(&app, &session, junk).await;
-        assert_eq!(response.status(), 400, "{junk}");
-        assert_eq!(problem(response).await["error"], "invalid_grant");
+        for junk in ["", "garbage", &"a".repeat(43), &session.access] {
+            let response = refresh(&app, &session, junk).await;
+            assert_eq!(response.status(), 400, "{junk}");
+            assert_eq!(problem(response).await["error"], "invalid_grant");
+        }
     }
-});
+);
 
 /// 50 parallel uses of one refresh token. Returns the statuses and the distinct new refresh tokens
 /// handed out; the callers check that at most one branch of the family is alive afterwards.
@@ -112,6 +116,7 @@ async fn race(app: &TestApp, session: &Session) -> (Vec<u16>, Vec<String>, Optio
 
 backend_test!(
     concurrent_refreshes_with_grace_rotate_the_family_once,
+    cluster,
     |backend| {
         let app = TestApp::spawn(backend).await;
         app.register_verified("race@example.com").await;
@@ -135,6 +140,7 @@ backend_test!(
 
 backend_test!(
     concurrent_refreshes_without_grace_revoke_the_family,
+    cluster,
     |backend| {
         let app = TestApp::spawn_with(backend, no_grace()).await;
         app.register_verified("race0@example.com").await;
@@ -168,48 +174,61 @@ backend_test!(
     }
 );
 
-backend_test!(logout_denylists_the_token_and_ends_the_session, |backend| {
-    let app = TestApp::spawn(backend).await;
-    app.register_verified("out@example.com").await;
-    let session = app.login("out@example.com").await;
-    let other = app.login("out@example.com").await;
-    let response = session
-        .client
-        .post(app.url("/api/v1/auth/logout"))
-        .bearer_auth(&session.access)
-        .send()
-        .await
-        .expect("response");
-    assert_eq!(response.status(), 204);
-    let response = app.get_as(&session, "/api/v1/auth/me").await;
-    assert_eq!(response.status(), 401);
-    assert!(
-        response.headers()["www-authenticate"]
-            .to_str()
-            .expect("ascii")
-            .contains("invalid_token")
-    );
-    assert_eq!(
-        refresh(&app, &session, &session.refresh).await.status(),
-        400
-    );
-    assert_eq!(
-        app.get_as(&other, "/api/v1/auth/me").await.status(),
-        200,
-        "other sessions live on"
-    );
-    let jti = session.claims()["jti"].as_str().expect("jti").to_string();
-    assert!(
-        app.state
-            .kv
-            .exists(&format!("deny:{jti}"))
+backend_test!(
+    logout_denylists_the_token_and_ends_the_session,
+    cluster,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        app.register_verified("out@example.com").await;
+        let session = app.login("out@example.com").await;
+        let other = app.login("out@example.com").await;
+        let response = session
+            .client
+            .post(app.url("/api/v1/auth/logout"))
+            .bearer_auth(&session.access)
+            .send()
             .await
-            .expect("kv"),
-        "jti denylisted"
-    );
-});
+            .expect("response");
+        assert_eq!(response.status(), 204);
+        let response = app.get_as(&session, "/api/v1/auth/me").await;
+        assert_eq!(response.status(), 401);
+        assert!(
+            response.headers()["www-authenticate"]
+                .to_str()
+                .expect("ascii")
+                .contains("invalid_token")
+        );
+        assert_eq!(
+            refresh(&app, &session, &session.refresh).await.status(),
+            400
+        );
+        assert_eq!(
+            app.get_as(&other, "/api/v1/auth/me").await.status(),
+            200,
+            "other sessions live on"
+        );
+        let jti = session.claims()["jti"].as_str().expect("jti").to_string();
+        let user = session.claims()["sub"].as_str().expect("sub").to_string();
+        assert!(
+            app.state
+                .kv
+                .exists(&format!("deny:{{{user}}}:{jti}"))
+                .await
+                .expect("kv"),
+            "jti denylisted, under the user's hash tag"
+        );
+        assert!(
+            app.state
+                .kv
+                .exists(&format!("deny:{jti}"))
+                .await
+                .expect("kv"),
+            "and under the previous release's name, for its instances during a rolling upgrade"
+        );
+    }
+);
 
-backend_test!(logout_all_ends_every_session, |backend| {
+backend_test!(logout_all_ends_every_session, cluster, |backend| {
     let app = TestApp::spawn(backend).await;
     app.register_verified("all@example.com").await;
     let sessions = [

@@ -35,7 +35,7 @@ fn b64(v: &serde_json::Value) -> String {
     URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
-backend_test!(forged_and_misused_tokens_are_401, |backend| {
+backend_test!(forged_and_misused_tokens_are_401, cluster, |backend| {
     let app = TestApp::spawn(backend).await;
     app.register_verified("jwt@example.com").await;
     let session = app.login("jwt@example.com").await;

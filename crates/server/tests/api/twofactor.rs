@@ -5,6 +5,7 @@
 use serde_json::json;
 
 use crate::backend_test;
+use crate::external_test;
 #[allow(unused_imports)]
 use crate::helpers::*;
 
@@ -235,7 +236,7 @@ backend_test!(enrolment_then_login_needs_both_factors, |backend| {
     }
 });
 
-backend_test!(codes_are_accepted_once_never_stale, |backend| {
+backend_test!(codes_are_accepted_once_never_stale, cluster, |backend| {
     let app = app_behind_proxy(backend).await;
     let (_, _, mut authenticator) = app.create_user_with_2fa("bob@example.com", "user").await;
 
@@ -932,11 +933,7 @@ backend_test!(
     }
 );
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_code_used_on_one_instance_fails_on_another() {
-    let Some(backend) = Backend::external() else {
-        return;
-    };
+external_test!(a_code_used_on_one_instance_fails_on_another, |backend| {
     let (first, second) = TestApp::two_instances(backend).await;
     let (_, session, mut authenticator) =
         first.create_user_with_2fa("ivy@example.com", "user").await;
@@ -954,7 +951,7 @@ async fn a_code_used_on_one_instance_fails_on_another() {
     let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
     statuses.sort_unstable();
     assert_eq!(statuses, [200, 401], "one code, one use, across instances");
-}
+});
 
 backend_test!(
     a_session_from_before_2fa_was_turned_off_gives_staff_nothing,

@@ -212,6 +212,7 @@ impl KvStore for MemoryKv {
         counter: &str,
         ttl: Duration,
     ) -> Result<Reserved, KvError> {
+        security::check_one_slot(std::iter::once(counter).chain(blockers.iter().copied()))?;
         let clock = self.clock.now_micros();
         let mut map = self.lock();
         for (index, key) in blockers.iter().enumerate() {

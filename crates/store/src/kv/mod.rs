@@ -4,3 +4,4 @@
 pub mod failover;
 pub mod memory;
 pub mod redis;
+pub mod redis_connection;

@@ -1,16 +1,16 @@
-//! The Redis `KvStore`. One multiplexed `ConnectionManager` (it reconnects by itself) and one Lua script
-//! for the rate limiter, so a rate-limit decision is a single atomic round trip that uses Redis's own
-//! clock: instances with skewed clocks still share one exact quota. Every key is namespaced by a prefix.
+//! The Redis `KvStore`, on one server or a Redis Cluster (see `redis_connection`). One Lua script for
+//! the rate limiter, so a rate-limit decision is a single atomic round trip that uses Redis's own clock:
+//! instances with skewed clocks still share one exact quota. Every key is namespaced by a prefix. The
+//! keys of one script share a hash tag (checked before sending), so each script runs in one slot.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use security::gcra::{GcraDecision, Quota};
-use security::{KvError, KvStore, Reserved};
+use security::{KvError, KvStore, Reserved, check_one_slot};
 
-use crate::url_redact::redact_url;
+use super::redis_connection::{self, RedisConnection};
 
 /// GCRA over Redis: KEYS[1] the cell; ARGV: emission interval (µs), window (µs), cost.
 /// Returns {allowed (0/1), remaining, retry_after µs, reset_after µs}, followed by the values of KEYS[2..]
@@ -69,7 +69,7 @@ return 0
 
 #[derive(Clone)]
 pub struct RedisKv {
-    conn: ConnectionManager,
+    conn: RedisConnection,
     prefix: String,
     gcra: Script,
     incr: Script,
@@ -87,7 +87,8 @@ fn millis(d: Duration) -> u64 {
 
 impl RedisKv {
     /// Connects (with a bounded timeout) and checks the server answers. `prefix` namespaces every key.
-    /// A `rediss://` URL is checked against the compiled-in public roots.
+    /// A `rediss://` URL is checked against the compiled-in public roots. A `redis+cluster://` URL
+    /// (see `parse_redis_url`) connects to a Redis Cluster.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, KvError> {
         Self::connect_with_ca(url, prefix, None).await
     }
@@ -99,32 +100,14 @@ impl RedisKv {
         prefix: &str,
         ca_pem: Option<&[u8]>,
     ) -> Result<Self, KvError> {
-        let invalid = |e: redis::RedisError| {
-            KvError::Unavailable(format!("invalid Redis URL {}: {e}", redact_url(url)))
-        };
-        let client = match ca_pem {
-            Some(ca) => redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.to_vec()),
-                },
-            )
-            .map_err(invalid)?,
-            None => redis::Client::open(url).map_err(invalid)?,
-        };
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = tokio::time::timeout(
-            Duration::from_secs(10),
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| KvError::Unavailable(format!("Redis at {} did not answer", redact_url(url))))?
-        .map_err(|e| KvError::Unavailable(format!("Redis at {}: {e}", redact_url(url))))?;
+        // A brace in the prefix would become every key's hash tag (all keys in one slot) or cut
+        // into the tags the scripts rely on.
+        if prefix.contains(['{', '}']) {
+            return Err(KvError::Unavailable(
+                "the Redis key prefix must not contain { or }".into(),
+            ));
+        }
+        let conn = redis_connection::connect(url, ca_pem).await?;
         let kv = Self {
             conn,
             prefix: prefix.to_string(),
@@ -135,6 +118,56 @@ impl RedisKv {
         };
         kv.ping().await?;
         Ok(kv)
+    }
+
+    /// True when connected to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
+    }
+
+    /// Copies the keys matching `pattern` (after the prefix) that `rename` gives a new name to,
+    /// keeping value and TTL, unless the new name already holds something; returns how many were
+    /// copied. The old keys stay until they expire (instances of the previous release may still read
+    /// them). Single server only: a cluster has no keys of a release before hash tags.
+    pub async fn copy_renamed_keys(
+        &self,
+        pattern: &str,
+        rename: impl Fn(&str) -> Option<String>,
+    ) -> Result<u64, KvError> {
+        if self.is_cluster() {
+            return Ok(0);
+        }
+        let mut conn = self.conn.clone();
+        let mut cursor: u64 = 0;
+        let mut copied = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(self.key(pattern))
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            for key in keys {
+                let Some(new) = key.strip_prefix(&self.prefix).and_then(&rename) else {
+                    continue;
+                };
+                // COPY keeps the TTL; without REPLACE a key the new release wrote meanwhile wins.
+                let done: i64 = redis::cmd("COPY")
+                    .arg(&key)
+                    .arg(self.key(&new))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                copied += u64::try_from(done).unwrap_or(0);
+            }
+            if next == 0 {
+                return Ok(copied);
+            }
+            cursor = next;
+        }
     }
 
     fn key(&self, key: &str) -> String {
@@ -161,6 +194,7 @@ impl KvStore for RedisKv {
         counter: &str,
         ttl: Duration,
     ) -> Result<Reserved, KvError> {
+        check_one_slot(std::iter::once(counter).chain(blockers.iter().copied()))?;
         let mut conn = self.conn.clone();
         let mut invocation = self.reserve.key(self.key(counter));
         for blocker in blockers {
@@ -257,6 +291,7 @@ impl KvStore for RedisKv {
         cost: u32,
         reads: &[&str],
     ) -> Result<(GcraDecision, Vec<Option<String>>), KvError> {
+        check_one_slot(std::iter::once(key).chain(reads.iter().copied()))?;
         let mut conn = self.conn.clone();
         let mut invocation = self.gcra.key(self.key(key));
         for read in reads {
