@@ -134,7 +134,7 @@ pub trait KvStore: Send + Sync + 'static {
     /// Checks that the store answers (readiness).
     async fn ping(&self) -> Result<(), KvError>;
 
-    /// A short name for logs and readiness: `redis` or `memory`.
+    /// A short name for logs and readiness: `redis`, `redis-cluster` or `memory`.
     fn backend(&self) -> &'static str;
 }
 

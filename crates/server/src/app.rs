@@ -96,6 +96,26 @@ pub fn mailer(settings: &Settings) -> Result<Arc<dyn store::mail::Mailer>, Start
 
 /// Connects to the configured database (applying migrations) and key-value store.
 pub async fn connect(settings: &Settings) -> Result<(Database, Arc<dyn KvStore>), StartupError> {
+    let db = connect_database(settings).await?;
+    let (kv, _) = connect_kv(settings).await?;
+    Ok((db, kv))
+}
+
+/// [`connect`] for an instance about to serve: on a single Redis it also carries the previous
+/// release's brute-force state over to this release's key names, in the background, and watches
+/// for instances of that release still at work (`kv_upgrade`).
+pub async fn connect_to_serve(
+    settings: &Settings,
+) -> Result<(Database, Arc<dyn KvStore>), StartupError> {
+    let db = connect_database(settings).await?;
+    let (kv, redis) = connect_kv(settings).await?;
+    if let Some(redis) = redis {
+        crate::kv_upgrade::spawn(redis);
+    }
+    Ok((db, kv))
+}
+
+async fn connect_database(settings: &Settings) -> Result<Database, StartupError> {
     let db =
         Database::connect(settings.database_url.expose_secret(), &DbOptions::default()).await?;
     for (id, holder) in db.migrate().await? {
@@ -106,7 +126,13 @@ pub async fn connect(settings: &Settings) -> Result<(Database, Arc<dyn KvStore>)
              until an administrator changes or disables one"
         );
     }
-    let kv: Arc<dyn KvStore> = match &settings.redis_url {
+    Ok(db)
+}
+
+async fn connect_kv(
+    settings: &Settings,
+) -> Result<(Arc<dyn KvStore>, Option<RedisKv>), StartupError> {
+    Ok(match &settings.redis_url {
         Some(url) => {
             let redis = RedisKv::connect_with_ca(
                 url.expose_secret(),
@@ -114,46 +140,10 @@ pub async fn connect(settings: &Settings) -> Result<(Database, Arc<dyn KvStore>)
                 settings.redis_ca.as_deref(),
             )
             .await?;
-            keep_brute_force_state_across_upgrade(&redis).await;
-            Arc::new(redis)
+            (Arc::new(redis.clone()), Some(redis))
         }
-        None => Arc::new(MemoryKv::new()),
-    };
-    Ok((db, kv))
-}
-
-/// Marks a Redis whose brute-force keys already have their hash-tagged names.
-const RETAGGED_MARKER: &str = "layout:bf-hash-tags";
-
-/// Releases before hash tags named brute-force keys `bf:lock:<account>`; this one reads
-/// `bf:lock:{<account>}`. Copying them once keeps every lock, backoff and count through the upgrade
-/// (an attacker must not get a fresh allowance from a deployment). A failure is logged, not fatal: the
-/// state would only start afresh, as it does when Redis restarts.
-async fn keep_brute_force_state_across_upgrade(redis: &RedisKv) {
-    const A_YEAR: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
-    if redis.is_cluster() || matches!(redis.get(RETAGGED_MARKER).await, Ok(Some(_))) {
-        return;
-    }
-    match redis
-        .copy_renamed_keys("bf:*", security::bruteforce::retagged_key)
-        .await
-    {
-        Ok(copied) => {
-            if copied > 0 {
-                tracing::info!(
-                    copied,
-                    "brute-force state kept across the upgrade under hash-tagged key names"
-                );
-            }
-            if let Err(e) = redis.set(RETAGGED_MARKER, "1", A_YEAR).await {
-                tracing::warn!(error = %e, "upgrade marker not written; the copy runs again at the next start");
-            }
-        }
-        Err(e) => tracing::error!(
-            error = %e,
-            "brute-force state of the previous release not copied: its locks and counts start afresh"
-        ),
-    }
+        None => (Arc::new(MemoryKv::new()), None),
+    })
 }
 
 fn allowed_hosts(settings: &Settings) -> Vec<String> {

@@ -180,7 +180,7 @@ pub fn serve(settings: Settings) -> ExitCode {
     };
     runtime.block_on(async {
         let settings = Arc::new(settings);
-        let (db, kv) = match app::connect(&settings).await {
+        let (db, kv) = match app::connect_to_serve(&settings).await {
             Ok(connected) => connected,
             Err(e) => {
                 eprintln!("tradesignal: cannot start: {e}");

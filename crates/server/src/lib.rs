@@ -12,6 +12,7 @@ pub mod config;
 pub mod http;
 pub mod identity;
 pub mod ingest_cli;
+pub mod kv_upgrade;
 pub mod market;
 pub mod openapi;
 pub mod ops;

@@ -38,21 +38,20 @@ pub fn postgres(url: &str) -> Option<Transport> {
 }
 
 /// The transport of a `redis://`/`rediss://` URL; `rediss` with `#insecure` (no certificate check) does
-/// not count as TLS. A cluster URL is local only if every seed node is, and uses TLS only if every one
-/// does (the nodes it learns of later are reached the same way).
+/// not count as TLS. A cluster is never local, whatever its seed nodes: the client goes on to the
+/// addresses the cluster announces, which may be anywhere; it uses TLS only if every seed does.
 pub fn redis(url: &str) -> Option<Transport> {
     match crate::kv::redis_connection::parse_redis_url(url).ok()? {
         crate::kv::redis_connection::RedisTarget::Single(url) => redis_node(&url),
         crate::kv::redis_connection::RedisTarget::Cluster(nodes) => nodes.iter().try_fold(
             Transport {
-                local: true,
+                local: false,
                 tls: true,
             },
             |all, node| {
-                let node = redis_node(node)?;
                 Some(Transport {
-                    local: all.local && node.local,
-                    tls: all.tls && node.tls,
+                    local: false,
+                    tls: all.tls && redis_node(node)?.tls,
                 })
             },
         ),
@@ -135,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cluster_is_as_safe_as_its_least_safe_seed() {
+    fn a_cluster_is_as_safe_as_its_least_safe_seed_and_never_local() {
         let t = |url| redis(url).expect("parses");
         assert_eq!(
             t("rediss+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000"),
@@ -145,8 +144,8 @@ mod tests {
             }
         );
         assert!(!t("redis+cluster://10.0.0.1:7000").tls);
-        assert!(t("redis+cluster://127.0.0.1:7000,127.0.0.1:7001").local);
-        assert!(!t("redis+cluster://127.0.0.1:7000,10.0.0.2:7001").local);
+        assert!(!t("rediss+cluster://a:7000,a:7001/#insecure").tls);
+        assert!(!t("redis+cluster://127.0.0.1:7000,127.0.0.1:7001").local);
         assert!(redis("redis+cluster://10.0.0.1:7000/5").is_none());
     }
 }

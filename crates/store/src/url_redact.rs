@@ -21,29 +21,26 @@ pub fn redact_url(raw: &str) -> String {
 }
 
 /// A Redis Cluster URL lists several `host:port` pairs, which is not a URL the `url` crate reads:
-/// the password is cut out by hand and the hosts kept, so an operator sees which nodes failed.
+/// shown as its scheme, user and hosts only (the password, path, query and fragment are cut), so an
+/// operator sees which nodes failed.
 fn redact_node_list(raw: &str) -> Option<String> {
     let (scheme, rest) = raw.split_once("://")?;
     if !scheme.ends_with("+cluster") {
         return None;
     }
-    let (authority, path) = match rest.split_once('/') {
-        Some((authority, path)) => (authority, path.split('?').next().unwrap_or_default()),
-        None => (rest, ""),
+    // The last `@` ends the credentials (a password may hold `/`, `?`, `#` or `@`).
+    let (user, after) = match rest.rsplit_once('@') {
+        Some((credentials, after)) => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            (Some(user), after)
+        }
+        None => (None, rest),
     };
-    let authority = match authority.rsplit_once('@') {
-        Some((credentials, hosts)) => match credentials.split_once(':') {
-            Some((user, _password)) => format!("{user}:***@{hosts}"),
-            None => format!("{credentials}@{hosts}"),
-        },
-        None => authority.to_string(),
-    };
-    let path = if path.is_empty() {
-        String::new()
-    } else {
-        format!("/{path}")
-    };
-    Some(format!("{scheme}://{authority}{path}"))
+    let hosts = after.split(['/', '?', '#']).next().unwrap_or_default();
+    Some(match user {
+        Some(user) => format!("{scheme}://{user}:***@{hosts}"),
+        None => format!("{scheme}://{hosts}"),
+    })
 }
 
 /// The host of a URL, if any.
@@ -75,8 +72,18 @@ mod tests {
         );
         assert_eq!(
             redact_url("rediss+cluster://app:hunter2@10.0.0.1:7000,10.0.0.2:7000/0?password=x"),
-            "rediss+cluster://app:***@10.0.0.1:7000,10.0.0.2:7000/0"
+            "rediss+cluster://app:***@10.0.0.1:7000,10.0.0.2:7000"
         );
+        for leaky in [
+            "redis+cluster://:hun/ter2@h1:7000,h2:7000",
+            "redis+cluster://:hun@ter2@h1:7000,h2:7000",
+            "redis+cluster://h1:7000,h2:7000?password=hunter2",
+            "redis+cluster://h1:7000,h2:7000#hunter2",
+        ] {
+            let shown = redact_url(leaky);
+            assert!(!shown.contains("ter2"), "{shown}");
+            assert!(shown.contains("h1:7000,h2:7000"), "{shown}");
+        }
         assert_eq!(
             redact_url("redis+cluster://127.0.0.1:7000,127.0.0.1:7001"),
             "redis+cluster://127.0.0.1:7000,127.0.0.1:7001"

@@ -387,6 +387,13 @@ async fn two_instances_on_a_redis_cluster_share_one_exact_lockout() {
             .expect_err("throttled");
         assert_eq!(refused.reason, Block::IpThrottled);
     }
+    // The throttled attempts counted nothing against the account.
+    let first = instances[1]
+        .reserve(&attempt("fresh-account", "10.60.0.1"))
+        .await
+        .expect("reserve")
+        .expect("not throttled elsewhere");
+    assert_eq!(first.count, 1);
 }
 
 #[tokio::test]

@@ -85,6 +85,14 @@ async fn gcra_with_reads_limits_and_reads_together(kv: &dyn KvStore) {
         .await
         .expect("set");
     let quota = Quota::per_minute(2);
+    assert!(
+        matches!(
+            kv.gcra_with_reads("gr:{t}", quota, 1, &["r1:{other}"])
+                .await,
+            Err(KvError::CrossSlot(_))
+        ),
+        "a read in another slot is refused before anything is spent"
+    );
     let (d, values) = kv
         .gcra_with_reads("gr:{t}", quota, 1, &["r1:{t}", "missing:{t}"])
         .await
@@ -104,14 +112,6 @@ async fn gcra_with_reads_limits_and_reads_together(kv: &dyn KvStore) {
         values,
         vec![Some("v1".to_string())],
         "reads happen even when refused"
-    );
-    assert!(
-        matches!(
-            kv.gcra_with_reads("gr:{t}", quota, 1, &["r1:{other}"])
-                .await,
-            Err(KvError::CrossSlot(_))
-        ),
-        "a read in another slot is refused before anything is spent"
     );
 }
 
@@ -343,77 +343,81 @@ async fn redis_cluster_store_conforms() {
     reserve_counts_unless_blocked(&kv).await;
     reserve_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
     kv.ping().await.expect("ping");
-    assert_eq!(kv.backend(), "redis");
+    assert_eq!(kv.backend(), "redis-cluster");
 }
 
 #[tokio::test]
-async fn keys_of_the_release_before_hash_tags_are_copied_with_their_ttl() {
+async fn keys_are_scanned_under_the_prefix_and_copied_with_their_ttl() {
     let Some(url) = redis_url() else {
-        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: key upgrade not run");
+        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: scan and copy not run");
         return;
     };
-    let prefix = format!("ts_test:{}:", uuid::Uuid::new_v4());
+    // Glob characters in the prefix are matched literally.
+    let prefix = format!("ts_test:{}:[*]?:", uuid::Uuid::new_v4());
     let kv = RedisKv::connect(&url, &prefix).await.expect("redis");
+    let other = RedisKv::connect(&url, &format!("ts_test:{}:", uuid::Uuid::new_v4()))
+        .await
+        .expect("redis");
     let ttl = Duration::from_secs(300);
-    let a = "ab12";
-    kv.set(&format!("bf:lock:{a}"), "1700000900", ttl)
-        .await
-        .expect("set");
-    kv.incr(&format!("bf:acct:{a}"), ttl).await.expect("incr");
-    kv.set("bf:ipblock:10.0.0.1", "1700000900", ttl)
-        .await
-        .expect("set");
-    // A key the new release already wrote is not replaced by the old one.
-    kv.set(&format!("bf:locks:{a}"), "1", ttl)
-        .await
-        .expect("set");
-    kv.set(&format!("bf:locks:{{{a}}}"), "3", ttl)
-        .await
-        .expect("set");
+    for key in ["bf:lock:a", "bf:acct:a", "rl:user:u"] {
+        kv.set(key, "1", ttl).await.expect("set");
+    }
+    other.set("bf:lock:z", "1", ttl).await.expect("set");
+    let mut seen = vec![];
+    let mut cursor = 0;
+    loop {
+        let (next, keys) = kv.scan_page(cursor, "bf:*").await.expect("scan");
+        seen.extend(keys);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["bf:acct:a", "bf:lock:a"],
+        "this prefix only, without it"
+    );
+
+    kv.set("bf:lock:{a}", "newer", ttl).await.expect("set");
     let copied = kv
-        .copy_renamed_keys("bf:*", security::bruteforce::retagged_key)
+        .copy_if_absent(&[
+            ("bf:lock:a".into(), "bf:lock:{a}".into()),
+            ("bf:acct:a".into(), "bf:acct:{a}".into()),
+        ])
         .await
         .expect("copy");
     assert_eq!(
-        copied, 2,
-        "lock and count; the IP key and the newer lock count stay"
-    );
-    let value = async |key: String| kv.get(&key).await.expect("get");
-    assert_eq!(
-        value(format!("bf:lock:{{{a}}}")).await.as_deref(),
-        Some("1700000900")
+        copied, 1,
+        "a key already written under the new name is kept"
     );
     assert_eq!(
-        value(format!("bf:acct:{{{a}}}")).await.as_deref(),
+        kv.get("bf:lock:{a}").await.expect("get").as_deref(),
+        Some("newer")
+    );
+    assert_eq!(
+        kv.get("bf:acct:{a}").await.expect("get").as_deref(),
         Some("1")
     );
     assert_eq!(
-        value(format!("bf:locks:{{{a}}}")).await.as_deref(),
-        Some("3")
+        kv.get("bf:acct:a").await.expect("get").as_deref(),
+        Some("1"),
+        "the original stays"
     );
-    assert_eq!(
-        value(format!("bf:lock:{a}")).await.as_deref(),
-        Some("1700000900"),
-        "the old key stays for instances of the old release"
-    );
-    // The TTL came along: the copy ends with the original.
     let client = redis::Client::open(url.as_str()).expect("client");
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
         .expect("connection");
     let pttl: i64 = redis::cmd("PTTL")
-        .arg(format!("{prefix}bf:lock:{{{a}}}"))
+        .arg(format!("{prefix}bf:acct:{{a}}"))
         .query_async(&mut conn)
         .await
         .expect("pttl");
-    assert!((250_000..=300_000).contains(&pttl), "{pttl}");
-    assert_eq!(
-        kv.copy_renamed_keys("bf:*", security::bruteforce::retagged_key)
-            .await
-            .expect("again"),
-        0,
-        "a second run copies nothing"
+    assert!(
+        (250_000..=300_000).contains(&pttl),
+        "the TTL came along: {pttl}"
     );
 }
 

@@ -195,3 +195,54 @@ fn public_links_use_the_configured_url() {
         "https://ts.example.com/verify-email?token=x"
     );
 }
+
+#[test]
+fn redis_cluster_urls_are_read_and_checked_like_single_servers() {
+    let jwt = keys::generate_ring_entry("k1", 32);
+    let data = keys::generate_ring_entry("v1", 32);
+    let production = |redis: &str| {
+        load(
+            None,
+            &env(&[
+                ("TRADESIGNAL_ENV", "production"),
+                ("TRADESIGNAL_JWT_KEYS", &jwt),
+                ("TRADESIGNAL_DATA_KEYS", &data),
+                ("DATABASE_URL", "postgres://app@127.0.0.1/ts"),
+                ("REDIS_URL", redis),
+                ("TRADESIGNAL_PUBLIC_URL", "https://ts.example.com"),
+                ("TRADESIGNAL_SMTP_URL", "smtp://[::1]:25"),
+            ]),
+        )
+        .expect("loads")
+        .validate()
+    };
+    assert!(production("rediss+cluster://app:pw@10.0.0.1:6379,10.0.0.2:6379").is_ok());
+    // A cluster announces its nodes' addresses, which may be anywhere: TLS even from loopback seeds.
+    for plain in [
+        "redis+cluster://app:pw@10.0.0.1:6379,10.0.0.2:6379",
+        "redis+cluster://127.0.0.1:7000,127.0.0.1:7001",
+    ] {
+        let refused = production(plain).expect_err(plain);
+        assert!(
+            refused.0.iter().any(|p| p.variable == "REDIS_URL"),
+            "{refused}"
+        );
+    }
+
+    for bad in [
+        "redis+cluster://:hunter2@10.0.0.1:7000/4",
+        "memcached://:hunter2@10.0.0.1",
+    ] {
+        let error = load(None, &env(&[("REDIS_URL", bad)])).expect_err(bad);
+        assert!(error.0.iter().any(|p| p.variable == "REDIS_URL"), "{error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+    let error = load(None, &env(&[("TRADESIGNAL_REDIS_PREFIX", "ts{x}:")])).expect_err("braces");
+    assert!(
+        error
+            .0
+            .iter()
+            .any(|p| p.variable == "TRADESIGNAL_REDIS_PREFIX"),
+        "{error}"
+    );
+}

@@ -42,10 +42,12 @@ impl Identity {
     }
 
     /// Counts the attempt before its secret is checked — atomically with the checks that refuse it
-    /// (backoff, lock, throttle; refusals audited once per account and wait) — so concurrent guesses
-    /// get no more checks than the lock allows. The result goes back with the outcome:
-    /// `note_failure`, `note_success` (a completed sign-in) or `release_attempt`. Store failures never
-    /// lock anyone out: the attempt proceeds uncounted and its failure is counted afterwards.
+    /// (backoff, lock; the IP throttle just before; refusals audited once per account and wait) — so
+    /// concurrent guesses get no more checks than the lock allows. The result goes back with the
+    /// outcome: `note_failure`, `note_success` (a completed sign-in) or `release_attempt`. A store
+    /// that cannot answer never locks anyone out: the attempt proceeds uncounted and its failure is
+    /// counted afterwards. Keys in different cluster slots are a bug, not an outage: refused (500),
+    /// never waved through uncounted.
     pub async fn reserve_attempt(
         &self,
         account: &str,
@@ -68,6 +70,9 @@ impl Identity {
         } = match self.guard.reserve(&attempt).await {
             Ok(Ok(reservation)) => return Ok(slot(Some(reservation))),
             Ok(Err(blocked)) => blocked,
+            Err(e @ security::KvError::CrossSlot(_)) => {
+                return Err(IdentityError::Internal(anyhow::Error::new(e)));
+            }
             Err(e) => {
                 tracing::error!(error = %e, "brute-force state unavailable; attempt allowed");
                 return Ok(slot(None));

@@ -92,6 +92,10 @@ impl Identity {
         };
         let cached = match lookup {
             Ok(values) => Some(values),
+            // A key-naming bug must not turn the tier quota off quietly.
+            Err(e @ security::KvError::CrossSlot(_)) => {
+                return Err(AuthFailure::Internal(anyhow::Error::new(e)));
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "key-value store unavailable; checking the session in the database");
                 metrics::counter!("tradesignal_auth_store_fallback_total").increment(1);

@@ -17,10 +17,11 @@ pub fn user_rate_key(user_id: &str) -> String {
     format!("rl:user:{}", slot_tag(user_id))
 }
 
-/// The names the release before hash tags read. Revocations are written under them too, so that
-/// instances of that release still running during a rolling upgrade see what this one revokes; they
-/// can go once no such instance can be running. (Entries it wrote under them are not read here: an
-/// absent entry sends a request to the database, which holds every revocation.)
+/// The names the release before hash tags read. The upgrade is stop-start (see `kv_upgrade`), but
+/// revocations are written under these names too, so that an instance of that release left running
+/// by mistake still sees what this one revokes. Entries it wrote under them are not read here, which
+/// is safe once it has stopped: an absent entry sends a request to the database, which holds every
+/// revocation. They can go in the release after this one.
 pub(super) fn legacy_sv_key(session_id: &str) -> String {
     format!("sv:{session_id}")
 }

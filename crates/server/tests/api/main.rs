@@ -18,6 +18,7 @@ mod dev_pages;
 mod faults;
 mod hardening;
 mod headers;
+mod kv_upgrade;
 mod market;
 mod market_cache;
 mod market_data;

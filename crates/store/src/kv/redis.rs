@@ -77,6 +77,18 @@ pub struct RedisKv {
     release: Script,
 }
 
+/// `text` matched literally by a `SCAN MATCH` glob.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
 fn unavailable(e: redis::RedisError) -> KvError {
     KvError::Unavailable(e.to_string())
 }
@@ -125,49 +137,53 @@ impl RedisKv {
         self.conn.is_cluster()
     }
 
-    /// Copies the keys matching `pattern` (after the prefix) that `rename` gives a new name to,
-    /// keeping value and TTL, unless the new name already holds something; returns how many were
-    /// copied. The old keys stay until they expire (instances of the previous release may still read
-    /// them). Single server only: a cluster has no keys of a release before hash tags.
-    pub async fn copy_renamed_keys(
+    /// One page of `SCAN` over this prefix's keys matching `pattern` (a glob after the prefix):
+    /// the next cursor (0 when done) and the keys without the prefix. Single server only: on a
+    /// cluster a scan would have to visit every node, so this answers an error there.
+    pub async fn scan_page(
         &self,
+        cursor: u64,
         pattern: &str,
-        rename: impl Fn(&str) -> Option<String>,
-    ) -> Result<u64, KvError> {
+    ) -> Result<(u64, Vec<String>), KvError> {
         if self.is_cluster() {
-            return Ok(0);
+            return Err(KvError::Protocol(
+                "SCAN is not supported on a Redis Cluster here".into(),
+            ));
         }
         let mut conn = self.conn.clone();
-        let mut cursor: u64 = 0;
-        let mut copied = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(self.key(pattern))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            for key in keys {
-                let Some(new) = key.strip_prefix(&self.prefix).and_then(&rename) else {
-                    continue;
-                };
-                // COPY keeps the TTL; without REPLACE a key the new release wrote meanwhile wins.
-                let done: i64 = redis::cmd("COPY")
-                    .arg(&key)
-                    .arg(self.key(&new))
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(unavailable)?;
-                copied += u64::try_from(done).unwrap_or(0);
-            }
-            if next == 0 {
-                return Ok(copied);
-            }
-            cursor = next;
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{}{pattern}", glob_escape(&self.prefix)))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let keys = keys
+            .into_iter()
+            .filter_map(|key| key.strip_prefix(&self.prefix).map(str::to_string))
+            .collect();
+        Ok((next, keys))
+    }
+
+    /// Copies each `(from, to)` (names after the prefix) with its value and TTL, unless `to` already
+    /// holds something; one pipelined round trip. Returns how many were copied. Needs Redis 6.2
+    /// (`COPY`). Single server only, as `scan_page`.
+    pub async fn copy_if_absent(&self, pairs: &[(String, String)]) -> Result<u64, KvError> {
+        if pairs.is_empty() {
+            return Ok(0);
         }
+        let mut pipe = redis::pipe();
+        for (from, to) in pairs {
+            pipe.cmd("COPY").arg(self.key(from)).arg(self.key(to));
+        }
+        let mut conn = self.conn.clone();
+        let done: Vec<i64> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(done
+            .into_iter()
+            .map(|d| u64::try_from(d).unwrap_or(0))
+            .sum())
     }
 
     fn key(&self, key: &str) -> String {
@@ -350,6 +366,10 @@ impl KvStore for RedisKv {
     }
 
     fn backend(&self) -> &'static str {
-        "redis"
+        if self.is_cluster() {
+            "redis-cluster"
+        } else {
+            "redis"
+        }
     }
 }

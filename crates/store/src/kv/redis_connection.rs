@@ -60,16 +60,30 @@ impl ConnectionLike for RedisConnection {
 }
 
 /// What a Redis URL names: one server, or the seed nodes of a cluster (as `redis://` or `rediss://`
-/// URLs, each with the credentials of the cluster URL).
-#[derive(Debug, PartialEq, Eq)]
+/// URLs, each with the credentials, database and options of the cluster URL).
+#[derive(PartialEq, Eq)]
 pub enum RedisTarget {
     Single(String),
     Cluster(Vec<String>),
 }
 
+/// The URLs hold the password: shown redacted.
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Single(url) => f.debug_tuple("Single").field(&redact_url(url)).finish(),
+            Self::Cluster(nodes) => f
+                .debug_tuple("Cluster")
+                .field(&nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>())
+                .finish(),
+        }
+    }
+}
+
 /// Reads a Redis URL. A cluster URL lists its seed nodes after the credentials, separated by commas:
-/// `rediss+cluster://user:password@10.0.0.1:6379,10.0.0.2:6379`. A cluster has only database 0, so a
-/// database path other than `/0` is refused. Errors never contain the password.
+/// `rediss+cluster://user:password@10.0.0.1:6379,10.0.0.2:6379`; what follows the hosts (`/0`, a
+/// query, `#insecure`) applies to every node. A cluster has only database 0, so another database is
+/// refused. Errors never contain the password.
 pub fn parse_redis_url(url: &str) -> Result<RedisTarget, String> {
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
         "a Redis URL starts with redis://, rediss:// or redis+cluster://".to_string()
@@ -84,25 +98,25 @@ pub fn parse_redis_url(url: &str) -> Result<RedisTarget, String> {
             );
         }
     };
-    let (authority, path) = match rest.split_once('/') {
-        Some((authority, path)) => (authority, path),
-        None => (rest, ""),
+    // The last `@` ends the credentials: a password may hold `/`, `?` or `#`, a host list never `@`.
+    let (credentials, after) = match rest.rsplit_once('@') {
+        Some((credentials, after)) => (Some(credentials), after),
+        None => (None, rest),
     };
-    if !(path.is_empty() || path == "0") {
+    let split = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (hosts, suffix) = after.split_at(split);
+    let path = suffix.split(['?', '#']).next().unwrap_or_default();
+    if !matches!(path, "" | "/" | "/0") {
         return Err("a Redis Cluster has only database 0".to_string());
     }
-    let (credentials, hosts) = match authority.rsplit_once('@') {
-        Some((credentials, hosts)) => (Some(credentials), hosts),
-        None => (None, authority),
-    };
     let mut nodes = vec![];
     for host in hosts.split(',') {
         if host.is_empty() || host.starts_with(':') {
             return Err("every node of a cluster URL needs a host".to_string());
         }
         let node = match credentials {
-            Some(credentials) => format!("{node_scheme}://{credentials}@{host}"),
-            None => format!("{node_scheme}://{host}"),
+            Some(credentials) => format!("{node_scheme}://{credentials}@{host}{suffix}"),
+            None => format!("{node_scheme}://{host}{suffix}"),
         };
         redis::Client::open(node.as_str())
             .map_err(|e| format!("node {}: {e}", redact_url(&node)))?;
@@ -141,7 +155,9 @@ pub(super) async fn connect(url: &str, ca_pem: Option<&[u8]>) -> Result<RedisCon
                     .connection_timeout(CONNECT_TIMEOUT)
                     .response_timeout(RESPONSE_TIMEOUT)
                     .retries(2);
-                if let Some(ca) = ca_pem {
+                // Certificates switch the cluster client to TLS: only for a rediss+cluster URL, as
+                // a single server ignores the CA file without TLS.
+                if let Some(ca) = ca_pem.filter(|_| url.starts_with("rediss+cluster://")) {
                     builder = builder.certs(certificates(ca));
                 }
                 let client = builder.build().map_err(|e| invalid(e.to_string()))?;
@@ -177,8 +193,8 @@ mod tests {
         assert_eq!(
             parse_redis_url("rediss+cluster://app:s3cret@10.0.0.1:7000,10.0.0.2:7001/"),
             Ok(RedisTarget::Cluster(vec![
-                "rediss://app:s3cret@10.0.0.1:7000".into(),
-                "rediss://app:s3cret@10.0.0.2:7001".into(),
+                "rediss://app:s3cret@10.0.0.1:7000/".into(),
+                "rediss://app:s3cret@10.0.0.2:7001/".into(),
             ]))
         );
         assert_eq!(
@@ -188,16 +204,34 @@ mod tests {
     }
 
     #[test]
+    fn options_after_the_hosts_apply_to_every_node() {
+        assert_eq!(
+            parse_redis_url("rediss+cluster://:p%2Fw@a:7000,b:7001/0?protocol=resp3#insecure"),
+            Ok(RedisTarget::Cluster(vec![
+                "rediss://:p%2Fw@a:7000/0?protocol=resp3#insecure".into(),
+                "rediss://:p%2Fw@b:7001/0?protocol=resp3#insecure".into(),
+            ]))
+        );
+        let shown = format!("{:?}", parse_redis_url("redis+cluster://:hunter2@a:1,b:2"));
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
     fn bad_cluster_urls_are_refused_without_the_password() {
         for url in [
             "redis+cluster://:hunter2@10.0.0.1:7000/3",
             "redis+cluster://:hunter2@10.0.0.1:7000,,10.0.0.2:7000",
             "redis+cluster://:hunter2@:7000",
+            "redis+cluster://:hunter2@10.0.0.1:7000,10.0.0.2:notaport",
+            "redis+cluster://:hun/ter2@10.0.0.1:7000,10.0.0.2:x/5",
             "memcached://:hunter2@10.0.0.1",
             "no scheme at all",
         ] {
             let error = parse_redis_url(url).expect_err(url);
-            assert!(!error.contains("hunter2"), "{error}");
+            assert!(
+                !error.contains("hunter2") && !error.contains("ter2"),
+                "{error}"
+            );
         }
     }
 }
