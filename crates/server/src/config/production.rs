@@ -71,7 +71,7 @@ pub fn production_problems(settings: &Settings) -> Vec<ConfigProblem> {
             None => problem("REDIS_URL", "is not a Redis URL the driver accepts"),
             Some(t) if !t.local && !t.tls => problem(
                 "REDIS_URL",
-                "connects to a non-loopback host (or a cluster, whose nodes may be anywhere) without verified TLS: use rediss:// or rediss+cluster:// (without #insecure)",
+                "connects to a non-loopback host without verified TLS: use rediss:// (without #insecure); a cluster always needs rediss+cluster://, as its nodes may be anywhere",
             ),
             Some(_) => {}
         },

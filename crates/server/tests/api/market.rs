@@ -932,3 +932,176 @@ backend_test!(
         assert_eq!(filings, 2);
     }
 );
+
+/// What an instance serves of each test ticker (a Pro user's listing, by value), without the ids
+/// each store picked.
+async fn served_state(app: &TestApp, pro: &Session) -> Vec<Value> {
+    let mut state = vec![];
+    for ticker in ["TSTX", "GRPX"] {
+        let mut listing = json(
+            app.get_as(
+                pro,
+                &format!("/api/v1/trades?ticker={ticker}&per_page=100&sort=value"),
+            )
+            .await,
+        )
+        .await;
+        for item in listing["items"].as_array_mut().expect("items") {
+            let object = item.as_object_mut().expect("object");
+            object.retain(|key, _| key != "id" && !key.ends_with("_id"));
+        }
+        state.push(listing);
+    }
+    state
+}
+
+backend_test!(a_group_stores_what_one_at_a_time_stores, |backend| {
+    // In one group: an amendment before its original, an original before its amendment, two
+    // originals of one day with an amendment between them (ambiguous: the first is shown again), a
+    // filing without a symbol after its issuer got one, an insider renamed, and a duplicate.
+    let filed = days_ago(6);
+    let amended_later = days_ago(2);
+    let tstx = Synthetic::default();
+    let grp = Synthetic {
+        issuer_cik: "0000990002",
+        ticker: "GRPX",
+        owner_cik: "0000880002",
+        date: days_ago(8),
+        ..Synthetic::default()
+    };
+    let documents = vec![
+        Synthetic {
+            document_type: "4/A",
+            shares: "1100",
+            original: Some(&filed),
+            ..Synthetic::default()
+        }
+        .submission("0000990001-26-000102", &amended_later),
+        tstx.submission("0000990001-26-000101", &filed),
+        grp.submission("0000990002-26-000201", &filed),
+        Synthetic {
+            shares: "2200",
+            document_type: "4/A",
+            original: Some(&filed),
+            ..grp.clone()
+        }
+        .submission("0000990002-26-000202", &amended_later),
+        Synthetic {
+            date: days_ago(4),
+            shares: "300",
+            ..grp.clone()
+        }
+        .submission("0000990002-26-000203", &days_ago(3)),
+        Synthetic {
+            date: days_ago(4),
+            shares: "301",
+            document_type: "4/A",
+            original: Some(&days_ago(3)),
+            ..grp.clone()
+        }
+        .submission("0000990002-26-000204", &days_ago(1)),
+        Synthetic {
+            date: days_ago(4),
+            shares: "302",
+            ..grp.clone()
+        }
+        .submission("0000990002-26-000205", &days_ago(3)),
+        Synthetic {
+            ticker: "",
+            shares: "40",
+            owner_name: "Doe Jane Q",
+            date: days_ago(3),
+            ..grp.clone()
+        }
+        .submission("0000990002-26-000206", &days_ago(2)),
+        tstx.submission("0000990001-26-000101", &filed),
+    ];
+    let parsed: Vec<_> = documents
+        .iter()
+        .map(|d| server::market::ingest::parse(d.as_bytes(), None).expect("parses"))
+        .collect();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+
+    let mut states = vec![];
+    let mut outcomes = vec![];
+    for together in [true, false] {
+        let app = TestApp::spawn(backend).await;
+        let (_, pro) = app.user_with_tier("pro@example.com", "pro").await;
+        let response = app
+            .post_as(
+                &pro,
+                "/api/v1/alerts",
+                serde_json::json!({"name": "GRPX", "ticker": "GRPX", "channel": "email"}),
+            )
+            .await;
+        assert_eq!(response.status(), 201);
+        let results = if together {
+            let batch: Vec<(&market::form4::Filing, &[u8])> = parsed
+                .iter()
+                .zip(&documents)
+                .map(|(f, d)| (f, d.as_bytes()))
+                .collect();
+            server::market::ingest::store_batch(&app.state.db, &batch, now)
+                .await
+                .expect("group")
+        } else {
+            let mut results = vec![];
+            for (f, d) in parsed.iter().zip(&documents) {
+                results.push(
+                    server::market::ingest::store(&app.state.db, f, d.as_bytes(), now)
+                        .await
+                        .expect("one"),
+                );
+            }
+            results
+        };
+        outcomes.push(
+            results
+                .iter()
+                .map(|o| match o {
+                    server::market::ingest::DocumentOutcome::Stored {
+                        trades,
+                        superseded,
+                        superseded_by,
+                        alerts,
+                        ..
+                    } => format!(
+                        "stored {trades} {superseded} {} {alerts}",
+                        superseded_by.is_some()
+                    ),
+                    other => format!("{:?}", std::mem::discriminant(other)),
+                })
+                .collect::<Vec<_>>(),
+        );
+        let mut state = served_state(&app, &pro).await;
+        let company = json(app.get_as(&pro, "/api/v1/companies/GRPX").await).await;
+        state.push(company["ticker"].clone());
+        let insider = json(app.get_as(&pro, "/api/v1/insiders/0000880002").await).await;
+        state.push(insider["name"].clone());
+        states.push(state);
+    }
+    assert_eq!(outcomes[0], outcomes[1]);
+    assert_eq!(states[0], states[1]);
+    // And the state is the one the rules give, not merely the same twice.
+    let grp_items = states[0][1]["items"].as_array().expect("items").clone();
+    let shares: Vec<&str> = grp_items
+        .iter()
+        .filter_map(|t| t["shares"].as_str())
+        .collect();
+    assert_eq!(shares, ["40", "300", "301", "302", "2200"], "{grp_items:?}");
+    assert_eq!(
+        states[0][2], "GRPX",
+        "the symbol-less filing kept the ticker"
+    );
+    assert_eq!(states[0][3], "Doe Jane Q", "the latest name");
+    assert!(
+        outcomes[0][0].starts_with("stored 1 0 false"),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        outcomes[0][1].starts_with("stored 1 0 true"),
+        "{:?}",
+        outcomes[0]
+    );
+});

@@ -4,9 +4,12 @@
 //! stores and fetches, with parameterised SQL (filters are assembled from fixed fragments).
 
 pub mod alerts;
+mod amendments;
 pub mod congress;
 pub mod deliveries;
 pub mod ingest;
+mod ingest_alerts;
+mod ingest_rows;
 pub mod query;
 pub mod watchlists;
 
