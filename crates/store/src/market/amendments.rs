@@ -3,7 +3,7 @@
 //! Trades of filings written earlier are updated here; for filings of the group being written, whose
 //! trades are written at the end of the group, the outcome goes into `served` instead.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use market::form4::FilingIdentity;
 use sqlx::{Any, AnyConnection};
@@ -18,6 +18,7 @@ pub(super) async fn resolve_amendments(
     filing_id: &str,
     identity: &FilingIdentity,
     served: &mut HashMap<String, bool>,
+    not_yet_stored: &HashSet<String>,
 ) -> Result<(usize, Option<String>), StoreError> {
     let original = date_text(identity.date_of_original_submission);
     let filed = date_text(identity.filed_at);
@@ -37,6 +38,12 @@ pub(super) async fn resolve_amendments(
     .bind(&filed)
     .fetch_all(&mut *tx)
     .await?;
+    // The group's rows are all written first; the filings after this one do not exist yet as far
+    // as its decisions go, exactly as when each filing is stored on its own.
+    let candidates: Vec<StoredIdentity> = candidates
+        .into_iter()
+        .filter(|c| !not_yet_stored.contains(&c.id))
+        .collect();
     let targets: Vec<&StoredIdentity> = candidates
         .iter()
         .filter(|c| c.superseded_by.is_none() && identity.supersedes(&c.identity()))
