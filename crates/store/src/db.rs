@@ -89,6 +89,8 @@ pub struct Database {
     audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Market-data changes this process committed (see `Database::market_changes_here`).
     market_changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Ingest groups that failed whole and were stored again one filing at a time.
+    ingest_group_retries: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The `sqlite:` URL of a database file, created if missing.
@@ -148,6 +150,7 @@ impl Database {
             backend,
             audit_lock: Default::default(),
             market_changes: Default::default(),
+            ingest_group_retries: Default::default(),
         })
     }
 
@@ -180,6 +183,18 @@ impl Database {
     pub fn market_changes_here(&self) -> u64 {
         self.market_changes
             .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// How many ingest groups this process had to store again one filing at a time (a group
+    /// failed whole: a faulty filing, a deadlock, a database error). Slow, never wrong; logged.
+    pub fn ingest_group_retries(&self) -> u64 {
+        self.ingest_group_retries
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn note_ingest_group_retry(&self) {
+        self.ingest_group_retries
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub(crate) fn note_market_change(&self) {

@@ -919,6 +919,11 @@ backend_test!(
         .expect("the run goes on");
         assert_eq!((summary.filings, summary.trades), (2, 2), "{summary:?}");
         assert_eq!(summary.failed.len(), 1, "{summary:?}");
+        assert_eq!(
+            app.state.db.ingest_group_retries(),
+            1,
+            "the group failed whole and was stored one filing at a time"
+        );
         assert!(summary.failed[0].0.ends_with("b.xml"), "{summary:?}");
         assert!(
             summary.failed[0].1.contains("refused by test trigger"),
@@ -956,9 +961,11 @@ async fn served_state(app: &TestApp, pro: &Session) -> Vec<Value> {
 }
 
 backend_test!(a_group_stores_what_one_at_a_time_stores, |backend| {
-    // In one group: an amendment before its original, an original before its amendment, two
-    // originals of one day with an amendment between them (ambiguous: the first is shown again), a
-    // filing without a symbol after its issuer got one, an insider renamed, and a duplicate.
+    // Stored before the group: an original that the group amends. In one group: an amendment
+    // before its original, an original before its amendment, two originals of one day with an
+    // amendment between them (ambiguous: the first is shown again), a filing without a symbol after
+    // its issuer got one, an insider renamed, a duplicate and a conflict (another issuer under an
+    // accession number the group already used).
     let filed = days_ago(6);
     let amended_later = days_ago(2);
     let tstx = Synthetic::default();
@@ -969,7 +976,21 @@ backend_test!(a_group_stores_what_one_at_a_time_stores, |backend| {
         date: days_ago(8),
         ..Synthetic::default()
     };
+    let earlier = Synthetic {
+        shares: "5000",
+        date: days_ago(12),
+        ..Synthetic::default()
+    };
+    let earlier_filed = days_ago(11);
     let documents = vec![
+        Synthetic {
+            shares: "5500",
+            document_type: "4/A",
+            original: Some(&earlier_filed),
+            date: days_ago(12),
+            ..Synthetic::default()
+        }
+        .submission("0000990001-26-000099", &days_ago(9)),
         Synthetic {
             document_type: "4/A",
             shares: "1100",
@@ -1015,6 +1036,12 @@ backend_test!(a_group_stores_what_one_at_a_time_stores, |backend| {
         }
         .submission("0000990002-26-000206", &days_ago(2)),
         tstx.submission("0000990001-26-000101", &filed),
+        Synthetic {
+            issuer_cik: "0000990999",
+            ticker: "EVIL",
+            ..Synthetic::default()
+        }
+        .submission("0000990002-26-000201", &filed),
     ];
     let parsed: Vec<_> = documents
         .iter()
@@ -1035,15 +1062,34 @@ backend_test!(a_group_stores_what_one_at_a_time_stores, |backend| {
             )
             .await;
         assert_eq!(response.status(), 201);
+        let earlier_document = earlier.submission("0000990001-26-000098", &earlier_filed);
+        let before = server::market::ingest::store(
+            &app.state.db,
+            &server::market::ingest::parse(earlier_document.as_bytes(), None).expect("parses"),
+            earlier_document.as_bytes(),
+            now,
+        )
+        .await
+        .expect("stored before");
+        assert!(matches!(
+            before,
+            server::market::ingest::DocumentOutcome::Stored { .. }
+        ));
         let results = if together {
             let batch: Vec<(&market::form4::Filing, &[u8])> = parsed
                 .iter()
                 .zip(&documents)
                 .map(|(f, d)| (f, d.as_bytes()))
                 .collect();
-            server::market::ingest::store_batch(&app.state.db, &batch, now)
+            let results = server::market::ingest::store_batch(&app.state.db, &batch, now)
                 .await
-                .expect("group")
+                .expect("group");
+            assert_eq!(
+                app.state.db.ingest_group_retries(),
+                0,
+                "the group committed whole (not the one-at-a-time fallback)"
+            );
+            results
         } else {
             let mut results = vec![];
             for (f, d) in parsed.iter().zip(&documents) {
@@ -1089,18 +1135,35 @@ backend_test!(a_group_stores_what_one_at_a_time_stores, |backend| {
         .filter_map(|t| t["shares"].as_str())
         .collect();
     assert_eq!(shares, ["40", "300", "301", "302", "2200"], "{grp_items:?}");
+    let tstx_shares: Vec<&str> = states[0][0]["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|t| t["shares"].as_str())
+        .collect();
+    assert_eq!(
+        tstx_shares,
+        ["1100", "5500"],
+        "the amendment hid the original stored before the group"
+    );
+    let refused = &outcomes[0][outcomes[0].len() - 2..];
+    assert!(
+        refused.iter().all(|o| !o.starts_with("stored")),
+        "the duplicate and the conflict are not stored: {:?}",
+        outcomes[0]
+    );
     assert_eq!(
         states[0][2], "GRPX",
         "the symbol-less filing kept the ticker"
     );
     assert_eq!(states[0][3], "Doe Jane Q", "the latest name");
     assert!(
-        outcomes[0][0].starts_with("stored 1 0 false"),
+        outcomes[0][0].starts_with("stored 1 1 false"),
         "{:?}",
         outcomes[0]
     );
     assert!(
-        outcomes[0][1].starts_with("stored 1 0 true"),
+        outcomes[0][2].starts_with("stored 1 0 true"),
         "{:?}",
         outcomes[0]
     );

@@ -133,6 +133,12 @@ impl Database {
                         outcomes.push(Err(group_error));
                         continue;
                     }
+                    tracing::warn!(
+                        error = %group_error,
+                        filings = group.len(),
+                        "an ingest group failed whole; storing its filings one at a time"
+                    );
+                    self.note_ingest_group_retry();
                     for item in group {
                         let single = self.store_group(std::slice::from_ref(item), context).await;
                         outcomes.push(single.and_then(|mut one| {
@@ -198,12 +204,14 @@ async fn write_group(
     max_parameters: usize,
 ) -> Result<Vec<StoreOutcome>, StoreError> {
     let alerts = group_alerts(&mut *conn, group).await?;
-    let mut tickers = stored_tickers(&mut *conn, group).await?;
     let ids: Vec<String> = group
         .iter()
         .map(|_| uuid::Uuid::now_v7().to_string())
         .collect();
     let mut taken = insert_filing_rows(&mut *conn, group, &ids, context, max_parameters).await?;
+    // Read after the filing rows: an insert that waited for a concurrent ingest of the same filing
+    // sees the tickers that ingest committed.
+    let mut tickers = stored_tickers(&mut *conn, group).await?;
     let mut not_yet_stored: HashSet<String> = ids.iter().cloned().collect();
     let mut rows = GroupRows::default();
     let mut outcomes = Vec::with_capacity(group.len());
@@ -253,7 +261,10 @@ async fn insert_filing_rows(
     context: IngestContext,
     max_parameters: usize,
 ) -> Result<HashSet<String>, StoreError> {
-    let rows: Vec<_> = group.iter().zip(ids).collect();
+    let mut rows: Vec<_> = group.iter().zip(ids).collect();
+    // Keys in one order for every ingest, so two that hold the same filings cannot deadlock on
+    // them; stable, so the first of a key repeated in the group stays first.
+    rows.sort_by_key(|((_, dedup_key), _)| *dedup_key);
     let mut taken = HashSet::new();
     for chunk in rows.chunks((max_parameters / 10).max(1)) {
         let mut sql = Sql::new(
@@ -342,10 +353,16 @@ async fn write_filing<'a>(
         }
         known.clone()
     };
-    rows.companies.insert(
-        filing.issuer.cik.clone(),
-        (ticker.clone(), filing.issuer.name.clone()),
-    );
+    // The upsert writes the symbol this group filed (NULL if none did), so a ticker another ingest
+    // committed meanwhile is kept when this group has none.
+    let company = rows
+        .companies
+        .entry(filing.issuer.cik.clone())
+        .or_insert((None, String::new()));
+    if filing.issuer.ticker.is_some() {
+        company.0.clone_from(&filing.issuer.ticker);
+    }
+    company.1.clone_from(&filing.issuer.name);
     for (position, owner) in filing.owners.iter().enumerate() {
         rows.insiders.insert(owner.cik.clone(), owner.name.clone());
         rows.relationships.push(Relationship {

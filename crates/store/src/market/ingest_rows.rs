@@ -53,7 +53,8 @@ pub(super) struct Delivery {
 /// What a group's stored filings add, written by `flush` at the end of the group.
 #[derive(Default)]
 pub(super) struct GroupRows<'a> {
-    /// Issuer CIK → (ticker, name) as the group's latest stored filing of it leaves them.
+    /// Issuer CIK → (the last ticker the group's stored filings gave, if any; the name of the
+    /// latest).
     pub companies: BTreeMap<String, (Option<String>, String)>,
     /// Insider CIK → name from the group's latest stored filing naming them.
     pub insiders: BTreeMap<String, String>,
