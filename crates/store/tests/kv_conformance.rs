@@ -305,35 +305,12 @@ async fn memory_store_forgets_expired_keys() {
     assert!(kv.is_empty());
 }
 
-#[tokio::test]
-async fn redis_store_conforms() {
-    let Some(kv) = redis_store().await else {
-        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: Redis conformance not run");
-        return;
-    };
+/// The suite on a Redis store (one server or a cluster): real time, real expiry.
+async fn redis_conforms(kv: RedisKv) {
     let sleep = async |d: Duration| tokio::time::sleep(d).await;
     counters_count_and_expire(&kv, sleep).await;
     values_set_exist_and_delete(&kv, sleep).await;
-    get_many_returns_values_in_order(&kv).await;
-    set_if_absent_never_overwrites(&kv).await;
-    gcra_with_reads_limits_and_reads_together(&kv).await;
-    gcra_admits_exactly_the_burst(&kv).await;
-    gcra_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
-    counters_are_atomic_under_concurrency(Arc::new(kv.clone())).await;
-    reserve_counts_unless_blocked(&kv).await;
-    reserve_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
-}
-
-#[tokio::test]
-async fn redis_cluster_store_conforms() {
-    let Some(kv) = redis_cluster_store().await else {
-        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: Redis Cluster conformance not run");
-        return;
-    };
-    let sleep = async |d: Duration| tokio::time::sleep(d).await;
-    counters_count_and_expire(&kv, sleep).await;
-    values_set_exist_and_delete(&kv, sleep).await;
-    // m1, m2 and m3 hash to different slots: the client splits the MGET and keeps the order.
+    // On a cluster m1, m2 and m3 hash to different slots: the client splits the MGET, keeping order.
     get_many_returns_values_in_order(&kv).await;
     set_if_absent_never_overwrites(&kv).await;
     gcra_with_reads_limits_and_reads_together(&kv).await;
@@ -343,7 +320,25 @@ async fn redis_cluster_store_conforms() {
     reserve_counts_unless_blocked(&kv).await;
     reserve_is_atomic_under_concurrency(Arc::new(kv.clone())).await;
     kv.ping().await.expect("ping");
+}
+
+#[tokio::test]
+async fn redis_store_conforms() {
+    let Some(kv) = redis_store().await else {
+        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: Redis conformance not run");
+        return;
+    };
+    redis_conforms(kv).await;
+}
+
+#[tokio::test]
+async fn redis_cluster_store_conforms() {
+    let Some(kv) = redis_cluster_store().await else {
+        eprintln!("TRADESIGNAL_TEST_REDIS_URL not set: Redis Cluster conformance not run");
+        return;
+    };
     assert_eq!(kv.backend(), "redis-cluster");
+    redis_conforms(kv).await;
 }
 
 #[tokio::test]

@@ -114,24 +114,30 @@ fn sample_data_loads_in_development_only() {
     assert!(load(None, &env(&[("TRADESIGNAL_SAMPLE_DATA", "yes")])).is_err());
 }
 
-#[test]
-fn loopback_services_need_no_tls() {
+/// A production configuration whose services are all on loopback but Redis, which is `redis`.
+fn production_with_redis(redis: &str) -> Result<(), ConfigErrors> {
     let jwt = keys::generate_ring_entry("k1", 32);
     let data = keys::generate_ring_entry("v1", 32);
-    let settings = load(
+    load(
         None,
         &env(&[
             ("TRADESIGNAL_ENV", "production"),
             ("TRADESIGNAL_JWT_KEYS", &jwt),
             ("TRADESIGNAL_DATA_KEYS", &data),
             ("DATABASE_URL", "postgres://app@127.0.0.1/ts"),
-            ("REDIS_URL", "redis://localhost:6379"),
+            ("REDIS_URL", redis),
             ("TRADESIGNAL_PUBLIC_URL", "https://ts.example.com"),
             ("TRADESIGNAL_SMTP_URL", "smtp://[::1]:25"),
         ]),
     )
-    .expect("loads");
-    assert!(settings.validate().is_ok(), "{:?}", settings.validate());
+    .expect("loads")
+    .validate()
+}
+
+#[test]
+fn loopback_services_need_no_tls() {
+    let validated = production_with_redis("redis://localhost:6379");
+    assert!(validated.is_ok(), "{validated:?}");
 }
 
 #[test]
@@ -198,24 +204,7 @@ fn public_links_use_the_configured_url() {
 
 #[test]
 fn redis_cluster_urls_are_read_and_checked_like_single_servers() {
-    let jwt = keys::generate_ring_entry("k1", 32);
-    let data = keys::generate_ring_entry("v1", 32);
-    let production = |redis: &str| {
-        load(
-            None,
-            &env(&[
-                ("TRADESIGNAL_ENV", "production"),
-                ("TRADESIGNAL_JWT_KEYS", &jwt),
-                ("TRADESIGNAL_DATA_KEYS", &data),
-                ("DATABASE_URL", "postgres://app@127.0.0.1/ts"),
-                ("REDIS_URL", redis),
-                ("TRADESIGNAL_PUBLIC_URL", "https://ts.example.com"),
-                ("TRADESIGNAL_SMTP_URL", "smtp://[::1]:25"),
-            ]),
-        )
-        .expect("loads")
-        .validate()
-    };
+    let production = production_with_redis;
     assert!(production("rediss+cluster://app:pw@10.0.0.1:6379,10.0.0.2:6379").is_ok());
     // A cluster announces its nodes' addresses, which may be anywhere: TLS even from loopback seeds.
     for plain in [

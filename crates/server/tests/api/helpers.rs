@@ -97,19 +97,14 @@ pub fn test_redis_cluster_url() -> String {
 #[macro_export]
 macro_rules! backend_test {
     ($name:ident, |$backend:ident| $body:block) => {
-        $crate::backend_test!(@module $name, |$backend| $body, {});
+        $crate::backend_test!(@module $name, |$backend| $body, embedded postgres_redis);
     };
     ($name:ident, cluster, |$backend:ident| $body:block) => {
-        $crate::backend_test!(@module $name, |$backend| $body, {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres_redis_cluster() {
-                if let Some(backend) = Backend::cluster() {
-                    run(backend).await
-                }
-            }
-        });
+        $crate::backend_test!(
+            @module $name, |$backend| $body, embedded postgres_redis postgres_redis_cluster
+        );
     };
-    (@module $name:ident, |$backend:ident| $body:block, { $($extra:item)* }) => {
+    (@module $name:ident, |$backend:ident| $body:block, $($variant:ident)*) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -118,19 +113,29 @@ macro_rules! backend_test {
 
             async fn run($backend: Backend) $body
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                run(Backend::Embedded).await
+            $($crate::backend_test!(@variant $variant);)*
+        }
+    };
+    (@variant embedded) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn embedded() {
+            run(Backend::Embedded).await
+        }
+    };
+    (@variant postgres_redis) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres_redis() {
+            if let Some(backend) = Backend::external() {
+                run(backend).await
             }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres_redis() {
-                if let Some(backend) = Backend::external() {
-                    run(backend).await
-                }
+        }
+    };
+    (@variant postgres_redis_cluster) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres_redis_cluster() {
+            if let Some(backend) = Backend::cluster() {
+                run(backend).await
             }
-
-            $($extra)*
         }
     };
 }
@@ -140,28 +145,9 @@ macro_rules! backend_test {
 #[macro_export]
 macro_rules! external_test {
     ($name:ident, |$backend:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[allow(unused_imports)]
-            use $crate::helpers::*;
-
-            async fn run($backend: Backend) $body
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres_redis() {
-                if let Some(backend) = Backend::external() {
-                    run(backend).await
-                }
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres_redis_cluster() {
-                if let Some(backend) = Backend::cluster() {
-                    run(backend).await
-                }
-            }
-        }
+        $crate::backend_test!(
+            @module $name, |$backend| $body, postgres_redis postgres_redis_cluster
+        );
     };
 }
 
