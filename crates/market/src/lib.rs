@@ -2,6 +2,7 @@
 //! turns public market data into typed facts; serving them is the server crate's business.
 //!
 //! - [`form4`]: the SEC Form 3/4/5 ownership-report parser (bare XML or EDGAR `.txt`).
+//! - [`edgar_index`]: EDGAR's daily form index, read into the ownership filings it lists.
 //! - [`money`]: cents and exact decimals.
 //! - [`alerts`]: alert rules and matching a new trade against them.
 //! - [`query`]: trade filters, sort whitelist and pages.
@@ -23,6 +24,7 @@
 
 pub mod alerts;
 pub mod congress;
+pub mod edgar_index;
 pub mod form4;
 pub mod money;
 pub mod query;
