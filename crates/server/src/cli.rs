@@ -40,6 +40,11 @@ pub enum Command {
         #[command(subcommand)]
         action: IngestAction,
     },
+    /// Sync market data from its public sources.
+    Sync {
+        #[command(subcommand)]
+        action: SyncAction,
+    },
     /// Check and export the audit trail.
     Audit {
         #[command(subcommand)]
@@ -66,6 +71,28 @@ pub enum IngestAction {
     /// Ingest congressional trade disclosures (House/Senate Stock Watcher JSON).
     Congress {
         file: PathBuf,
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncAction {
+    /// Fetch the Form 3/4/5 filings listed in SEC EDGAR's daily indexes and ingest them. Resumes
+    /// after the last day synced; needs TRADESIGNAL_SEC_USER_AGENT. Ctrl-C stops between documents.
+    Edgar {
+        /// First day (YYYY-MM-DD); default: the day after the checkpoint, else yesterday.
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Last day (YYYY-MM-DD); default and latest: today (UTC).
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// Never show a progress bar (it is shown only on a terminal anyway).
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Fetch the configured House/Senate Stock Watcher feeds and ingest new disclosures.
+    Congress {
         #[arg(long)]
         quiet: bool,
     },

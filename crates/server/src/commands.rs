@@ -296,8 +296,15 @@ pub fn serve(settings: Settings) -> ExitCode {
                 let _ = stopped.changed().await;
             }
         }));
+        // Scheduled syncs stop between documents at shutdown; what they stored stays stored.
+        let (stop_syncs, syncs_stop) = crate::sync::Stop::new();
+        let syncs = crate::sync::schedule::spawn(&settings, &db, &state.kv, &syncs_stop);
         let result = app::serve(listener, app::router(state.clone()), shutdown_signal()).await;
         drop(stop);
+        let _ = stop_syncs.send(true);
+        for sync in syncs {
+            let _ = sync.await;
+        }
         let _ = worker.await;
         let _ = usage.await;
         // Every audit event of the requests served is written before the process ends.

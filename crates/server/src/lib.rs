@@ -18,4 +18,6 @@ pub mod openapi;
 pub mod ops;
 pub mod secrets_cli;
 pub mod state;
+pub mod sync;
+pub mod sync_cli;
 pub mod web;

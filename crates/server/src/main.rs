@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use server::cli::{
-    AdminAction, AuditAction, Cli, Command, ConfigAction, IngestAction, SecretsAction,
+    AdminAction, AuditAction, Cli, Command, ConfigAction, IngestAction, SecretsAction, SyncAction,
 };
 use server::commands;
 
@@ -41,6 +41,17 @@ fn main() -> ExitCode {
                 IngestAction::Congress { file, quiet } => {
                     server::ingest_cli::congress(settings, &file, quiet)
                 }
+            },
+            Err(code) => code,
+        },
+        Command::Sync { action } => match commands::load_valid(config_path, &env) {
+            Ok(settings) => match action {
+                SyncAction::Edgar {
+                    since,
+                    until,
+                    quiet,
+                } => server::sync_cli::edgar(settings, since.as_deref(), until.as_deref(), quiet),
+                SyncAction::Congress { quiet } => server::sync_cli::congress(settings, quiet),
             },
             Err(code) => code,
         },

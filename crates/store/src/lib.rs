@@ -10,6 +10,7 @@ pub mod market;
 pub mod ops;
 pub mod rotation;
 mod sql;
+pub mod sync;
 pub mod transport;
 pub mod url_redact;
 

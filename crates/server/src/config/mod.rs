@@ -6,6 +6,7 @@ mod data_keys;
 mod production;
 mod raw;
 mod report;
+mod sync;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ pub use data_keys::data_ring;
 pub use production::production_problems;
 pub use raw::{RawSettings, VARIABLES, Variable};
 pub use report::effective_report;
+pub use sync::{SyncSettings, check_user_agent, is_loopback_http};
 
 /// Where the service runs; production turns on every strict rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +131,8 @@ pub struct Settings {
     /// or file sets it: only code that builds `Settings` itself (the tests) can, and production
     /// validation refuses it.
     pub loopback_webhooks_for_tests: bool,
+    /// The syncs from SEC EDGAR and the congressional feeds.
+    pub sync: SyncSettings,
     /// Problems in secrets found while loading; reported by `validate` in production only, because
     /// development runs with generated keys.
     secret_problems: Vec<ConfigProblem>,

@@ -38,6 +38,10 @@ pub fn production_problems(settings: &Settings) -> Vec<ConfigProblem> {
         );
     }
 
+    for found in super::sync::production_problems(&settings.sync) {
+        problem(found.variable, &found.message);
+    }
+
     if settings.loopback_webhooks_for_tests {
         problem(
             "TRADESIGNAL_ENV",

@@ -268,6 +268,48 @@ pub const VARIABLES: &[Variable] = &[
         false,
         "log filter (tracing EnvFilter syntax), e.g. info,tradesignal=debug",
     ),
+    var(
+        "TRADESIGNAL_SEC_USER_AGENT",
+        "(not set: EDGAR syncs refuse to start)",
+        false,
+        "who you are to SEC EDGAR: your organisation and a contact email, e.g. \"Example Corp ops@example.com\" (SEC's fair-access policy)",
+    ),
+    var(
+        "TRADESIGNAL_EDGAR_URL",
+        "https://www.sec.gov",
+        false,
+        "the EDGAR archive; production accepts https://www.sec.gov only, development also a local mirror on http://127.0.0.1",
+    ),
+    var(
+        "TRADESIGNAL_EDGAR_REQUESTS_PER_SEC",
+        "10",
+        false,
+        "requests per second to EDGAR across every instance sharing the store (1 to 10, SEC's ceiling)",
+    ),
+    var(
+        "TRADESIGNAL_SYNC_EDGAR_EVERY_SECS",
+        "0",
+        false,
+        "the server syncs EDGAR's daily indexes this often (0: off; 60 to 86400); one instance at a time",
+    ),
+    var(
+        "TRADESIGNAL_CONGRESS_HOUSE_URL",
+        "(not set)",
+        false,
+        "House Stock Watcher JSON feed fetched by `sync congress` (https)",
+    ),
+    var(
+        "TRADESIGNAL_CONGRESS_SENATE_URL",
+        "(not set)",
+        false,
+        "Senate Stock Watcher JSON feed fetched by `sync congress` (https)",
+    ),
+    var(
+        "TRADESIGNAL_SYNC_CONGRESS_EVERY_SECS",
+        "0",
+        false,
+        "the server syncs the congressional feeds this often (0: off; 60 to 86400); one instance at a time",
+    ),
 ];
 
 /// The configuration as text, file values overridden by the environment.
@@ -700,6 +742,8 @@ impl RawSettings {
                 )
             });
 
+        let sync = super::sync::resolve(|name| self.get(name), &mut problem);
+
         let log_filter = self.get("TRADESIGNAL_LOG").unwrap_or("info").to_string();
         if tracing_subscriber::EnvFilter::try_new(&log_filter).is_err() {
             problem(
@@ -751,6 +795,7 @@ impl RawSettings {
             audit_queue,
             mail_from,
             loopback_webhooks_for_tests: false,
+            sync,
             secret_problems,
         })
     }

@@ -112,11 +112,34 @@ pub fn effective_report(settings: &Settings) -> Vec<(&'static str, String)> {
                 "TRADESIGNAL_PASSWORD_QUEUE" => settings
                     .password_queue
                     .map_or_else(|| "64 per hashing thread".to_string(), |n| n.to_string()),
+                "TRADESIGNAL_SEC_USER_AGENT" => settings
+                    .sync
+                    .sec_user_agent
+                    .clone()
+                    .unwrap_or_else(|| "(not set: EDGAR syncs refuse to start)".to_string()),
+                "TRADESIGNAL_EDGAR_URL" => settings.sync.edgar_url.to_string(),
+                "TRADESIGNAL_EDGAR_REQUESTS_PER_SEC" => {
+                    settings.sync.edgar_requests_per_sec.to_string()
+                }
+                "TRADESIGNAL_SYNC_EDGAR_EVERY_SECS" => every(settings.sync.edgar_every),
+                "TRADESIGNAL_CONGRESS_HOUSE_URL" => feed(settings.sync.congress_house_url.as_ref()),
+                "TRADESIGNAL_CONGRESS_SENATE_URL" => {
+                    feed(settings.sync.congress_senate_url.as_ref())
+                }
+                "TRADESIGNAL_SYNC_CONGRESS_EVERY_SECS" => every(settings.sync.congress_every),
                 other => format!("(unknown variable {other})"),
             };
             (variable.env, value)
         })
         .collect()
+}
+
+fn every(interval: Option<std::time::Duration>) -> String {
+    interval.map_or_else(|| "0 (off)".to_string(), |d| d.as_secs().to_string())
+}
+
+fn feed(url: Option<&url::Url>) -> String {
+    url.map_or_else(|| "(not set)".to_string(), url::Url::to_string)
 }
 
 fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {

@@ -1,4 +1,4 @@
-//! The HTTP client that delivers alert webhooks, built so a webhook URL cannot reach inside the
+//! The HTTP client for outside requests (alert webhooks, and the base of the syncs' client), built so a webhook URL cannot reach inside the
 //! network (SSRF): https only, every resolved address checked at connection time (so a DNS answer
 //! that changed since the URL was accepted — rebinding — is refused too), no proxy, no redirects,
 //! a 5-second deadline and a bounded response read.
@@ -116,33 +116,45 @@ impl Attempt {
     }
 }
 
+/// A client for outside requests with the protections every outbound request needs: TLS with the
+/// public roots on ring, no proxy, no redirects, a deadline, and for `Public` https only and every
+/// resolved address checked public at connection time. Webhook deliveries and the syncs from SEC
+/// EDGAR and the congressional feeds both build on it.
+pub fn checked_client(
+    destinations: Destinations,
+    timeout: Duration,
+    user_agent: &str,
+) -> Result<reqwest::Client, reqwest::Error> {
+    install_crypto_provider();
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|builder| builder.with_root_certificates(roots).with_no_client_auth());
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(DELIVERY_TIMEOUT))
+        .user_agent(user_agent);
+    if let Ok(tls) = tls {
+        builder = builder.tls_backend_preconfigured(tls);
+    }
+    if destinations == Destinations::Public {
+        builder = builder
+            .https_only(true)
+            .dns_resolver(Arc::new(CheckedResolver));
+    }
+    builder.build()
+}
+
 impl WebhookClient {
     pub fn new(destinations: Destinations) -> Result<Self, reqwest::Error> {
-        install_crypto_provider();
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth());
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(DELIVERY_TIMEOUT)
-            .connect_timeout(DELIVERY_TIMEOUT)
-            .user_agent("TradeSignal-Webhooks/1.0");
-        if let Ok(tls) = tls {
-            builder = builder.tls_backend_preconfigured(tls);
-        }
-        if destinations == Destinations::Public {
-            builder = builder
-                .https_only(true)
-                .dns_resolver(Arc::new(CheckedResolver));
-        }
         Ok(Self {
-            client: builder.build()?,
+            client: checked_client(destinations, DELIVERY_TIMEOUT, "TradeSignal-Webhooks/1.0")?,
             destinations,
         })
     }
