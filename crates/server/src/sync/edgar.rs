@@ -300,9 +300,9 @@ fn halt(stop: &Stop, error: FetchError) -> Halt {
 
 /// Fetches a group's documents, stores those that arrived, reports the rest. Returns the first
 /// "unavailable" error (the run stops after storing what it has).
-async fn fetch_and_store<'e>(
+async fn fetch_and_store(
     sync: &EdgarSync<'_>,
-    group: &[&'e IndexEntry],
+    group: &[&IndexEntry],
     report: &mut EdgarReport,
 ) -> Result<Option<FetchError>, Halt> {
     let limit = market::form4::Limits::DEFAULT.max_input_bytes;

@@ -5,6 +5,8 @@
 
 mod helpers;
 
+mod fake_source;
+
 mod abuse;
 mod admin;
 mod apikeys;
@@ -30,6 +32,7 @@ mod problems;
 mod proxy;
 mod secrets_rotation;
 mod sessions;
+mod sync;
 mod tls;
 mod tokens;
 mod twofactor;
