@@ -48,10 +48,44 @@ pub struct DailyIndex {
 pub enum IndexError {
     #[error("the index is {0} bytes, over the {MAX_INDEX_BYTES}-byte limit")]
     TooLarge(usize),
-    #[error("the index is not text (invalid UTF-8)")]
-    NotText,
     #[error("the index has no column header (Form Type, Company Name, CIK, Date Filed, File Name)")]
     NoHeader,
+    #[error("the quarter's index.json is not a folder listing")]
+    NotAListing,
+}
+
+/// The path of a quarter's folder listing (`index.json`), which names every daily index
+/// published in that quarter.
+pub fn quarter_listing_path(year: i32, month: u8) -> String {
+    let quarter = (month.clamp(1, 12) - 1) / 3 + 1;
+    format!("Archives/edgar/daily-index/{year}/QTR{quarter}/index.json")
+}
+
+/// The listing is refused beyond this size (a quarter lists a few hundred files).
+pub const MAX_LISTING_BYTES: usize = 4 << 20;
+
+/// The days (`YYYYMMDD`) whose form index a quarter's `index.json` lists
+/// (`{"directory": {"item": [{"name": "form.20250102.idx", …}, …]}}`).
+pub fn listed_form_index_days(
+    bytes: &[u8],
+) -> Result<std::collections::BTreeSet<String>, IndexError> {
+    if bytes.len() > MAX_LISTING_BYTES {
+        return Err(IndexError::TooLarge(bytes.len()));
+    }
+    let listing: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|_| IndexError::NotAListing)?;
+    let items = listing
+        .get("directory")
+        .and_then(|d| d.get("item"))
+        .and_then(serde_json::Value::as_array)
+        .ok_or(IndexError::NotAListing)?;
+    Ok(items
+        .iter()
+        .filter_map(|item| item.get("name").and_then(serde_json::Value::as_str))
+        .filter_map(|name| name.strip_prefix("form.")?.strip_suffix(".idx"))
+        .filter(|day| day.len() == 8 && day.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string)
+        .collect())
 }
 
 /// The path of the daily form index for a day, relative to `https://www.sec.gov/`. `month` is
@@ -82,7 +116,9 @@ pub fn parse_daily_index(bytes: &[u8]) -> Result<DailyIndex, IndexError> {
     if bytes.len() > MAX_INDEX_BYTES {
         return Err(IndexError::TooLarge(bytes.len()));
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| IndexError::NotText)?;
+    // Company names are not always UTF-8; the fields that matter are ASCII, so a stray byte in a
+    // name must not cost the day.
+    let text = String::from_utf8_lossy(bytes);
     let mut lines = text.lines();
     let columns = lines
         .by_ref()
@@ -344,11 +380,47 @@ Form Type   Company Name                                                  CIK   
         // A header cut off before its rule is not a table either.
         let cut = HEADER.lines().take(9).collect::<Vec<_>>().join("\n");
         assert_eq!(parse_daily_index(cut.as_bytes()), Err(IndexError::NoHeader));
-        assert_eq!(parse_daily_index(&[0xff, 0xfe]), Err(IndexError::NotText));
+        assert_eq!(parse_daily_index(&[0xff, 0xfe]), Err(IndexError::NoHeader));
         let huge = vec![b' '; MAX_INDEX_BYTES + 1];
         assert_eq!(
             parse_daily_index(&huge),
             Err(IndexError::TooLarge(MAX_INDEX_BYTES + 1))
+        );
+    }
+
+    #[test]
+    fn a_name_that_is_not_utf8_does_not_cost_its_row() {
+        let mut text = HEADER.as_bytes().to_vec();
+        text.extend_from_slice(b"4           Soci\xe9t\xe9 G\xe9n\xe9rale                                            1750        20250110    edgar/data/1750/0001127602-25-001055.txt\n");
+        let index = parse_daily_index(&text).unwrap();
+        assert_eq!(index.entries.len(), 1);
+        assert_eq!(index.rejected_rows, 0);
+    }
+
+    #[test]
+    fn a_quarter_listing_names_the_days_with_an_index() {
+        let json = br#"{"directory":{"name":"/Archives/edgar/daily-index/2025/QTR1/","item":[
+            {"last-modified":"01/02/2025 10:00:00 PM","name":"company.20250102.idx","type":"file"},
+            {"name":"form.20250102.idx","type":"file"},
+            {"name":"form.20250103.idx","type":"file"},
+            {"name":"form.2025010.idx"},
+            {"name":"master.20250103.idx"}]}}"#;
+        let days = listed_form_index_days(json).unwrap();
+        assert_eq!(
+            days.into_iter().collect::<Vec<_>>(),
+            ["20250102", "20250103"]
+        );
+        assert_eq!(
+            listed_form_index_days(b"<html>not json</html>"),
+            Err(IndexError::NotAListing)
+        );
+        assert_eq!(
+            listed_form_index_days(br#"{"directory":{}}"#),
+            Err(IndexError::NotAListing)
+        );
+        assert_eq!(
+            quarter_listing_path(2025, 5),
+            "Archives/edgar/daily-index/2025/QTR2/index.json"
         );
     }
 

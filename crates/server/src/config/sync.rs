@@ -142,16 +142,18 @@ pub fn check_user_agent(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A source URL: https (or http on 127.0.0.1: a local mirror), a host, no credentials, no query or
-/// fragment.
+/// A source URL: https with a host name (an address literal would bypass the client's check of
+/// resolved addresses) or http on 127.0.0.1 (a local mirror), no credentials, no query or fragment,
+/// and for EDGAR no path (paths are joined onto the root).
 fn source_url(
     variable: &'static str,
     text: &str,
     problem: &mut impl FnMut(&'static str, String),
 ) -> Option<url::Url> {
     let parsed = url::Url::parse(text).ok().filter(|u| {
-        (u.scheme() == "https" || is_loopback_http(u))
-            && u.host_str().is_some()
+        ((u.scheme() == "https" && matches!(u.host(), Some(url::Host::Domain(_))))
+            || is_loopback_http(u))
+            && (variable != "TRADESIGNAL_EDGAR_URL" || u.path() == "/")
             && u.username().is_empty()
             && u.password().is_none()
             && u.query().is_none()
@@ -160,21 +162,17 @@ fn source_url(
     if parsed.is_none() {
         problem(
             variable,
-            "is not an https URL (or http://127.0.0.1, a local mirror) with a host and without \
-             credentials, query or fragment"
+            "is not an https URL with a host name (or http://127.0.0.1, a local mirror) without \
+             credentials, query or fragment (for EDGAR: the site's root, no path)"
                 .into(),
         );
     }
     parsed
 }
 
-/// Whether a source may be fetched over plain http: on loopback in development only.
+/// Whether a source is a plain-http mirror on 127.0.0.1 (development and the test suite only).
 pub fn is_loopback_http(url: &url::Url) -> bool {
-    url.scheme() == "http"
-        && matches!(
-            url.host(),
-            Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-        )
+    url.scheme() == "http" && url.host() == Some(url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST))
 }
 
 /// The production rules for the sync sources (`production_problems` adds them).

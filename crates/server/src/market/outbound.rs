@@ -13,9 +13,10 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 /// Deliveries give up after this long (connect, TLS, request and response together).
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Which destinations are acceptable. Production and development use `Public`; the test suite
-/// alone builds `LoopbackForTests` (it is not reachable from configuration) to receive deliveries
-/// on a local plain-HTTP listener.
+/// Which destinations are acceptable. Production and development use `Public`. `LoopbackForTests`
+/// allows plain http to 127.0.0.1: for webhooks only the test suite can choose it (no variable
+/// sets it, since webhook URLs are users' input); for the syncs, an operator's development
+/// configuration can (a local mirror; production refuses it), and the tests' fake EDGAR uses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Destinations {
     Public,

@@ -56,19 +56,18 @@ pub async fn run(
                 .into(),
         ));
     }
-    let user_agent = settings.sec_user_agent.clone().unwrap_or_else(|| {
-        format!(
-            "TradeSignal/{} (congressional disclosure sync)",
-            env!("CARGO_PKG_VERSION")
-        )
-    });
-    let mut lease = Lease::acquire(db, LEASE, Lease::TTL).await?;
+    // Not the SEC User-Agent: its contact address is for SEC, not for every feed host.
+    let user_agent = format!(
+        "TradeSignal/{} (congressional disclosure sync)",
+        env!("CARGO_PKG_VERSION")
+    );
+    let lease = Lease::acquire(db, LEASE, Lease::TTL).await?;
     let mut reports = vec![];
     for (chamber, url) in feeds {
         if stop.requested() {
             break;
         }
-        let outcome = match lease.keep().await {
+        let outcome = match lease.keep() {
             Ok(()) => {
                 sync_feed(
                     db,

@@ -26,8 +26,8 @@ pub const LEASE: &str = "sync:edgar";
 pub const CHECKPOINT: &str = "edgar:daily-index";
 /// Documents fetched at once (the shared limiter still spaces the requests).
 const FETCH_AT_ONCE: usize = 4;
-/// Documents stored per ingest group.
-const GROUP: usize = 50;
+/// Documents stored per ingest group (bodies of up to 5 MiB each are held until it is stored).
+const GROUP: usize = 16;
 
 /// What to sync.
 #[derive(Debug, Clone, Copy)]
@@ -91,8 +91,8 @@ enum Halt {
 /// Runs one sync under the EDGAR lease. `Err` when it could not start (lease held elsewhere,
 /// database unreachable); problems once running end up in the report.
 pub async fn run(sync: &EdgarSync<'_>, options: EdgarOptions) -> Result<EdgarReport, SyncError> {
-    let mut lease = Lease::acquire(sync.db, LEASE, Lease::TTL).await?;
-    let result = run_holding(sync, options, &mut lease).await;
+    let lease = Lease::acquire(sync.db, LEASE, Lease::TTL).await?;
+    let result = run_holding(sync, options, &lease).await;
     lease.release().await;
     let mut report = result?;
     report.requests = sync
@@ -126,7 +126,7 @@ fn parse_day(text: &str) -> Option<Date> {
 async fn run_holding(
     sync: &EdgarSync<'_>,
     options: EdgarOptions,
-    lease: &mut Lease,
+    lease: &Lease,
 ) -> Result<EdgarReport, SyncError> {
     let checkpoint = match sync.db.checkpoint(CHECKPOINT).await? {
         Some(text) => Some(parse_day(&text).ok_or_else(|| {
@@ -150,13 +150,14 @@ async fn run_holding(
         ..EdgarReport::default()
     };
     let mut synced_through = checkpoint;
+    let mut listings = Listings::default();
     let mut day = since;
     while day <= until {
         if sync.stop.requested() {
             report.interrupted = true;
             break;
         }
-        match sync_day(sync, day, today, lease, &mut report).await {
+        match sync_day(sync, day, today, lease, &mut listings, &mut report).await {
             Ok(DayEnd::Done) => {}
             Ok(DayEnd::NotPublished) => {
                 report.not_yet_published = Some(day);
@@ -176,21 +177,31 @@ async fn run_holding(
         // must not make the next run skip it.
         let adjacent = synced_through.is_none_or(|last| day <= last.next_day().unwrap_or(last));
         if adjacent {
-            lease.keep().await?;
-            if !sync
-                .db
-                .advance_checkpoint(
-                    LEASE,
-                    lease.holder(),
-                    CHECKPOINT,
-                    &day.to_string(),
-                    now_ms(),
-                )
-                .await?
-                && synced_through.is_none_or(|last| day > last)
-            {
-                report.stopped = Some(SyncError::LeaseLost.to_string());
-                break;
+            // A lost lease or a database error ends the run here, with the report of what was done.
+            let written = match lease.keep() {
+                Ok(()) => sync
+                    .db
+                    .advance_checkpoint(
+                        LEASE,
+                        lease.holder(),
+                        CHECKPOINT,
+                        &day.to_string(),
+                        now_ms(),
+                    )
+                    .await
+                    .map_err(|e| format!("the checkpoint was not written: {e}")),
+                Err(e) => Err(e.to_string()),
+            };
+            match written {
+                Ok(false) if synced_through.is_none_or(|last| day > last) => {
+                    report.stopped = Some(SyncError::LeaseLost.to_string());
+                    break;
+                }
+                Ok(_) => {}
+                Err(why) => {
+                    report.stopped = Some(why);
+                    break;
+                }
             }
             synced_through = synced_through.max(Some(day));
         }
@@ -205,7 +216,8 @@ async fn sync_day(
     sync: &EdgarSync<'_>,
     day: Date,
     today: Date,
-    lease: &mut Lease,
+    lease: &Lease,
+    listings: &mut Listings,
     report: &mut EdgarReport,
 ) -> Result<DayEnd, Halt> {
     if matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday) {
@@ -217,7 +229,7 @@ async fn sync_day(
         .base
         .join(&path)
         .map_err(|e| Halt::Failed(format!("cannot build the index URL: {e}")))?;
-    keep(lease).await?;
+    keep(lease)?;
     let bytes = match sync
         .client
         .get(&url, None, edgar_index::MAX_INDEX_BYTES, sync.stop)
@@ -225,12 +237,15 @@ async fn sync_day(
     {
         Ok(Fetched::Body { bytes, .. }) => bytes,
         Ok(Fetched::NotFound) => {
-            let settled = today.previous_day().and_then(Date::previous_day);
-            return if settled.is_some_and(|settled| day <= settled) {
-                report.days_without_index += 1;
-                Ok(DayEnd::Done)
-            } else {
-                Ok(DayEnd::NotPublished)
+            return match listings.has_index(sync, day, today).await? {
+                Listed::Yes => Err(Halt::Failed(format!(
+                    "{url} answered 404 but the quarter's listing names it"
+                ))),
+                Listed::NoneThatDay => {
+                    report.days_without_index += 1;
+                    Ok(DayEnd::Done)
+                }
+                Listed::NotYet => Ok(DayEnd::NotPublished),
             };
         }
         Ok(Fetched::NotModified) => {
@@ -275,7 +290,7 @@ async fn sync_day(
         if sync.stop.requested() {
             return Err(Halt::Interrupted);
         }
-        keep(lease).await?;
+        keep(lease)?;
         let unavailable = fetch_and_store(sync, group, report).await?;
         done += group.len();
         sync.progress.advance(done);
@@ -286,8 +301,77 @@ async fn sync_day(
     Ok(DayEnd::Done)
 }
 
-async fn keep(lease: &mut Lease) -> Result<(), Halt> {
-    lease.keep().await.map_err(|e| Halt::Failed(e.to_string()))
+fn keep(lease: &Lease) -> Result<(), Halt> {
+    lease.keep().map_err(|e| Halt::Failed(e.to_string()))
+}
+
+enum Listed {
+    Yes,
+    /// EDGAR was closed that day (a holiday, a day of mourning): the quarter lists a later day,
+    /// or the quarter is over.
+    NoneThatDay,
+    /// Nothing later is listed yet: the index may still come.
+    NotYet,
+}
+
+/// The quarters' folder listings read in this run, to tell a day without an index from one whose
+/// index is not published yet — by what EDGAR lists, not by guessing from the calendar.
+#[derive(Default)]
+struct Listings(std::collections::HashMap<(i32, u8), std::collections::BTreeSet<String>>);
+
+impl Listings {
+    async fn has_index(
+        &mut self,
+        sync: &EdgarSync<'_>,
+        day: Date,
+        today: Date,
+    ) -> Result<Listed, Halt> {
+        let month = u8::from(day.month());
+        let quarter = (month - 1) / 3 + 1;
+        let quarter_over = {
+            let (year, next_quarter) = if quarter == 4 {
+                (day.year() + 1, 1)
+            } else {
+                (day.year(), quarter + 1)
+            };
+            let first_month =
+                time::Month::try_from(3 * (next_quarter - 1) + 1).unwrap_or(time::Month::January);
+            Date::from_calendar_date(year, first_month, 1).is_ok_and(|start| today >= start)
+        };
+        let key = (day.year(), quarter);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.0.entry(key) {
+            let url = sync
+                .base
+                .join(&edgar_index::quarter_listing_path(day.year(), month))
+                .map_err(|e| Halt::Failed(format!("cannot build the listing URL: {e}")))?;
+            let days = match sync
+                .client
+                .get(&url, None, edgar_index::MAX_LISTING_BYTES, sync.stop)
+                .await
+            {
+                Ok(Fetched::Body { bytes, .. }) => edgar_index::listed_form_index_days(&bytes)
+                    .map_err(|e| Halt::Failed(format!("{url}: {e}")))?,
+                // A quarter without any index yet (its first days).
+                Ok(Fetched::NotFound) if !quarter_over => Default::default(),
+                Ok(_) => return Err(Halt::Failed(format!("{url} is missing"))),
+                Err(error) => return Err(halt(sync.stop, error)),
+            };
+            slot.insert(days);
+        }
+        let days = self
+            .0
+            .get(&key)
+            .map(|d| d.iter().map(String::as_str).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let wanted = format!("{:04}{:02}{:02}", day.year(), month, day.day());
+        Ok(if days.contains(&wanted.as_str()) {
+            Listed::Yes
+        } else if quarter_over || days.iter().any(|listed| *listed > wanted.as_str()) {
+            Listed::NoneThatDay
+        } else {
+            Listed::NotYet
+        })
+    }
 }
 
 fn halt(stop: &Stop, error: FetchError) -> Halt {

@@ -1,7 +1,13 @@
 //! Fetching from a sync source politely and safely: only the allow-listed origin, a declared
 //! `User-Agent`, at most the configured requests per second across every instance that shares the
 //! key-value store (the GCRA limiter, reserved before each request, retries included), backoff on
-//! 429 and 5xx answers (`Retry-After` honoured, capped), and bodies read up to a limit.
+//! 429 and 5xx answers (`Retry-After` honoured, capped, and shared: a 429 or 503 pauses every
+//! instance's requests to that source), and bodies read up to a limit.
+//!
+//! An answer is one of three kinds: worth retrying (429, 5xx, a cut-off body or a failed
+//! connection), a reason to stop the whole run without retrying (403, which is how SEC answers a
+//! client it has blocked, a redirect, any status not expected), or a failure of this one document
+//! only (a body over the limit; 404 is returned to the caller, which decides).
 
 use std::time::Duration;
 
@@ -13,6 +19,8 @@ use crate::market::outbound::{self, Destinations};
 
 /// The limiter cell every instance shares for SEC's fair-access ceiling.
 pub const SEC_LIMITER_KEY: &str = "sync:sec:fair-access";
+/// Until when (ms since the epoch) every instance holds its requests after a 429 or 503.
+pub const SEC_PAUSE_KEY: &str = "sync:sec:pause-until";
 
 /// How long to wait between attempts, and how often to try.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +65,7 @@ pub enum Fetched {
 /// Why one request failed for good.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
-    /// Worth trying again later (the run stops so nothing is skipped).
+    /// Worth trying again later, or a sign to stop (the run stops so nothing is skipped).
     #[error("{0}")]
     Unavailable(String),
     /// Trying again will not help (this document is reported failed).
@@ -91,6 +99,12 @@ impl SourceClient {
             // A local mirror (development, the test suite): configuration allowed it only on loopback.
             Destinations::LoopbackForTests
         } else {
+            // The resolver that checks addresses is not consulted for an address literal.
+            if !matches!(base.host(), Some(url::Host::Domain(_))) {
+                return Err(SyncError::Setup(format!(
+                    "{base} must name its host, not give an address"
+                )));
+            }
             Destinations::Public
         };
         let client = outbound::checked_client(destinations, Duration::from_secs(60), user_agent)
@@ -100,7 +114,7 @@ impl SourceClient {
             origin: base.origin(),
             limiter: limit.map(|(kv, per_sec)| {
                 let interval = Duration::from_micros(1_000_000 / u64::from(per_sec.max(1)));
-                // One request per interval and no burst: never more than `per_sec` in any second.
+                // One request per interval and no burst: requests start at least an interval apart.
                 (kv, Quota::new(1, interval))
             }),
             backoff,
@@ -132,10 +146,20 @@ impl SourceClient {
             self.reserve(stop).await?;
             self.requests
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let retry_after = match self.attempt(url, validator, max_bytes).await {
+            // A stop does not wait for a slow answer.
+            let answer = tokio::select! {
+                answer = self.attempt(url, validator, max_bytes) => answer,
+                () = stop.wait() => return Err(FetchError::Unavailable("interrupted".into())),
+            };
+            let retry_after = match answer {
                 Ok(fetched) => return Ok(fetched),
                 Err(Attempt::Refused(why)) => return Err(FetchError::Refused(why)),
-                Err(Attempt::Again { why, retry_after }) => {
+                Err(Attempt::Halt(why)) => return Err(FetchError::Unavailable(why)),
+                Err(Attempt::Again {
+                    why,
+                    retry_after,
+                    pause_all,
+                }) => {
                     self.retried
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if attempt >= self.backoff.attempts {
@@ -144,6 +168,10 @@ impl SourceClient {
                         )));
                     }
                     tracing::info!(source = self.source, %url, attempt, reason = %why, "sync request will be retried");
+                    if pause_all {
+                        self.pause_everyone(self.backoff.wait(attempt, retry_after))
+                            .await;
+                    }
                     retry_after
                 }
             };
@@ -154,11 +182,42 @@ impl SourceClient {
         }
     }
 
-    /// Waits until the shared limiter admits one more request.
+    /// Holds every instance's requests to this source for `wait` (the source said it is
+    /// overloaded or that we go too fast: the other requests in flight would hear the same).
+    async fn pause_everyone(&self, wait: Duration) {
+        let Some((kv, _)) = &self.limiter else { return };
+        if wait.is_zero() {
+            return;
+        }
+        let until =
+            super::now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+        if let Err(e) = kv.set(SEC_PAUSE_KEY, &until.to_string(), wait).await {
+            tracing::warn!(error = %e, "the shared pause after a 429/503 was not written");
+        }
+    }
+
+    /// Waits out a shared pause, then until the shared limiter admits one more request.
     async fn reserve(&self, stop: &Stop) -> Result<(), FetchError> {
         let Some((kv, quota)) = &self.limiter else {
             return Ok(());
         };
+        let paused_until = kv
+            .get(SEC_PAUSE_KEY)
+            .await
+            .map_err(|e| {
+                FetchError::Unavailable(format!("the request limiter is unavailable: {e}"))
+            })?
+            .and_then(|until| until.parse::<i64>().ok());
+        if let Some(until) = paused_until {
+            let left = u64::try_from(until.saturating_sub(super::now_ms())).unwrap_or(0);
+            if left > 0
+                && stop
+                    .sleep(Duration::from_millis(left).min(self.backoff.longest))
+                    .await
+            {
+                return Err(FetchError::Unavailable("interrupted".into()));
+            }
+        }
         loop {
             let decision = kv.gcra(SEC_LIMITER_KEY, *quota, 1).await.map_err(|e| {
                 // Without the shared limiter the ceiling cannot be kept: stop rather than guess.
@@ -190,6 +249,7 @@ impl SourceClient {
         let response = request.send().await.map_err(|e| Attempt::Again {
             why: describe(&e),
             retry_after: None,
+            pause_all: false,
         })?;
         let status = response.status().as_u16();
         metrics::counter!("tradesignal_sync_requests_total", "source" => self.source, "status" => status_class(status))
@@ -205,22 +265,24 @@ impl SourceClient {
                         self.origin.ascii_serialization()
                     ),
                     retry_after: retry_after(response.headers()),
+                    pause_all: matches!(status, 429 | 503),
                 });
             }
             403 => {
-                return Err(Attempt::Refused(format!(
+                return Err(Attempt::Halt(format!(
                     "{} answered HTTP 403: SEC refuses clients that exceed its rate or do not declare \
-                     who they are (check TRADESIGNAL_SEC_USER_AGENT)",
+                     who they are (check TRADESIGNAL_SEC_USER_AGENT); SEC lifts such a block after about \
+                     10 minutes",
                     self.origin.ascii_serialization()
                 )));
             }
             300..=399 => {
-                return Err(Attempt::Refused(format!(
+                return Err(Attempt::Halt(format!(
                     "{url} redirected (HTTP {status}); redirects are not followed"
                 )));
             }
             _ => {
-                return Err(Attempt::Refused(format!("{url} answered HTTP {status}")));
+                return Err(Attempt::Halt(format!("{url} answered HTTP {status}")));
             }
         }
         let validator = header_text(response.headers(), reqwest::header::ETAG)
@@ -240,21 +302,32 @@ impl SourceClient {
         let bytes = read_bounded(response, max_bytes)
             .await
             .map_err(|e| match e {
-                Attempt::Again { why, retry_after } => Attempt::Again {
+                Attempt::Again {
+                    why,
+                    retry_after,
+                    pause_all,
+                } => Attempt::Again {
                     why: format!("{url}: {why}"),
                     retry_after,
+                    pause_all,
                 },
                 Attempt::Refused(why) => Attempt::Refused(format!("{url}: {why}")),
+                Attempt::Halt(why) => Attempt::Halt(format!("{url}: {why}")),
             })?;
         Ok(Fetched::Body { bytes, validator })
     }
 }
 
 enum Attempt {
+    /// Try again after a wait; `pause_all` holds the other requests to the source too.
     Again {
         why: String,
         retry_after: Option<Duration>,
+        pause_all: bool,
     },
+    /// Stop the run: retrying now would not help and may make things worse.
+    Halt(String),
+    /// This document fails; the run goes on.
     Refused(String),
 }
 
@@ -279,6 +352,7 @@ async fn read_bounded(
                 return Err(Attempt::Again {
                     why: format!("the body was cut off ({})", describe(&e)),
                     retry_after: None,
+                    pause_all: false,
                 });
             }
         }

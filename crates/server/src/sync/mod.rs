@@ -10,7 +10,9 @@ pub mod edgar;
 pub mod fetch;
 pub mod schedule;
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use store::Database;
 
@@ -57,26 +59,35 @@ impl Stop {
         *self.0.borrow()
     }
 
+    /// Returns once a stop is requested (never, if it is not).
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|stop| *stop).await.is_err() {
+            // The sender is gone without a stop: none will come.
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Sleeps for `wait`; true if a stop was requested meanwhile.
     pub async fn sleep(&self, wait: Duration) -> bool {
-        let mut rx = self.0.clone();
-        if *rx.borrow() {
+        if self.requested() {
             return true;
         }
         tokio::select! {
             () = tokio::time::sleep(wait) => self.requested(),
-            _ = rx.wait_for(|stop| *stop) => true,
+            () = self.wait() => true,
         }
     }
 }
 
-/// A held lease on one source, renewed as the sync goes and released at the end.
+/// A held lease on one source, renewed in the background every third of its life (so no wait of
+/// the sync, however long, lets it expire) and released at the end.
 pub struct Lease {
     db: Database,
     name: &'static str,
     holder: String,
-    ttl: Duration,
-    renewed: Instant,
+    lost: Arc<AtomicBool>,
+    renewer: tokio::task::JoinHandle<()>,
 }
 
 impl Lease {
@@ -98,12 +109,14 @@ impl Lease {
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
         let now = now_ms();
         if db.acquire_lease(name, &holder, now, ttl_ms).await? {
+            let lost = Arc::new(AtomicBool::new(false));
+            let renewer = tokio::spawn(renew(db.clone(), name, holder.clone(), ttl, lost.clone()));
             return Ok(Self {
                 db: db.clone(),
                 name,
                 holder,
-                ttl,
-                renewed: Instant::now(),
+                lost,
+                renewer,
             });
         }
         let (holder, until) = db
@@ -125,26 +138,51 @@ impl Lease {
         &self.holder
     }
 
-    /// Renews the lease when a third of its life has passed; an error when it was lost.
-    pub async fn keep(&mut self) -> Result<(), SyncError> {
-        if self.renewed.elapsed() < self.ttl / 3 {
-            return Ok(());
-        }
-        let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
-        if !self
-            .db
-            .renew_lease(self.name, &self.holder, now_ms(), ttl_ms)
-            .await?
-        {
+    /// An error once the lease was lost (taken over after a renewal could not be written in time).
+    pub fn keep(&self) -> Result<(), SyncError> {
+        if self.lost.load(Ordering::Acquire) {
             return Err(SyncError::LeaseLost);
         }
-        self.renewed = Instant::now();
         Ok(())
     }
 
     pub async fn release(self) {
+        self.renewer.abort();
         if let Err(e) = self.db.release_lease(self.name, &self.holder).await {
             tracing::warn!(lease = self.name, error = %e, "sync lease not released; it expires by itself");
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // Dropped without `release` (a panic, a cancelled task): it expires by itself.
+        self.renewer.abort();
+    }
+}
+
+/// Renews until the task is aborted; marks the lease lost when another holder has it. A renewal
+/// that fails on a database error is tried again at the next turn (the lease outlives two).
+async fn renew(
+    db: Database,
+    name: &'static str,
+    holder: String,
+    ttl: Duration,
+    lost: Arc<AtomicBool>,
+) {
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match db.renew_lease(name, &holder, now_ms(), ttl_ms).await {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.store(true, Ordering::Release);
+                tracing::error!(lease = name, "sync lease lost to another process");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(lease = name, error = %e, "sync lease not renewed; trying again")
+            }
         }
     }
 }

@@ -72,6 +72,8 @@ fn document_path(cik: u64, accession: &str) -> String {
 const JAN9: &str = "/Archives/edgar/daily-index/2025/QTR1/form.20250109.idx";
 const JAN10: &str = "/Archives/edgar/daily-index/2025/QTR1/form.20250110.idx";
 const JAN13: &str = "/Archives/edgar/daily-index/2025/QTR1/form.20250113.idx";
+const JAN14: &str = "/Archives/edgar/daily-index/2025/QTR1/form.20250114.idx";
+const QUARTER: &str = "/Archives/edgar/daily-index/2025/QTR1/index.json";
 const AAR: &str = "0001127602-25-001055";
 const MALFORMED: &str = "0000990009-25-000004";
 
@@ -189,7 +191,21 @@ fn script_edgar(source: &FakeSource) -> Vec<&'static str> {
             Reply::Ok(submission(form3, "3", "snowflake-form3-20200915.xml")),
         ],
     );
-    // 2025-01-13 (a Monday) has no index: EDGAR answers 404, as for a holiday.
+    // 2025-01-13 (a Monday) has no index: EDGAR answers 404, as for a holiday, and the quarter's
+    // listing names a later day. The 14th has an index without ownership filings; nothing later
+    // is published yet.
+    source.on(
+        QUARTER,
+        vec![Reply::Ok(
+            br#"{"directory":{"name":"/Archives/edgar/daily-index/2025/QTR1/","item":[
+                {"name":"company.20250109.idx","type":"file"},
+                {"name":"form.20250109.idx","type":"file"},
+                {"name":"form.20250110.idx","type":"file"},
+                {"name":"form.20250114.idx","type":"file"}]}}"#
+                .to_vec(),
+        )],
+    );
+    source.on(JAN14, vec![Reply::Ok(daily_index("20250114", &[]))]);
     vec![snow, vertex, water, AAR, flowers, turtle, form3]
 }
 
@@ -320,22 +336,26 @@ backend_test!(
         );
         assert_eq!(
             seen.len(),
-            15,
-            "3 indexes and a retry, 8 documents and 3 retries"
+            16,
+            "3 indexes and a retry, the quarter's listing, 8 documents and 3 retries"
         );
 
-        // Resuming: without --since the next run starts after the checkpoint. The 14th to the 17th
-        // are past weekdays without an index (settled), the 18th and 19th a weekend, and today's
-        // index (the 20th) is not published yet: the checkpoint stops at the 19th.
+        // Resuming: without --since the next run starts after the checkpoint. The 14th has an
+        // index; the 15th has none and the quarter lists nothing later, so it is not published
+        // yet: the run ends there and the checkpoint stops at the 14th.
         let before = source.seen().len();
         let report = run_sync(&app, &source, QUICK, None, None)
             .await
             .expect("resumes");
         assert_eq!(report.since, Some(date!(2025 - 01 - 14)));
-        assert_eq!(report.not_yet_published, Some(date!(2025 - 01 - 20)));
-        assert_eq!(report.checkpoint, Some(date!(2025 - 01 - 19)));
+        assert_eq!(report.not_yet_published, Some(date!(2025 - 01 - 15)));
+        assert_eq!(report.checkpoint, Some(date!(2025 - 01 - 14)));
         assert_eq!(report.ingest.filings, 0);
-        assert_eq!(source.seen().len() - before, 5, "14, 15, 16, 17 and 20");
+        assert_eq!(
+            source.seen().len() - before,
+            3,
+            "the 14th, the 15th and the listing"
+        );
 
         // Idempotent: syncing the first days again fetches only the document that failed.
         let before = source.seen().len();
@@ -358,7 +378,7 @@ backend_test!(
         );
         assert_eq!(
             report.checkpoint,
-            Some(date!(2025 - 01 - 19)),
+            Some(date!(2025 - 01 - 14)),
             "the checkpoint never goes back"
         );
         assert_eq!(
@@ -368,7 +388,7 @@ backend_test!(
                 .await
                 .unwrap()
                 .as_deref(),
-            Some("2025-01-19")
+            Some("2025-01-14")
         );
     }
 );
@@ -674,7 +694,7 @@ backend_test!(
 );
 
 backend_test!(
-    congress_feeds_sync_once_and_then_answer_not_modified,
+    congress_feeds_sync_through_faults_once_and_then_answer_not_modified,
     |backend| {
         let source = FakeSource::start().await;
         let house = std::fs::read(
@@ -682,19 +702,24 @@ backend_test!(
                 .join("../market/tests/data/congress/house.json"),
         )
         .expect("fixture");
+        // The House feed is throttled, then cut off, then served; the Senate feed is not JSON.
         source.on(
             "/house.json",
-            vec![Reply::Tagged {
-                body: house,
-                etag: "\"v1\"".into(),
-            }],
+            vec![
+                Reply::Status {
+                    code: 429,
+                    retry_after: Some(0),
+                },
+                Reply::Truncated(house.clone()),
+                Reply::Tagged {
+                    body: house,
+                    etag: "\"v1\"".into(),
+                },
+            ],
         );
         source.on(
             "/senate.json",
-            vec![Reply::Status {
-                code: 503,
-                retry_after: Some(0),
-            }],
+            vec![Reply::Ok(b"<html>maintenance</html>".to_vec())],
         );
         let app = TestApp::spawn_with(
             backend,
@@ -723,10 +748,15 @@ backend_test!(
             panic!("{reports:?}")
         };
         assert!(summary.inserted > 0);
+        assert_eq!(source.requests_to("/house.json"), 3);
         let FeedOutcome::Failed(why) = &reports[1].outcome else {
             panic!("{reports:?}")
         };
-        assert!(why.contains("503"), "{why}");
+        assert!(why.contains("not a disclosure feed"), "{why}");
+        assert_eq!(
+            app.state.db.checkpoint("congress:senate").await.unwrap(),
+            None
+        );
         assert_eq!(
             app.state
                 .db
@@ -736,6 +766,14 @@ backend_test!(
                 .as_deref(),
             Some("etag:\"v1\"")
         );
+        // Unchanged: one 304. A Senate feed that stays unavailable fails after its retries.
+        source.on(
+            "/senate.json",
+            vec![Reply::Status {
+                code: 503,
+                retry_after: Some(0),
+            }],
+        );
         let reports = server::sync::congress::run(&app.state.db, sync, QUICK, &stop, |_, _, _| {})
             .await
             .expect("runs again");
@@ -743,6 +781,11 @@ backend_test!(
             matches!(reports[0].outcome, FeedOutcome::Unchanged),
             "{reports:?}"
         );
+        assert_eq!(source.requests_to("/house.json"), 4);
+        let FeedOutcome::Failed(why) = &reports[1].outcome else {
+            panic!("{reports:?}")
+        };
+        assert!(why.contains("503") && why.contains("4 attempts"), "{why}");
         assert!(source.seen().iter().all(|s| {
             s.user_agent
                 .as_deref()
@@ -780,8 +823,11 @@ backend_test!(the_schedule_syncs_on_one_instance_at_a_time, |backend| {
         backend,
         Options {
             env,
+            // One database and one Redis prefix: the lease and the limiter are shared.
             database_url: backend.is_external().then(|| first.database_url()),
-            redis_prefix: None,
+            redis_prefix: backend
+                .is_external()
+                .then(|| first.state.settings.redis_prefix.clone()),
             ..Options::default()
         },
     )
@@ -804,14 +850,18 @@ backend_test!(the_schedule_syncs_on_one_instance_at_a_time, |backend| {
         &first.state.kv,
         &stop,
     );
-    if backend.is_external() {
-        tasks.extend(server::sync::schedule::spawn(
-            &second.state.settings,
-            &second.state.db,
-            &second.state.kv,
-            &stop,
-        ));
-    }
+    // Embedded stores cannot be shared between instances: two schedules on the one instance.
+    let other = if backend.is_external() {
+        &second
+    } else {
+        &first
+    };
+    tasks.extend(server::sync::schedule::spawn(
+        &other.state.settings,
+        &other.state.db,
+        &other.state.kv,
+        &stop,
+    ));
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let checkpoint = db.checkpoint(edgar::CHECKPOINT).await.unwrap().unwrap();
@@ -844,6 +894,101 @@ backend_test!(the_schedule_syncs_on_one_instance_at_a_time, |backend| {
     assert!(metrics.contains("tradesignal_sync_runs_total"), "{metrics}");
     assert!(metrics.contains("tradesignal_sync_requests_total"));
 });
+
+backend_test!(
+    a_403_from_sec_stops_the_run_instead_of_losing_the_day,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let source = FakeSource::start().await;
+        script_edgar(&source);
+        source.on(
+            &document_path(875_320, "0000990009-25-000002"),
+            vec![Reply::Status {
+                code: 403,
+                retry_after: None,
+            }],
+        );
+        let report = run_sync(
+            &app,
+            &source,
+            QUICK,
+            Some(date!(2025 - 01 - 09)),
+            Some(date!(2025 - 01 - 10)),
+        )
+        .await
+        .expect("runs");
+        let why = report.stopped.clone().expect("stopped");
+        assert!(
+            why.contains("403") && why.contains("TRADESIGNAL_SEC_USER_AGENT"),
+            "{why}"
+        );
+        assert_eq!(
+            report.checkpoint, None,
+            "the 9th is not done: its 403 document is fetched again"
+        );
+        assert_eq!(
+            source.requests_to(&document_path(875_320, "0000990009-25-000002")),
+            1,
+            "a 403 is not retried at once"
+        );
+        assert_eq!(source.requests_to(JAN10), 0);
+    }
+);
+
+backend_test!(
+    a_429_pauses_every_instance_that_shares_the_limiter,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let source = FakeSource::start().await;
+        source.on(
+            "/a",
+            vec![
+                Reply::Status {
+                    code: 429,
+                    retry_after: Some(1),
+                },
+                Reply::Ok(b"a".to_vec()),
+            ],
+        );
+        source.on("/b", vec![Reply::Ok(b"b".to_vec())]);
+        let backoff = Backoff {
+            first: Duration::from_millis(5),
+            longest: Duration::from_secs(5),
+            attempts: 3,
+        };
+        // Two clients on one store: two instances.
+        let (one, two) = (
+            client(&app, &source, backoff),
+            client(&app, &source, backoff),
+        );
+        let base = url::Url::parse(&source.base()).unwrap();
+        let (_keep, stop) = Stop::new();
+        let slow_url = base.join("/a").unwrap();
+        let (a, b) = tokio::join!(one.get(&slow_url, None, 1024, &stop), async {
+            // The other instance asks once the 429 has been heard and shared.
+            while app
+                .state
+                .kv
+                .get(server::sync::fetch::SEC_PAUSE_KEY)
+                .await
+                .unwrap()
+                .is_none()
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            two.get(&base.join("/b").unwrap(), None, 1024, &stop).await
+        });
+        assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+        let seen = source.seen();
+        let throttled = seen.iter().find(|s| s.path == "/a").unwrap().at;
+        let other = seen.iter().find(|s| s.path == "/b").unwrap().at;
+        assert!(
+            other.duration_since(throttled) >= Duration::from_millis(900),
+            "the other instance waited {:?} after the 429",
+            other.duration_since(throttled)
+        );
+    }
+);
 
 const BIN: &str = env!("CARGO_BIN_EXE_tradesignal");
 
@@ -1017,4 +1162,25 @@ fn production_takes_edgar_from_sec_only() {
         errors.contains("TRADESIGNAL_CONGRESS_HOUSE_URL"),
         "{errors}"
     );
+    // Address literals and paths are refused in every environment.
+    for (variable, value) in [
+        (
+            "TRADESIGNAL_CONGRESS_SENATE_URL",
+            "https://169.254.169.254/latest/meta-data",
+        ),
+        ("TRADESIGNAL_CONGRESS_SENATE_URL", "https://[::1]/feed.json"),
+        (
+            "TRADESIGNAL_CONGRESS_SENATE_URL",
+            "http://localhost:8080/feed.json",
+        ),
+        ("TRADESIGNAL_EDGAR_URL", "https://www.sec.gov/Archives"),
+    ] {
+        let env = [(variable.to_string(), value.to_string())]
+            .into_iter()
+            .collect();
+        let errors = server::config::load(None, &env)
+            .expect_err(value)
+            .to_string();
+        assert!(errors.contains(variable), "{value}: {errors}");
+    }
 }
