@@ -2,14 +2,129 @@
 //! the ambiguous cases where nothing is hidden. The rule itself is `FilingIdentity::supersedes`.
 //! Trades of filings written earlier are updated here; for filings of the group being written, whose
 //! trades are written at the end of the group, the outcome goes into `served` instead.
+//!
+//! The stored filings an amendment decision looks at (same issuer, a matching date) are read for
+//! the whole group in a few statements (`Candidates::fetch`) after the group's own rows are
+//! written, and kept up to date in memory as decisions change them; one query per filing cost a
+//! round trip each, most of a PostgreSQL ingest's time.
 
 use std::collections::{HashMap, HashSet};
 
-use market::form4::FilingIdentity;
+use market::form4::{Filing, FilingIdentity};
 use sqlx::{Any, AnyConnection};
 
 use super::ingest::{StoredIdentity, date_text};
 use crate::db::StoreError;
+use crate::sql::Sql;
+
+/// The stored filings that may take part in the group's amendment decisions, by issuer, in the
+/// order they were stored (ids are time-ordered UUIDs).
+#[derive(Default)]
+pub(super) struct Candidates {
+    by_issuer: HashMap<String, Vec<StoredIdentity>>,
+}
+
+impl Candidates {
+    /// Reads every stored filing of a group filing's issuer filed, or originally submitted, on one of
+    /// that filing's dates: a superset of what each filing's decision needs.
+    pub(super) async fn fetch(
+        conn: &mut AnyConnection,
+        group: &[(&Filing, &str)],
+        max_parameters: usize,
+    ) -> Result<Self, StoreError> {
+        let mut wanted: Vec<(String, Option<String>, Option<String>)> = group
+            .iter()
+            .map(|(filing, _)| {
+                (
+                    filing.issuer.cik.clone(),
+                    date_text(filing.date_of_original_submission),
+                    date_text(filing.filed_at),
+                )
+            })
+            .filter(|(_, original, filed)| original.is_some() || filed.is_some())
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        let mut found: HashMap<String, StoredIdentity> = HashMap::new();
+        for chunk in wanted.chunks((max_parameters / 5).max(1)) {
+            let mut sql = Sql::new(
+                "SELECT id, document_type, issuer_cik, owner_ciks, accession_number, filed_at, \
+                 date_of_original_submission, superseded_by FROM filings WHERE ",
+            );
+            for (n, (issuer, original, filed)) in chunk.iter().enumerate() {
+                sql.push(if n == 0 {
+                    "(issuer_cik = "
+                } else {
+                    " OR (issuer_cik = "
+                })
+                .bind(issuer.clone())
+                .push(" AND (filed_at IN (")
+                .bind(original.clone())
+                .push(", ")
+                .bind(filed.clone())
+                .push(") OR date_of_original_submission IN (")
+                .bind(original.clone())
+                .push(", ")
+                .bind(filed.clone())
+                .push(")))");
+            }
+            let (text, args) = sql.finish()?;
+            let rows = sqlx::query_as_with::<Any, StoredIdentity, _>(text, args)
+                .fetch_all(&mut *conn)
+                .await?;
+            for row in rows {
+                found.insert(row.id.clone(), row);
+            }
+        }
+        let mut candidates = Self::default();
+        for row in found.into_values() {
+            candidates
+                .by_issuer
+                .entry(row.issuer_cik.clone())
+                .or_default()
+                .push(row);
+        }
+        for rows in candidates.by_issuer.values_mut() {
+            rows.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        Ok(candidates)
+    }
+
+    /// What the per-filing query returned: the issuer's other filings filed or originally
+    /// submitted on the filing's original-submission or filing date (a missing date matches
+    /// nothing, as NULL does in SQL).
+    fn matching(
+        &self,
+        filing_id: &str,
+        issuer: &str,
+        original: Option<&str>,
+        filed: Option<&str>,
+    ) -> Vec<StoredIdentity> {
+        let on = |date: Option<&str>| date.is_some() && (date == original || date == filed);
+        self.by_issuer
+            .get(issuer)
+            .map(|rows| {
+                rows.iter()
+                    .filter(|c| c.id != filing_id)
+                    .filter(|c| {
+                        on(c.filed_at.as_deref()) || on(c.date_of_original_submission.as_deref())
+                    })
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn set_superseded_by(&mut self, issuer: &str, id: &str, by: Option<&str>) {
+        if let Some(row) = self
+            .by_issuer
+            .get_mut(issuer)
+            .and_then(|rows| rows.iter_mut().find(|row| row.id == id))
+        {
+            row.superseded_by = by.map(str::to_string);
+        }
+    }
+}
 
 /// Marks what the new filing supersedes and finds what supersedes it. Returns the number of
 /// filings superseded and the id of the filing that supersedes the new one, if any.
@@ -19,25 +134,19 @@ pub(super) async fn resolve_amendments(
     identity: &FilingIdentity,
     served: &mut HashMap<String, bool>,
     not_yet_stored: &HashSet<String>,
+    pool: &mut Candidates,
 ) -> Result<(usize, Option<String>), StoreError> {
     let original = date_text(identity.date_of_original_submission);
     let filed = date_text(identity.filed_at);
     if original.is_none() && filed.is_none() {
         return Ok((0, None));
     }
-    let candidates: Vec<StoredIdentity> = sqlx::query_as::<Any, StoredIdentity>(
-        "SELECT id, document_type, issuer_cik, owner_ciks, accession_number, filed_at, \
-         date_of_original_submission, superseded_by FROM filings \
-         WHERE issuer_cik = $1 AND id <> $2 \
-         AND (filed_at = $3 OR date_of_original_submission = $3 \
-              OR date_of_original_submission = $4 OR filed_at = $4)",
-    )
-    .bind(&identity.issuer_cik)
-    .bind(filing_id)
-    .bind(&original)
-    .bind(&filed)
-    .fetch_all(&mut *tx)
-    .await?;
+    let candidates = pool.matching(
+        filing_id,
+        &identity.issuer_cik,
+        original.as_deref(),
+        filed.as_deref(),
+    );
     // The group's rows are all written first; the filings after this one do not exist yet as far
     // as its decisions go, exactly as when each filing is stored on its own.
     let candidates: Vec<StoredIdentity> = candidates
@@ -58,6 +167,7 @@ pub(super) async fn resolve_amendments(
     if originals <= 1 {
         for target in &targets {
             mark_superseded(tx, &target.id, filing_id, served).await?;
+            pool.set_superseded_by(&identity.issuer_cik, &target.id, Some(filing_id));
             superseded += 1;
         }
     } else {
@@ -84,6 +194,7 @@ pub(super) async fn resolve_amendments(
             for original in other_originals {
                 if original.superseded_by.as_deref() == Some(winner.id.as_str()) {
                     restore(tx, &original.id, served).await?;
+                    pool.set_superseded_by(&identity.issuer_cik, &original.id, None);
                 }
             }
             tracing::warn!(
@@ -101,6 +212,7 @@ pub(super) async fn resolve_amendments(
             .bind(filing_id)
             .execute(&mut *tx)
             .await?;
+        pool.set_superseded_by(&identity.issuer_cik, filing_id, Some(winner));
     }
     Ok((superseded, superseded_by))
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use market::form4::{Date, Filing, FilingIdentity};
 use sqlx::{Any, AnyConnection, FromRow};
 
-use super::amendments::resolve_amendments;
+use super::amendments::{Candidates, resolve_amendments};
 use super::ingest_alerts::{CandidateAlert, group_alerts, matching_deliveries, push_in_list};
 use super::ingest_rows::{
     FilingTrades, GroupRows, POSTGRES_PARAMETERS_PER_STATEMENT, Relationship,
@@ -48,15 +48,15 @@ pub enum StoreOutcome {
     Conflict { filing_id: String },
 }
 
-#[derive(FromRow)]
+#[derive(FromRow, Clone)]
 pub(super) struct StoredIdentity {
     pub id: String,
     document_type: String,
-    issuer_cik: String,
+    pub issuer_cik: String,
     owner_ciks: String,
     accession_number: Option<String>,
-    filed_at: Option<String>,
-    date_of_original_submission: Option<String>,
+    pub filed_at: Option<String>,
+    pub date_of_original_submission: Option<String>,
     pub superseded_by: Option<String>,
 }
 
@@ -115,7 +115,66 @@ impl Database {
     /// never store two copies. An error that even a single filing's transaction cannot survive (the
     /// database going away) is the `Err`; groups committed before it stay stored, and re-running
     /// the ingest stores the rest, since storing is idempotent.
+    ///
+    /// On PostgreSQL the batch is split into two lanes by issuer, stored at once on two
+    /// connections: one connection's backend uses one core, and ingest was bound by it. Everything
+    /// a filing's outcome depends on in order (amendments are matched among one issuer's filings)
+    /// stays in one lane, in the batch's order, so the outcomes are those of storing the batch in
+    /// order (a key repeated in the batch goes to the lane of its first occurrence); the lanes
+    /// share only insider names (the last written wins, as for two ingests at
+    /// once) and rows whose locks they take in sorted order.
     pub async fn store_filings(
+        &self,
+        batch: &[(&Filing, &str)],
+        context: IngestContext,
+    ) -> Result<Vec<Result<StoreOutcome, StoreError>>, StoreError> {
+        if self.backend() == crate::db::Backend::Sqlite
+            || batch.len() < 2 * POSTGRES_FILINGS_PER_COMMIT / 5
+        {
+            return self.store_in_order(batch, context).await;
+        }
+        let lane_of = |filing: &Filing| {
+            // FNV-1a: stable across runs and processes.
+            let hash = filing
+                .issuer
+                .cik
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+            usize::from(hash % 2 == 1)
+        };
+        let mut lanes: [Vec<(&Filing, &str)>; 2] = [vec![], vec![]];
+        let mut slots: [Vec<usize>; 2] = [vec![], vec![]];
+        // A key repeated in the batch (a duplicate, or a conflicting document under another
+        // issuer) follows its first occurrence, which must keep winning as it does in order.
+        let mut lane_of_key: HashMap<&str, usize> = HashMap::new();
+        for (position, item) in batch.iter().enumerate() {
+            let lane = *lane_of_key.entry(item.1).or_insert_with(|| lane_of(item.0));
+            lanes[lane].push(*item);
+            slots[lane].push(position);
+        }
+        let (first, second) = tokio::join!(
+            self.store_in_order(&lanes[0], context),
+            self.store_in_order(&lanes[1], context)
+        );
+        let mut outcomes: Vec<Option<Result<StoreOutcome, StoreError>>> =
+            (0..batch.len()).map(|_| None).collect();
+        for (results, positions) in [(first?, &slots[0]), (second?, &slots[1])] {
+            for (result, position) in results.into_iter().zip(positions) {
+                if let Some(slot) = outcomes.get_mut(*position) {
+                    *slot = Some(result);
+                }
+            }
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(inconsistency("no outcome for a stored filing"))))
+            .collect())
+    }
+
+    /// [`Database::store_filings`] on one connection, group after group in the batch's order.
+    async fn store_in_order(
         &self,
         batch: &[(&Filing, &str)],
         context: IngestContext,
@@ -212,6 +271,8 @@ async fn write_group(
     // Read after the filing rows: an insert that waited for a concurrent ingest of the same filing
     // sees the tickers that ingest committed.
     let mut tickers = stored_tickers(&mut *conn, group).await?;
+    // After the group's own rows, which take part in each other's decisions.
+    let mut candidates = Candidates::fetch(&mut *conn, group, max_parameters).await?;
     let mut not_yet_stored: HashSet<String> = ids.iter().cloned().collect();
     let mut rows = GroupRows::default();
     let mut outcomes = Vec::with_capacity(group.len());
@@ -235,6 +296,7 @@ async fn write_group(
             &mut tickers,
             &mut rows,
             &not_yet_stored,
+            &mut candidates,
         )
         .await?;
         outcomes.push(outcome);
@@ -342,6 +404,7 @@ async fn write_filing<'a>(
     tickers: &mut HashMap<String, Option<String>>,
     rows: &mut GroupRows<'a>,
     not_yet_stored: &HashSet<String>,
+    candidates: &mut Candidates,
 ) -> Result<StoreOutcome, StoreError> {
     let identity = filing.identity();
     // The company's ticker as stored after this filing (its symbol, or the one an earlier filing
@@ -378,6 +441,7 @@ async fn write_filing<'a>(
         &identity,
         &mut rows.served,
         not_yet_stored,
+        candidates,
     )
     .await?;
     let current = superseded_by.is_none();
