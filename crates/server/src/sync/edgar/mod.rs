@@ -8,17 +8,22 @@
 //! missing document is reported, never retried forever). A source that stays unavailable (429,
 //! 5xx, cut-off bodies after every retry) stops the run before the checkpoint passes that day, so
 //! the next run fetches what is missing; documents stored before the stop are found stored then.
-//! Weekends have no index and are not requested; a missing index of a past weekday (a holiday)
-//! counts as synced once the day is two days old, before that it is "not published yet".
+//! Weekends have no index and are not requested; a weekday without one is told apart from a day
+//! not published yet by the quarter's listing (`listing`). Documents are fetched and stored a
+//! group at a time (`documents`).
 
-use futures::StreamExt;
+mod documents;
+mod listing;
+
 use market::edgar_index::{self, IndexEntry};
 use store::Database;
 use time::{Date, Weekday};
 
+use self::documents::fetch_and_store;
+use self::listing::{Listed, Listings};
 use super::fetch::{FetchError, Fetched, SourceClient};
 use super::{Lease, Progress, Stop, SyncError, now_ms};
-use crate::market::ingest::{self, DocumentOutcome, IngestSummary};
+use crate::market::ingest::IngestSummary;
 
 /// The lease every EDGAR sync takes.
 pub const LEASE: &str = "sync:edgar";
@@ -305,188 +310,10 @@ fn keep(lease: &Lease) -> Result<(), Halt> {
     lease.keep().map_err(|e| Halt::Failed(e.to_string()))
 }
 
-enum Listed {
-    Yes,
-    /// EDGAR was closed that day (a holiday, a day of mourning): the quarter lists a later day,
-    /// or the quarter is over.
-    NoneThatDay,
-    /// Nothing later is listed yet: the index may still come.
-    NotYet,
-}
-
-/// The quarters' folder listings read in this run, to tell a day without an index from one whose
-/// index is not published yet — by what EDGAR lists, not by guessing from the calendar.
-#[derive(Default)]
-struct Listings(std::collections::HashMap<(i32, u8), std::collections::BTreeSet<String>>);
-
-impl Listings {
-    async fn has_index(
-        &mut self,
-        sync: &EdgarSync<'_>,
-        day: Date,
-        today: Date,
-    ) -> Result<Listed, Halt> {
-        let month = u8::from(day.month());
-        let quarter = (month - 1) / 3 + 1;
-        let quarter_over = {
-            let (year, next_quarter) = if quarter == 4 {
-                (day.year() + 1, 1)
-            } else {
-                (day.year(), quarter + 1)
-            };
-            let first_month =
-                time::Month::try_from(3 * (next_quarter - 1) + 1).unwrap_or(time::Month::January);
-            Date::from_calendar_date(year, first_month, 1).is_ok_and(|start| today >= start)
-        };
-        let key = (day.year(), quarter);
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.0.entry(key) {
-            let url = sync
-                .base
-                .join(&edgar_index::quarter_listing_path(day.year(), month))
-                .map_err(|e| Halt::Failed(format!("cannot build the listing URL: {e}")))?;
-            let days = match sync
-                .client
-                .get(&url, None, edgar_index::MAX_LISTING_BYTES, sync.stop)
-                .await
-            {
-                Ok(Fetched::Body { bytes, .. }) => edgar_index::listed_form_index_days(&bytes)
-                    .map_err(|e| Halt::Failed(format!("{url}: {e}")))?,
-                // A quarter without any index yet (its first days).
-                Ok(Fetched::NotFound) if !quarter_over => Default::default(),
-                Ok(_) => return Err(Halt::Failed(format!("{url} is missing"))),
-                Err(error) => return Err(halt(sync.stop, error)),
-            };
-            slot.insert(days);
-        }
-        let days = self
-            .0
-            .get(&key)
-            .map(|d| d.iter().map(String::as_str).collect::<Vec<_>>())
-            .unwrap_or_default();
-        let wanted = format!("{:04}{:02}{:02}", day.year(), month, day.day());
-        Ok(if days.contains(&wanted.as_str()) {
-            Listed::Yes
-        } else if quarter_over || days.iter().any(|listed| *listed > wanted.as_str()) {
-            Listed::NoneThatDay
-        } else {
-            Listed::NotYet
-        })
-    }
-}
-
 fn halt(stop: &Stop, error: FetchError) -> Halt {
     if stop.requested() {
         Halt::Interrupted
     } else {
         Halt::Failed(error.to_string())
     }
-}
-
-/// Fetches a group's documents, stores those that arrived, reports the rest. Returns the first
-/// "unavailable" error (the run stops after storing what it has).
-async fn fetch_and_store(
-    sync: &EdgarSync<'_>,
-    group: &[&IndexEntry],
-    report: &mut EdgarReport,
-) -> Result<Option<FetchError>, Halt> {
-    let limit = market::form4::Limits::DEFAULT.max_input_bytes;
-    // In index order, at most FETCH_AT_ONCE in flight.
-    let mut fetched = Vec::with_capacity(group.len());
-    let mut in_flight = futures::stream::FuturesOrdered::new();
-    for entry in group.iter().copied() {
-        if in_flight.len() >= FETCH_AT_ONCE
-            && let Some(done) = in_flight.next().await
-        {
-            fetched.push(done);
-        }
-        in_flight.push_back(fetch_document(sync, entry, limit));
-    }
-    while let Some(done) = in_flight.next().await {
-        fetched.push(done);
-    }
-    let mut unavailable = None;
-    let mut bodies = vec![];
-    for (entry, result) in fetched {
-        match result {
-            Ok(Fetched::Body { bytes, .. }) => bodies.push((entry.clone(), bytes)),
-            Ok(Fetched::NotFound) => {
-                record_failure(report, entry, "EDGAR has no such document (404)")
-            }
-            Ok(Fetched::NotModified) => record_failure(report, entry, "answered 304 unasked"),
-            Err(FetchError::Refused(why)) => record_failure(report, entry, &why),
-            // Not recorded as failed: the next run fetches it again.
-            Err(error @ FetchError::Unavailable(_)) => {
-                unavailable.get_or_insert(error);
-            }
-        }
-    }
-    let parsed = tokio::task::spawn_blocking(move || {
-        bodies
-            .into_iter()
-            .map(|(entry, bytes)| {
-                let result = ingest::parse(&bytes, Some(&format!("{}.txt", entry.accession)))
-                    .and_then(|filing| match &filing.accession_number {
-                        Some(found) if *found != entry.accession => Err(format!(
-                            "the document's accession number {found} is not the index's {}",
-                            entry.accession
-                        )),
-                        _ => Ok(filing),
-                    });
-                (entry, result, bytes)
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|_| Halt::Failed("the parser stopped unexpectedly".into()))?;
-    let ready: Vec<(&market::Filing, &[u8])> = parsed
-        .iter()
-        .filter_map(|(_, result, bytes)| result.as_ref().ok().map(|f| (f, bytes.as_slice())))
-        .collect();
-    let outcomes = ingest::store_batch(sync.db, &ready, crate::identity::now())
-        .await
-        .map_err(|e| Halt::Failed(format!("database error: {e}")))?;
-    let mut outcomes = outcomes.into_iter();
-    for (entry, result, _) in &parsed {
-        let outcome = match result {
-            Ok(_) => outcomes.next().unwrap_or(DocumentOutcome::Failed {
-                reason: "not stored".into(),
-            }),
-            Err(reason) => DocumentOutcome::Failed {
-                reason: reason.clone(),
-            },
-        };
-        count(&outcome);
-        report.ingest.record(&entry.path, &outcome);
-    }
-    Ok(unavailable)
-}
-
-async fn fetch_document<'e>(
-    sync: &EdgarSync<'_>,
-    entry: &'e IndexEntry,
-    limit: usize,
-) -> (&'e IndexEntry, Result<Fetched, FetchError>) {
-    let result = match sync.base.join(&format!("Archives/{}", entry.path)) {
-        Ok(url) => sync.client.get(&url, None, limit, sync.stop).await,
-        Err(e) => Err(FetchError::Refused(format!("cannot build the URL: {e}"))),
-    };
-    (entry, result)
-}
-
-fn record_failure(report: &mut EdgarReport, entry: &IndexEntry, reason: &str) {
-    let outcome = DocumentOutcome::Failed {
-        reason: reason.to_string(),
-    };
-    count(&outcome);
-    report.ingest.record(&entry.path, &outcome);
-}
-
-fn count(outcome: &DocumentOutcome) {
-    let label = match outcome {
-        DocumentOutcome::Stored { .. } => "stored",
-        DocumentOutcome::Duplicate { .. } => "duplicate",
-        DocumentOutcome::Failed { .. } => "failed",
-    };
-    metrics::counter!("tradesignal_sync_documents_total", "source" => "edgar", "outcome" => label)
-        .increment(1);
 }
