@@ -1043,21 +1043,24 @@ backend_test!(a_group_stores_what_one_at_a_time_stores, |backend| {
         }
         .submission("0000990002-26-000201", &filed),
     ];
-    // First, 60 other issuers each with an original and its amendment: a batch this large is
-    // stored in two lanes at once on PostgreSQL, and must still store what one at a time stores.
-    let fillers: Vec<(String, String, String)> = (0..60)
+    // First, 60 other issuers each with an original, its amendment, and a filing by an insider
+    // of them all, named differently each time: a batch this large is stored in two lanes at once
+    // on PostgreSQL, and must still store what one at a time stores, the insider's last name
+    // included.
+    let fillers: Vec<(String, String, String, String)> = (0..60)
         .map(|i| {
             (
                 format!("0000770{i:03}"),
                 format!("F{i:03}"),
                 format!("0000660{i:03}"),
+                format!("Roe Shared {i:02}"),
             )
         })
         .collect();
     let mut documents: Vec<String> = fillers
         .iter()
         .enumerate()
-        .flat_map(|(i, (issuer_cik, ticker, owner_cik))| {
+        .flat_map(|(i, (issuer_cik, ticker, owner_cik, shared_name))| {
             let filler = Synthetic {
                 issuer_cik,
                 ticker,
@@ -1073,6 +1076,13 @@ backend_test!(a_group_stores_what_one_at_a_time_stores, |backend| {
                     ..filler.clone()
                 }
                 .submission(&format!("0000770{i:03}-26-000002"), &amended_later),
+                Synthetic {
+                    owner_cik: "0000550001",
+                    owner_name: shared_name,
+                    date: days_ago(5),
+                    ..filler.clone()
+                }
+                .submission(&format!("0000770{i:03}-26-000003"), &days_ago(4)),
             ]
         })
         .chain(documents)
@@ -1159,6 +1169,8 @@ backend_test!(a_group_stores_what_one_at_a_time_stores, |backend| {
         state.push(company["ticker"].clone());
         let insider = json(app.get_as(&pro, "/api/v1/insiders/0000880002").await).await;
         state.push(insider["name"].clone());
+        let shared = json(app.get_as(&pro, "/api/v1/insiders/0000550001").await).await;
+        state.push(shared["name"].clone());
         states.push(state);
     }
     assert_eq!(outcomes[0], outcomes[1]);
@@ -1192,11 +1204,22 @@ backend_test!(a_group_stores_what_one_at_a_time_stores, |backend| {
         "the symbol-less filing kept the ticker"
     );
     assert_eq!(states[0][3], "Doe Jane Q", "the latest name");
-    let own = &outcomes[0][2 * fillers.len()..];
+    assert_eq!(
+        states[0][4], "Roe Shared 59",
+        "the last name in batch order"
+    );
+    let own = &outcomes[0][3 * fillers.len()..];
     assert!(own[0].starts_with("stored 1 1 false"), "{own:?}");
     assert!(own[2].starts_with("stored 1 0 true"), "{own:?}");
     // Every filler amendment hid its original, in whichever lane its issuer went.
-    for pair in outcomes[0][..2 * fillers.len()].chunks(2) {
-        assert_eq!(pair, ["stored 1 0 false 0", "stored 1 1 false 0"]);
+    for triple in outcomes[0][..3 * fillers.len()].chunks(3) {
+        assert_eq!(
+            triple,
+            [
+                "stored 1 0 false 0",
+                "stored 1 1 false 0",
+                "stored 1 0 false 0"
+            ]
+        );
     }
 });

@@ -9,6 +9,7 @@ use sqlx::{Any, AnyConnection, FromRow};
 
 use super::amendments::{Candidates, resolve_amendments};
 use super::ingest_alerts::{CandidateAlert, group_alerts, matching_deliveries, push_in_list};
+use super::ingest_lanes;
 use super::ingest_rows::{
     FilingTrades, GroupRows, POSTGRES_PARAMETERS_PER_STATEMENT, Relationship,
     SQLITE_PARAMETERS_PER_STATEMENT,
@@ -116,13 +117,8 @@ impl Database {
     /// database going away) is the `Err`; groups committed before it stay stored, and re-running
     /// the ingest stores the rest, since storing is idempotent.
     ///
-    /// On PostgreSQL the batch is split into two lanes by issuer, stored at once on two
-    /// connections: one connection's backend uses one core, and ingest was bound by it. Everything
-    /// a filing's outcome depends on in order (amendments are matched among one issuer's filings)
-    /// stays in one lane, in the batch's order, so the outcomes are those of storing the batch in
-    /// order (a key repeated in the batch goes to the lane of its first occurrence); the lanes
-    /// share only insider names (the last written wins, as for two ingests at
-    /// once) and rows whose locks they take in sorted order.
+    /// On PostgreSQL a batch is stored in two lanes at once on two connections, split so that the
+    /// outcomes are those of storing it in order (see `ingest_lanes`).
     pub async fn store_filings(
         &self,
         batch: &[(&Filing, &str)],
@@ -133,44 +129,37 @@ impl Database {
         {
             return self.store_in_order(batch, context).await;
         }
-        let lane_of = |filing: &Filing| {
-            // FNV-1a: stable across runs and processes.
-            let hash = filing
-                .issuer
-                .cik
-                .bytes()
-                .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-                });
-            usize::from(hash % 2 == 1)
-        };
-        let mut lanes: [Vec<(&Filing, &str)>; 2] = [vec![], vec![]];
-        let mut slots: [Vec<usize>; 2] = [vec![], vec![]];
-        // A key repeated in the batch (a duplicate, or a conflicting document under another
-        // issuer) follows its first occurrence, which must keep winning as it does in order.
-        let mut lane_of_key: HashMap<&str, usize> = HashMap::new();
-        for (position, item) in batch.iter().enumerate() {
-            let lane = *lane_of_key.entry(item.1).or_insert_with(|| lane_of(item.0));
-            lanes[lane].push(*item);
-            slots[lane].push(position);
-        }
+        let lanes = ingest_lanes::split(batch);
         let (first, second) = tokio::join!(
-            self.store_in_order(&lanes[0], context),
-            self.store_in_order(&lanes[1], context)
+            self.store_in_order(&lanes.items[0], context),
+            self.store_in_order(&lanes.items[1], context)
         );
         let mut outcomes: Vec<Option<Result<StoreOutcome, StoreError>>> =
             (0..batch.len()).map(|_| None).collect();
-        for (results, positions) in [(first?, &slots[0]), (second?, &slots[1])] {
+        for (results, positions) in [
+            (first?, &lanes.positions[0]),
+            (second?, &lanes.positions[1]),
+        ] {
             for (result, position) in results.into_iter().zip(positions) {
                 if let Some(slot) = outcomes.get_mut(*position) {
                     *slot = Some(result);
                 }
             }
         }
-        Ok(outcomes
+        let outcomes: Vec<Result<StoreOutcome, StoreError>> = outcomes
             .into_iter()
             .map(|o| o.unwrap_or_else(|| Err(inconsistency("no outcome for a stored filing"))))
-            .collect())
+            .collect();
+        // Sorted by CIK, like every other insider write, so no lock cycle can form.
+        for (cik, name) in ingest_lanes::shared_insider_names(batch, &lanes, &outcomes) {
+            sqlx::query::<Any>("UPDATE insiders SET name = $1, updated_at = $2 WHERE cik = $3")
+                .bind(name)
+                .bind(context.now)
+                .bind(cik)
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(outcomes)
     }
 
     /// [`Database::store_filings`] on one connection, group after group in the batch's order.

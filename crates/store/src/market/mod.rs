@@ -9,6 +9,7 @@ pub mod congress;
 pub mod deliveries;
 pub mod ingest;
 mod ingest_alerts;
+mod ingest_lanes;
 mod ingest_rows;
 pub mod query;
 pub mod watchlists;
