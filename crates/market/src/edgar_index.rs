@@ -184,32 +184,15 @@ fn parse_cik(text: &str) -> Option<u64> {
 
 /// `20240102` (daily indexes) or `2024-01-02` (quarterly ones) → `2024-01-02`, if a real date.
 fn parse_date(text: &str) -> Option<String> {
-    let digits: String = text.chars().filter(|c| *c != '-').collect();
-    let dashed = text.len() == 10;
-    if !(digits.len() == 8 && (dashed || text.len() == 8))
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    if dashed && (text.get(4..5) != Some("-") || text.get(7..8) != Some("-")) {
-        return None;
-    }
-    let year: u32 = digits.get(..4)?.parse().ok()?;
-    let month: u32 = digits.get(4..6)?.parse().ok()?;
-    let day: u32 = digits.get(6..8)?.parse().ok()?;
-    let leap = (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
-    let days_in_month = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
+    // The daily form's `20240102` is spelled as the quarterly form's `2024-01-02` and checked
+    // against the calendar like every other date the parser reads.
+    let dashed = match text.as_bytes() {
+        [y1, y2, y3, y4, m1, m2, d1, d2] => [*y1, *y2, *y3, *y4, b'-', *m1, *m2, b'-', *d1, *d2],
+        [_, _, _, _, b'-', _, _, b'-', _, _] => text.as_bytes().try_into().ok()?,
         _ => return None,
     };
-    (1993..=9999)
-        .contains(&year)
-        .then_some(())
-        .filter(|()| (1..=days_in_month).contains(&day))?;
-    Some(format!("{year:04}-{month:02}-{day:02}"))
+    let date = crate::form4::Date::parse_iso(std::str::from_utf8(&dashed).ok()?)?;
+    (date.year() >= 1993).then(|| date.to_string())
 }
 
 /// `edgar/data/<cik>/<accession>.txt` with the row's own CIK → the accession number.

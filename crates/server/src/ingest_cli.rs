@@ -20,13 +20,20 @@ use crate::market::ingest::{self, DocumentOutcome, IngestSummary};
 const BATCH: usize = 500;
 
 fn progress_bar(total: usize, quiet: bool) -> ProgressBar {
+    styled_bar(
+        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} files ({per_sec}, eta {eta})",
+        total,
+        quiet,
+    )
+}
+
+/// A progress bar drawn on a terminal only, never with `--quiet` (`sync` uses it too).
+pub(crate) fn styled_bar(template: &str, total: usize, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total as u64);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} files ({per_sec}, eta {eta})",
-    ) {
+    if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style);
     }
     bar
@@ -111,6 +118,21 @@ pub async fn ingest_files(
 }
 
 fn print_summary(summary: &IngestSummary) {
+    print_totals(summary);
+    if summary.ignored > 0 {
+        println!(
+            "ignored {} files that are not .xml or .txt",
+            summary.ignored
+        );
+    }
+    for (file, reason) in &summary.failed {
+        println!("failed: {file}: {reason}");
+    }
+}
+
+/// The totals of an ingest (also `sync edgar`'s): filings, trades, skipped and failed,
+/// supersessions and alerts.
+pub(crate) fn print_totals(summary: &IngestSummary) {
     println!(
         "ingested {} filings ({} trades); skipped {} already stored; {} failed",
         summary.filings,
@@ -126,15 +148,6 @@ fn print_summary(summary: &IngestSummary) {
     }
     if summary.alerts > 0 {
         println!("queued {} alert deliveries", summary.alerts);
-    }
-    if summary.ignored > 0 {
-        println!(
-            "ignored {} files that are not .xml or .txt",
-            summary.ignored
-        );
-    }
-    for (file, reason) in &summary.failed {
-        println!("failed: {file}: {reason}");
     }
 }
 

@@ -4,10 +4,9 @@
 //! ingested or found stored, 2 when some documents failed (each listed with its reason), 1 when the
 //! sync could not start or had to stop early, 130 when interrupted.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use time::Date;
 
 use crate::app;
@@ -22,16 +21,11 @@ struct Bar(ProgressBar);
 
 impl Bar {
     fn new(quiet: bool) -> Self {
-        if quiet || !std::io::stderr().is_terminal() {
-            return Self(ProgressBar::hidden());
-        }
-        let bar = ProgressBar::new(0);
-        if let Ok(style) = ProgressStyle::with_template(
+        Self(crate::ingest_cli::styled_bar(
             "{spinner} [{elapsed_precise}] {msg} {bar:40} {pos}/{len} documents ({per_sec}, eta {eta})",
-        ) {
-            bar.set_style(style);
-        }
-        Self(bar)
+            0,
+            quiet,
+        ))
     }
 }
 
@@ -185,22 +179,7 @@ fn print_edgar(report: &EdgarReport) {
         report.already_stored
     );
     let summary = &report.ingest;
-    println!(
-        "ingested {} filings ({} trades); skipped {} already stored; {} failed",
-        summary.filings,
-        summary.trades,
-        summary.skipped,
-        summary.failed.len()
-    );
-    if summary.superseded > 0 {
-        println!(
-            "amendments superseded {} earlier filings",
-            summary.superseded
-        );
-    }
-    if summary.alerts > 0 {
-        println!("queued {} alert deliveries", summary.alerts);
-    }
+    crate::ingest_cli::print_totals(summary);
     if report.rejected_rows > 0 {
         println!("{} index rows could not be read", report.rejected_rows);
     }

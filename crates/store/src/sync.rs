@@ -103,20 +103,15 @@ impl Database {
         position: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query::<Any>(
+        self.write_checkpoint(
             "INSERT INTO sync_checkpoints (source, position, updated_at) \
              SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM sync_leases WHERE name = $4 AND holder = $5) \
              ON CONFLICT (source) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at \
              WHERE sync_checkpoints.position < excluded.position",
+            [lease, holder, source, position],
+            now_ms,
         )
-        .bind(source)
-        .bind(position)
-        .bind(now_ms)
-        .bind(lease)
-        .bind(holder)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .await
     }
 
     /// Replaces `source`'s checkpoint with `position` (a feed's validator, not ordered), only while
@@ -129,18 +124,31 @@ impl Database {
         position: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query::<Any>(
+        self.write_checkpoint(
             "INSERT INTO sync_checkpoints (source, position, updated_at) \
              SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM sync_leases WHERE name = $4 AND holder = $5) \
              ON CONFLICT (source) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+            [lease, holder, source, position],
+            now_ms,
         )
-        .bind(source)
-        .bind(position)
-        .bind(now_ms)
-        .bind(lease)
-        .bind(holder)
-        .execute(self.pool())
-        .await?;
+        .await
+    }
+
+    /// Runs one of the two checkpoint statements above (same parameters, different conflict rule).
+    async fn write_checkpoint(
+        &self,
+        statement: &'static str,
+        [lease, holder, source, position]: [&str; 4],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query::<Any>(statement)
+            .bind(source)
+            .bind(position)
+            .bind(now_ms)
+            .bind(lease)
+            .bind(holder)
+            .execute(self.pool())
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
