@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use server::sync::congress::FeedOutcome;
 use server::sync::edgar::{self, EdgarOptions, EdgarReport, EdgarSync};
-use server::sync::fetch::{Backoff, SourceClient};
+use server::sync::fetch::{Backoff, FetchError, SourceClient};
 use server::sync::{NoProgress, Stop, SyncError};
 use time::macros::date;
 
@@ -248,6 +248,23 @@ async fn run_sync(
     .await
 }
 
+/// A quick-backoff sync of `since..=until` (today pinned as in `run_sync`) that must start.
+async fn sync_days(
+    app: &TestApp,
+    source: &FakeSource,
+    since: time::Date,
+    until: time::Date,
+) -> EdgarReport {
+    run_sync(app, source, QUICK, Some(since), Some(until))
+        .await
+        .expect("the sync starts")
+}
+
+fn assert_stopped(report: &EdgarReport, because: &str) {
+    let why = report.stopped.as_deref().unwrap_or_default();
+    assert!(why.contains(because), "{report:?}");
+}
+
 fn keys(accessions: &[&str]) -> Vec<String> {
     accessions.iter().map(|a| format!("acc:{a}")).collect()
 }
@@ -269,15 +286,7 @@ backend_test!(
         let source = FakeSource::start().await;
         let expected = script_edgar(&source);
 
-        let report = run_sync(
-            &app,
-            &source,
-            QUICK,
-            Some(date!(2025 - 01 - 09)),
-            Some(date!(2025 - 01 - 13)),
-        )
-        .await
-        .expect("sync runs");
+        let report = sync_days(&app, &source, date!(2025 - 01 - 09), date!(2025 - 01 - 13)).await;
         assert_eq!(report.stopped, None, "{report:?}");
         assert_eq!(report.days_synced, 5, "9, 10, the weekend and the 13th");
         assert_eq!(report.days_without_index, 3);
@@ -359,15 +368,7 @@ backend_test!(
 
         // Idempotent: syncing the first days again fetches only the document that failed.
         let before = source.seen().len();
-        let report = run_sync(
-            &app,
-            &source,
-            QUICK,
-            Some(date!(2025 - 01 - 09)),
-            Some(date!(2025 - 01 - 10)),
-        )
-        .await
-        .expect("runs again");
+        let report = sync_days(&app, &source, date!(2025 - 01 - 09), date!(2025 - 01 - 10)).await;
         assert_eq!(report.already_stored, 7);
         assert_eq!(report.ingest.filings, 0);
         assert_eq!(report.ingest.failed.len(), 1);
@@ -406,15 +407,7 @@ backend_test!(
                 retry_after: Some(0),
             }],
         );
-        let report = run_sync(
-            &app,
-            &source,
-            QUICK,
-            Some(date!(2025 - 01 - 09)),
-            Some(date!(2025 - 01 - 13)),
-        )
-        .await
-        .expect("runs");
+        let report = sync_days(&app, &source, date!(2025 - 01 - 09), date!(2025 - 01 - 13)).await;
         let why = report.stopped.clone().expect("stopped");
         assert!(why.contains("503") && why.contains("4 attempts"), "{why}");
         assert_eq!(
@@ -455,22 +448,8 @@ backend_test!(an_index_that_is_not_one_stops_the_run, |backend| {
     let index = daily_index("20250109", &[("4", "AAR CORP", 1750, AAR)]);
     // A cut-off index keeps failing: its body never arrives whole.
     source.on(JAN9, vec![Reply::Truncated(index)]);
-    let report = run_sync(
-        &app,
-        &source,
-        QUICK,
-        Some(date!(2025 - 01 - 09)),
-        Some(date!(2025 - 01 - 09)),
-    )
-    .await
-    .expect("runs");
-    assert!(
-        report
-            .stopped
-            .as_deref()
-            .is_some_and(|w| w.contains("cut off")),
-        "{report:?}"
-    );
+    let report = sync_days(&app, &source, date!(2025 - 01 - 09), date!(2025 - 01 - 09)).await;
+    assert_stopped(&report, "cut off");
     assert_eq!(report.checkpoint, None);
     // An error page served with 200 is not an index either.
     source.on(
@@ -479,22 +458,8 @@ backend_test!(an_index_that_is_not_one_stops_the_run, |backend| {
             b"<html>Undeclared Automated Tool</html>".to_vec(),
         )],
     );
-    let report = run_sync(
-        &app,
-        &source,
-        QUICK,
-        Some(date!(2025 - 01 - 09)),
-        Some(date!(2025 - 01 - 09)),
-    )
-    .await
-    .expect("runs");
-    assert!(
-        report
-            .stopped
-            .as_deref()
-            .is_some_and(|w| w.contains("column header")),
-        "{report:?}"
-    );
+    let report = sync_days(&app, &source, date!(2025 - 01 - 09), date!(2025 - 01 - 09)).await;
+    assert_stopped(&report, "column header");
     assert_eq!(report.checkpoint, None);
     assert_eq!(
         app.state.db.checkpoint(edgar::CHECKPOINT).await.unwrap(),
@@ -541,15 +506,7 @@ backend_test!(
         );
         assert_eq!(source.requests_to(&document_path(1750, AAR)), 1);
         // Released at the end: the next sync runs.
-        run_sync(
-            &app,
-            &source,
-            QUICK,
-            Some(date!(2025 - 01 - 09)),
-            Some(date!(2025 - 01 - 09)),
-        )
-        .await
-        .expect("the lease was released");
+        sync_days(&app, &source, date!(2025 - 01 - 09), date!(2025 - 01 - 09)).await;
     }
 );
 
@@ -908,15 +865,7 @@ backend_test!(
                 retry_after: None,
             }],
         );
-        let report = run_sync(
-            &app,
-            &source,
-            QUICK,
-            Some(date!(2025 - 01 - 09)),
-            Some(date!(2025 - 01 - 10)),
-        )
-        .await
-        .expect("runs");
+        let report = sync_days(&app, &source, date!(2025 - 01 - 09), date!(2025 - 01 - 10)).await;
         let why = report.stopped.clone().expect("stopped");
         assert!(
             why.contains("403") && why.contains("TRADESIGNAL_SEC_USER_AGENT"),
@@ -989,6 +938,60 @@ backend_test!(
         );
     }
 );
+
+backend_test!(
+    the_client_refuses_other_origins_and_oversized_bodies,
+    |backend| {
+        let app = TestApp::spawn(backend).await;
+        let source = FakeSource::start().await;
+        source.on("/big", vec![Reply::Ok(vec![b'x'; 4096])]);
+        let client = client(&app, &source, QUICK);
+        let (_keep, stop) = Stop::new();
+        // Another origin (here another port of the same host) is refused before anything is sent.
+        let elsewhere = url::Url::parse("http://127.0.0.1:9/Archives/edgar/data/1/x.txt").unwrap();
+        let refused = client.get(&elsewhere, None, 1024, &stop).await;
+        assert!(
+            matches!(&refused, Err(FetchError::Refused(why)) if why.contains("outside the allowed origin")),
+            "{refused:?}"
+        );
+        // A body over the limit fails this document for good: not cut and ingested, not retried.
+        let big = url::Url::parse(&format!("{}/big", source.base())).unwrap();
+        let refused = client.get(&big, None, 1024, &stop).await;
+        assert!(
+            matches!(&refused, Err(FetchError::Refused(why)) if why.contains("1024-byte limit")),
+            "{refused:?}"
+        );
+        assert_eq!(
+            source.seen().len(),
+            1,
+            "only the oversized body was asked for, once"
+        );
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_shared_limiter_the_sync_stops_rather_than_guess() {
+    let Some(backend) = Backend::external() else {
+        return;
+    };
+    let proxy = FaultProxy::start(socket_of(&test_redis_url().expect("redis url"))).await;
+    let app = TestApp::spawn_with(
+        backend,
+        Options {
+            redis_proxy: Some(proxy.addr),
+            ..Options::default()
+        },
+    )
+    .await;
+    let source = FakeSource::start().await;
+    script_edgar(&source);
+    proxy.cut();
+    let report = sync_days(&app, &source, date!(2025 - 01 - 09), date!(2025 - 01 - 10)).await;
+    let why = report.stopped.clone().expect("stopped");
+    assert!(why.contains("limiter is unavailable"), "{why}");
+    assert!(source.seen().is_empty(), "no request without the ceiling");
+    assert_eq!(report.checkpoint, None);
+}
 
 const BIN: &str = env!("CARGO_BIN_EXE_tradesignal");
 
