@@ -58,7 +58,7 @@ impl AlertWebhook {
             return Ok(None);
         };
         let destinations = if settings.loopback_webhooks_for_tests {
-            Destinations::LoopbackForTests
+            Destinations::PlainHttpLoopback
         } else {
             Destinations::Public
         };

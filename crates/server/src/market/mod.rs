@@ -78,7 +78,7 @@ impl MarketService {
         data_ring: &KeyRing,
     ) -> anyhow::Result<Self> {
         let destinations = if settings.loopback_webhooks_for_tests {
-            Destinations::LoopbackForTests
+            Destinations::PlainHttpLoopback
         } else {
             Destinations::Public
         };

@@ -13,14 +13,14 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 /// Deliveries give up after this long (connect, TLS, request and response together).
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Which destinations are acceptable. Production and development use `Public`. `LoopbackForTests`
+/// Which destinations are acceptable. Production and development use `Public`. `PlainHttpLoopback`
 /// allows plain http to 127.0.0.1: for webhooks only the test suite can choose it (no variable
 /// sets it, since webhook URLs are users' input); for the syncs, an operator's development
 /// configuration can (a local mirror; production refuses it), and the tests' fake EDGAR uses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Destinations {
     Public,
-    LoopbackForTests,
+    PlainHttpLoopback,
 }
 
 /// Installs ring as the process's rustls provider (the whole tree uses ring; reqwest needs one
@@ -42,7 +42,7 @@ pub fn public_message(problem: UrlProblem) -> &'static str {
 
 /// Checks a webhook URL as typed (format, scheme, literal addresses, internal names).
 pub fn check_url(destinations: Destinations, text: &str) -> Result<url::Url, UrlProblem> {
-    if destinations == Destinations::LoopbackForTests
+    if destinations == Destinations::PlainHttpLoopback
         && let Ok(url) = url::Url::parse(text)
         && url.scheme() == "http"
         && url.host_str() == Some("127.0.0.1")
@@ -61,7 +61,7 @@ pub async fn check_resolves_public(
     let Some(host) = url.host_str() else {
         return Err(UrlProblem::NoHost);
     };
-    if destinations == Destinations::LoopbackForTests && host == "127.0.0.1" {
+    if destinations == Destinations::PlainHttpLoopback && host == "127.0.0.1" {
         return Ok(());
     }
     let host = host.trim_start_matches('[').trim_end_matches(']');

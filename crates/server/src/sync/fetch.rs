@@ -97,7 +97,7 @@ impl SourceClient {
     ) -> Result<Self, SyncError> {
         let destinations = if crate::config::is_loopback_http(base) {
             // A local mirror (development, the test suite): configuration allowed it only on loopback.
-            Destinations::LoopbackForTests
+            Destinations::PlainHttpLoopback
         } else {
             // The resolver that checks addresses is not consulted for an address literal.
             if !matches!(base.host(), Some(url::Host::Domain(_))) {
