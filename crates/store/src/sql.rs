@@ -47,6 +47,14 @@ impl Sql {
         self
     }
 
+    /// Puts the statement so far between two fixed fragments (it becomes a subquery); the
+    /// parameters keep their numbers, so binding can go on after it.
+    pub(crate) fn wrap(&mut self, before: &'static str, after: &'static str) -> &mut Self {
+        self.text.insert_str(0, before);
+        self.text.push_str(after);
+        self
+    }
+
     /// The statement text (for tests and query plans).
     pub(crate) fn text(&self) -> &str {
         &self.text
@@ -70,5 +78,19 @@ mod tests {
         let mut sql = Sql::new("SELECT 1 FROM t WHERE a = ");
         sql.bind("x").push(" AND b = ").bind(3_i64);
         assert_eq!(sql.text(), "SELECT 1 FROM t WHERE a = $1 AND b = $2");
+    }
+
+    #[test]
+    fn a_wrapped_statement_keeps_its_parameters_and_numbers_on() {
+        let mut sql = Sql::new("SELECT id FROM t WHERE a = ");
+        sql.bind("x")
+            .wrap("SELECT * FROM (", ") p WHERE b = ")
+            .bind(3_i64);
+        assert_eq!(
+            sql.text(),
+            "SELECT * FROM (SELECT id FROM t WHERE a = $1) p WHERE b = $2"
+        );
+        let (_, args) = sql.finish().expect("no encoding error");
+        assert_eq!(args.len(), 2);
     }
 }

@@ -81,6 +81,49 @@ async fn json(response: reqwest::Response) -> Value {
     response.json().await.expect("json")
 }
 
+backend_test!(later_pages_are_slices_of_the_whole_listing, |backend| {
+    // A later page picks its rows from the trades alone and joins the names afterwards; the first
+    // page joins as it reads. Both must give the listing's own rows, in its order, under every sort
+    // (ties in date and ticker, unpriced trades, trades without a filing date) and filter.
+    let app = TestApp::spawn(backend).await;
+    ingest_real(&app).await;
+    let (_, pro) = app.user_with_tier("pro@example.com", "pro").await;
+    for filter in [
+        "",
+        "&ticker=SNOW",
+        "&code=P,S",
+        "&acquired_disposed=D&derivative=false",
+    ] {
+        for field in ["transaction_date", "filed_at", "value", "ticker"] {
+            for sort in [field.to_string(), format!("-{field}")] {
+                let query = format!("/api/v1/trades?sort={sort}{filter}");
+                let whole = json(app.get_as(&pro, &format!("{query}&per_page=200")).await).await;
+                let total = whole["total"].as_i64().expect("total");
+                assert!(total > 3, "{query}: {whole}");
+                let mut paged = Vec::new();
+                for page in 1.. {
+                    let part = json(
+                        app.get_as(&pro, &format!("{query}&per_page=3&page={page}"))
+                            .await,
+                    )
+                    .await;
+                    assert_eq!(part["total"], total, "{query} page {page}");
+                    let items = part["items"].as_array().expect("items").clone();
+                    if items.is_empty() {
+                        break;
+                    }
+                    paged.extend(items);
+                }
+                assert_eq!(
+                    Value::Array(paged),
+                    whole["items"],
+                    "{query}: pages of 3 joined differ from the whole listing"
+                );
+            }
+        }
+    }
+});
+
 backend_test!(trades_filter_sort_and_page, |backend| {
     let app = TestApp::spawn(backend).await;
     ingest_real(&app).await;
