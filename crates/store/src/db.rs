@@ -136,6 +136,19 @@ impl Database {
                     Ok(())
                 })
             });
+        } else {
+            pool_options = pool_options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // Statements are prepared once per connection. By default PostgreSQL still plans
+                    // each execution again for its parameters ("custom plans"), and for the joined
+                    // trade listings that planning cost more than running them (a quarter of the
+                    // server's time in bench-results/read-profile.md). Every statement here is a
+                    // lookup by key or an indexed range whose plan does not depend on the values.
+                    conn.execute("SET plan_cache_mode = force_generic_plan")
+                        .await?;
+                    Ok(())
+                })
+            });
         }
         let pool = pool_options
             .connect(url)
