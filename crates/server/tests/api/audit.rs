@@ -443,6 +443,59 @@ backend_test!(staff_read_the_trail_within_their_role, |backend| {
     assert_eq!(logins["total"], 1, "{logins}");
     assert_eq!(logins["items"][0]["subject"], user.as_str());
 
+    // Each filter on its own and the day bounds: a filter left unset is no condition at all.
+    let total_of = |query: String| {
+        let app = &app;
+        let boss = &boss;
+        async move {
+            let page: serde_json::Value = app
+                .get_as(boss, &format!("/api/v1/admin/audit-events?{query}"))
+                .await
+                .json()
+                .await
+                .expect("page");
+            page["total"].as_i64().expect("total")
+        }
+    };
+    let items = all["items"].as_array().expect("items");
+    let everything = all["total"].as_i64().expect("total");
+    let by_actor = items
+        .iter()
+        .find_map(|i| i["actor_id"].as_str())
+        .expect("an actor");
+    let acted = items.iter().filter(|i| i["actor_id"] == by_actor).count();
+    assert!(acted < items.len(), "the actor filter must leave some out");
+    assert_eq!(total_of(format!("actor={by_actor}")).await, acted as i64);
+    let event = items[0]["event"].as_str().expect("event");
+    let of_event = items.iter().filter(|i| i["event"] == event).count();
+    assert!(
+        of_event < items.len(),
+        "the type filter must leave some out"
+    );
+    assert_eq!(total_of(format!("type={event}")).await, of_event as i64);
+    let (yesterday, tomorrow) = (
+        crate::market_data::days_ago(1),
+        crate::market_data::days_ago(-1),
+    );
+    assert_eq!(
+        total_of(format!("since={yesterday}&until={tomorrow}")).await,
+        everything
+    );
+    assert_eq!(total_of(format!("since={yesterday}")).await, everything);
+    assert_eq!(total_of(format!("since={tomorrow}")).await, 0);
+    assert_eq!(total_of(format!("until={yesterday}")).await, 0);
+    let second: serde_json::Value = app
+        .get_as(&boss, "/api/v1/admin/audit-events?per_page=2&page=2")
+        .await
+        .json()
+        .await
+        .expect("page");
+    assert_eq!(
+        second["items"],
+        serde_json::json!(items[2..4]),
+        "newest first, paged"
+    );
+
     // Support staff: one user's events, never the whole trail.
     let response = app.get_as(&support, "/api/v1/admin/audit-events").await;
     assert_eq!(response.status(), 403);

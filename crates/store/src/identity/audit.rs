@@ -11,6 +11,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row};
 
 use crate::db::{Backend, Database, StoreError};
+use crate::sql::Sql;
+
 /// Arbitrary, fixed key of the PostgreSQL advisory lock guarding the chain.
 pub(crate) const CHAIN_LOCK: i64 = 0x7472_6164_6573_6967;
 
@@ -104,12 +106,27 @@ macro_rules! audit_columns {
     };
 }
 
-/// The filter of the admin view and export (a macro so statements stay literals).
-macro_rules! audit_filter {
-    () => {
-        " FROM audit_events WHERE ($1 IS NULL OR event = $1) AND ($2 IS NULL OR actor_id = $2) \
-         AND ($3 IS NULL OR subject = $3) AND ts >= $4 AND ts <= $5"
-    };
+/// `FROM … WHERE …` of the admin view and export, with a condition for each filter that is set
+/// and nothing for the others. (`$1 IS NULL OR event = $1` would be one statement for every
+/// combination, but its plan could not use the event or subject index: PostgreSQL connections here
+/// plan once per statement, see `Database::connect`.)
+fn push_audit_filter(sql: &mut Sql, filter: &AuditFilter) {
+    sql.push(" FROM audit_events WHERE 1 = 1");
+    if let Some(event) = &filter.event {
+        sql.push(" AND event = ").bind(event.clone());
+    }
+    if let Some(actor_id) = &filter.actor_id {
+        sql.push(" AND actor_id = ").bind(actor_id.clone());
+    }
+    if let Some(subject) = &filter.subject {
+        sql.push(" AND subject = ").bind(subject.clone());
+    }
+    if let Some(since) = filter.since {
+        sql.push(" AND ts >= ").bind(since);
+    }
+    if let Some(until) = filter.until {
+        sql.push(" AND ts <= ").bind(until);
+    }
 }
 
 fn stored(row: &AnyRow) -> Result<StoredAudit, StoreError> {
@@ -282,32 +299,22 @@ impl Database {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<StoredAudit>, i64), StoreError> {
-        let since = filter.since.unwrap_or(i64::MIN);
-        let until = filter.until.unwrap_or(i64::MAX);
-        let (total,): (i64,) =
-            sqlx::query_as::<Any, (i64,)>(concat!("SELECT COUNT(*)", audit_filter!()))
-                .bind(&filter.event)
-                .bind(&filter.actor_id)
-                .bind(&filter.subject)
-                .bind(since)
-                .bind(until)
-                .fetch_one(self.pool())
-                .await?;
-        let rows = sqlx::query::<Any>(concat!(
-            "SELECT ",
-            audit_columns!(),
-            audit_filter!(),
-            " ORDER BY seq DESC LIMIT $6 OFFSET $7"
-        ))
-        .bind(&filter.event)
-        .bind(&filter.actor_id)
-        .bind(&filter.subject)
-        .bind(since)
-        .bind(until)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(self.pool())
-        .await?;
+        let mut count = Sql::new("SELECT COUNT(*)");
+        push_audit_filter(&mut count, filter);
+        let (text, args) = count.finish()?;
+        let total = sqlx::query_scalar_with::<Any, i64, _>(text, args)
+            .fetch_one(self.pool())
+            .await?;
+        let mut page = Sql::new(concat!("SELECT ", audit_columns!()));
+        push_audit_filter(&mut page, filter);
+        page.push(" ORDER BY seq DESC LIMIT ")
+            .push_count(limit)
+            .push(" OFFSET ")
+            .bind(offset);
+        let (text, args) = page.finish()?;
+        let rows = sqlx::query_with::<Any, _>(text, args)
+            .fetch_all(self.pool())
+            .await?;
         Ok((rows.iter().map(stored).collect::<Result<_, _>>()?, total))
     }
 
@@ -316,12 +323,21 @@ impl Database {
         &self,
         subject: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as::<Any, (String,)>(
-            "SELECT event FROM audit_events WHERE ($1 IS NULL OR subject = $1) ORDER BY seq",
-        )
-        .bind(subject)
-        .fetch_all(self.pool())
-        .await?;
+        let rows: Vec<(String,)> = match subject {
+            Some(subject) => {
+                sqlx::query_as::<Any, (String,)>(
+                    "SELECT event FROM audit_events WHERE subject = $1 ORDER BY seq",
+                )
+                .bind(subject)
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query_as::<Any, (String,)>("SELECT event FROM audit_events ORDER BY seq")
+                    .fetch_all(self.pool())
+                    .await?
+            }
+        };
         Ok(rows.into_iter().map(|(e,)| e).collect())
     }
 }
