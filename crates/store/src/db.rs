@@ -143,7 +143,10 @@ impl Database {
                     // each execution again for its parameters ("custom plans"), and for the joined
                     // trade listings that planning cost more than running them (a quarter of the
                     // server's time in bench-results/read-profile.md). Every statement here is a
-                    // lookup by key or an indexed range whose plan does not depend on the values.
+                    // lookup by key or an indexed range whose plan does not depend on the values;
+                    // an optional filter on a large table is left out of the statement when unset
+                    // (the trade listings, the audit view), never written as `$n IS NULL OR …`,
+                    // whose one plan could not use the column's index.
                     conn.execute("SET plan_cache_mode = force_generic_plan")
                         .await?;
                     Ok(())

@@ -117,7 +117,7 @@ impl Database {
         ));
         push_filter(&mut sql, filter);
         sql.push(" ORDER BY transaction_date DESC, id DESC LIMIT ")
-            .bind(i64::from(page.per_page()))
+            .push_count(i64::from(page.per_page()))
             .push(" OFFSET ")
             .bind(page.offset());
         let (text, args) = sql.finish()?;

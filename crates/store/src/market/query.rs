@@ -266,7 +266,7 @@ impl Database {
         push_trade_filter(&mut sql, filter);
         push_order(&mut sql, sort);
         sql.push(" LIMIT ")
-            .bind(i64::from(page.per_page()))
+            .push_count(i64::from(page.per_page()))
             .push(" OFFSET ")
             .bind(page.offset());
         if page.offset() > 0 {
