@@ -181,7 +181,11 @@ async fn plan(db: &Database, ticker: &str) -> Vec<String> {
         ticker: Some(ticker.to_string()),
         ..Default::default()
     };
-    let sql = Database::trade_listing_sql(&filter, market::query::TradeSort::default());
+    let sql = Database::trade_listing_sql(
+        &filter,
+        market::query::TradeSort::default(),
+        market::query::PageRequest::default(),
+    );
     let (prefix, needs_bind) = match db.backend() {
         Backend::Sqlite => ("EXPLAIN QUERY PLAN ", true),
         Backend::Postgres => ("EXPLAIN ", true),
@@ -189,7 +193,8 @@ async fn plan(db: &Database, ticker: &str) -> Vec<String> {
     let statement = format!("{prefix}{sql}");
     let mut query = sqlx::query::<Any>(sqlx::AssertSqlSafe(statement));
     if needs_bind {
-        query = query.bind(ticker.to_string());
+        // The ticker, then the offset of the first page.
+        query = query.bind(ticker.to_string()).bind(0_i64);
     }
     let rows = query.fetch_all(db.pool()).await.unwrap_or_default();
     use sqlx::Row;

@@ -93,6 +93,8 @@ backend_test!(later_pages_are_slices_of_the_whole_listing, |backend| {
         "&ticker=SNOW",
         "&code=P,S",
         "&acquired_disposed=D&derivative=false",
+        "&since=2025-01-01&until=2025-12-31",
+        "&min_value=1",
     ] {
         for field in ["transaction_date", "filed_at", "value", "ticker"] {
             for sort in [field.to_string(), format!("-{field}")] {
