@@ -737,14 +737,7 @@ async fn an_authenticated_request_costs_one_redis_round_trip() {
     };
     let redis = test_redis_url().expect("redis url");
     let proxy = CountingProxy::start(socket_of(&redis)).await;
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            redis_proxy: Some(proxy.addr),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_behind_redis_proxy(backend, proxy.addr).await;
     app.create_user("trips@example.com", "user").await;
     let session = app.login("trips@example.com").await;
     // Warm up: the first script call may need a SCRIPT LOAD, and the first request of a session from

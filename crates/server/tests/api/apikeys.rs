@@ -751,14 +751,7 @@ async fn a_key_request_costs_one_redis_round_trip() {
     };
     let redis = test_redis_url().expect("redis url");
     let proxy = CountingProxy::start(socket_of(&redis)).await;
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            redis_proxy: Some(proxy.addr),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_behind_redis_proxy(backend, proxy.addr).await;
     let (_, session) = app.user_with_tier("rtt@example.com", "pro").await;
     let (_, key) = new_key(&app, &session, &["market:read"]).await;
     assert_eq!(

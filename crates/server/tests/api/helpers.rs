@@ -246,6 +246,19 @@ impl TestApp {
         Self::spawn_with(backend, Options::default()).await
     }
 
+    /// An app whose key-value store is reached through `proxy` (a counting or fault proxy in front
+    /// of the test Redis).
+    pub async fn spawn_behind_redis_proxy(backend: Backend, proxy: SocketAddr) -> Self {
+        Self::spawn_with(
+            backend,
+            Options {
+                redis_proxy: Some(proxy),
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
     pub async fn spawn_with(backend: Backend, options: Options) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

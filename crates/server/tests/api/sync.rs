@@ -975,14 +975,7 @@ async fn without_the_shared_limiter_the_sync_stops_rather_than_guess() {
         return;
     };
     let proxy = FaultProxy::start(socket_of(&test_redis_url().expect("redis url"))).await;
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            redis_proxy: Some(proxy.addr),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_behind_redis_proxy(backend, proxy.addr).await;
     let source = FakeSource::start().await;
     script_edgar(&source);
     proxy.cut();

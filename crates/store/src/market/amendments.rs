@@ -134,14 +134,14 @@ pub(super) async fn resolve_amendments(
     identity: &FilingIdentity,
     served: &mut HashMap<String, bool>,
     not_yet_stored: &HashSet<String>,
-    pool: &mut Candidates,
+    stored: &mut Candidates,
 ) -> Result<(usize, Option<String>), StoreError> {
     let original = date_text(identity.date_of_original_submission);
     let filed = date_text(identity.filed_at);
     if original.is_none() && filed.is_none() {
         return Ok((0, None));
     }
-    let candidates = pool.matching(
+    let candidates = stored.matching(
         filing_id,
         &identity.issuer_cik,
         original.as_deref(),
@@ -167,7 +167,7 @@ pub(super) async fn resolve_amendments(
     if originals <= 1 {
         for target in &targets {
             mark_superseded(tx, &target.id, filing_id, served).await?;
-            pool.set_superseded_by(&identity.issuer_cik, &target.id, Some(filing_id));
+            stored.set_superseded_by(&identity.issuer_cik, &target.id, Some(filing_id));
             superseded += 1;
         }
     } else {
@@ -194,7 +194,7 @@ pub(super) async fn resolve_amendments(
             for original in other_originals {
                 if original.superseded_by.as_deref() == Some(winner.id.as_str()) {
                     restore(tx, &original.id, served).await?;
-                    pool.set_superseded_by(&identity.issuer_cik, &original.id, None);
+                    stored.set_superseded_by(&identity.issuer_cik, &original.id, None);
                 }
             }
             tracing::warn!(
@@ -212,7 +212,7 @@ pub(super) async fn resolve_amendments(
             .bind(filing_id)
             .execute(&mut *tx)
             .await?;
-        pool.set_superseded_by(&identity.issuer_cik, filing_id, Some(winner));
+        stored.set_superseded_by(&identity.issuer_cik, filing_id, Some(winner));
     }
     Ok((superseded, superseded_by))
 }

@@ -17,7 +17,9 @@ pub(super) async fn fetch_and_store(
     report: &mut EdgarReport,
 ) -> Result<Option<FetchError>, Halt> {
     let limit = market::form4::Limits::DEFAULT.max_input_bytes;
-    // In index order, at most FETCH_AT_ONCE in flight.
+    // In index order, at most FETCH_AT_ONCE in flight. (`stream::iter(…).buffered(…)` would say
+    // the same, but rustc cannot then prove the scheduled sync's future `Send`: the closure's
+    // borrowed entries meet its higher-ranked lifetime limits.)
     let mut fetched = Vec::with_capacity(group.len());
     let mut in_flight = futures::stream::FuturesOrdered::new();
     for entry in group.iter().copied() {

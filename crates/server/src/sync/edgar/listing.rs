@@ -1,6 +1,9 @@
 //! Telling a weekday without an EDGAR index (EDGAR was closed) from one whose index is not
 //! published yet, by the quarter's folder listing (`index.json`) rather than by the calendar.
 
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+
 use market::edgar_index;
 use time::Date;
 
@@ -19,9 +22,7 @@ pub(super) enum Listed {
 /// The quarters' folder listings read in this run, to tell a day without an index from one whose
 /// index is not published yet — by what EDGAR lists, not by guessing from the calendar.
 #[derive(Default)]
-pub(super) struct Listings(
-    std::collections::HashMap<(i32, u8), std::collections::BTreeSet<String>>,
-);
+pub(super) struct Listings(HashMap<(i32, u8), BTreeSet<String>>);
 
 impl Listings {
     pub(super) async fn has_index(
@@ -42,35 +43,32 @@ impl Listings {
                 time::Month::try_from(3 * (next_quarter - 1) + 1).unwrap_or(time::Month::January);
             Date::from_calendar_date(year, first_month, 1).is_ok_and(|start| today >= start)
         };
-        let key = (day.year(), quarter);
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.0.entry(key) {
-            let url = sync
-                .base
-                .join(&edgar_index::quarter_listing_path(day.year(), month))
-                .map_err(|e| Halt::Failed(format!("cannot build the listing URL: {e}")))?;
-            let days = match sync
-                .client
-                .get(&url, None, edgar_index::MAX_LISTING_BYTES, sync.stop)
-                .await
-            {
-                Ok(Fetched::Body { bytes, .. }) => edgar_index::listed_form_index_days(&bytes)
-                    .map_err(|e| Halt::Failed(format!("{url}: {e}")))?,
-                // A quarter without any index yet (its first days).
-                Ok(Fetched::NotFound) if !quarter_over => Default::default(),
-                Ok(_) => return Err(Halt::Failed(format!("{url} is missing"))),
-                Err(error) => return Err(halt(sync.stop, error)),
-            };
-            slot.insert(days);
-        }
-        let days = self
-            .0
-            .get(&key)
-            .map(|d| d.iter().map(String::as_str).collect::<Vec<_>>())
-            .unwrap_or_default();
+        let days = match self.0.entry((day.year(), quarter)) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => {
+                let url = sync
+                    .base
+                    .join(&edgar_index::quarter_listing_path(day.year(), month))
+                    .map_err(|e| Halt::Failed(format!("cannot build the listing URL: {e}")))?;
+                let days = match sync
+                    .client
+                    .get(&url, None, edgar_index::MAX_LISTING_BYTES, sync.stop)
+                    .await
+                {
+                    Ok(Fetched::Body { bytes, .. }) => edgar_index::listed_form_index_days(&bytes)
+                        .map_err(|e| Halt::Failed(format!("{url}: {e}")))?,
+                    // A quarter without any index yet (its first days).
+                    Ok(Fetched::NotFound) if !quarter_over => Default::default(),
+                    Ok(_) => return Err(Halt::Failed(format!("{url} is missing"))),
+                    Err(error) => return Err(halt(sync.stop, error)),
+                };
+                slot.insert(days)
+            }
+        };
         let wanted = format!("{:04}{:02}{:02}", day.year(), month, day.day());
-        Ok(if days.contains(&wanted.as_str()) {
+        Ok(if days.contains(&wanted) {
             Listed::Yes
-        } else if quarter_over || days.iter().any(|listed| *listed > wanted.as_str()) {
+        } else if quarter_over || days.last().is_some_and(|latest| *latest > wanted) {
             Listed::NoneThatDay
         } else {
             Listed::NotYet
